@@ -1,0 +1,1 @@
+"""Data: sources (digits, torchvision sets, image folders), splits and transforms."""

@@ -1,0 +1,90 @@
+"""Dataset sources, all returned in one shape: uint8 N x C x H x W images and int labels.
+
+Keeping every source in the same in-memory form lets one engine and one batching path
+serve every study; sources with an official test split return it separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class LabelledImages:
+    images: np.ndarray  # uint8, N x C x H x W
+    labels: np.ndarray  # int64, N
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                f"images must be uint8 N x C x H x W, got {self.images.dtype} {self.images.shape}"
+            )
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.images.shape[1:])  # type: ignore[return-value]
+
+
+@dataclass
+class DatasetBundle:
+    """A named dataset: the training pool and, when the source has one, its official test set."""
+
+    name: str
+    train: LabelledImages
+    test: LabelledImages | None = None
+
+
+def load_digits_images() -> DatasetBundle:
+    """scikit-learn's bundled 8x8 digits (1,797 images, no download), scaled 0..16 -> 0..255."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
+    labels = digits.target.astype(np.int64)
+    return DatasetBundle("digits", LabelledImages(images, labels, [str(d) for d in range(10)]))
+
+
+def _missing_data_error(name: str, root: Path, key: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{name} was not found under {root} (parameter {key}.root) and download is off. "
+        f"Set {key}.download: true to fetch it (needs internet), or put the official files "
+        f"there."
+    )
+
+
+def load_torchvision_images(
+    name: str, root: str | Path, *, download: bool, key: str = "data"
+) -> DatasetBundle:
+    """MNIST, CIFAR-10 or CIFAR-100 through torchvision, in their official file formats."""
+    from torchvision import datasets
+
+    classes = {"mnist": datasets.MNIST, "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}
+    if name not in classes:
+        raise ValueError(f"unknown torchvision dataset {name!r}; allowed: {', '.join(classes)}")
+    root = Path(root)
+    splits = {}
+    for train in (True, False):
+        try:
+            ds = classes[name](root=str(root), train=train, download=download)
+        except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
+            raise _missing_data_error(name, root, key) from err
+        data = np.asarray(ds.data)
+        images = data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2)
+        labels = np.asarray(ds.targets, dtype=np.int64)
+        splits[train] = LabelledImages(
+            np.ascontiguousarray(images, np.uint8), labels, list(ds.classes)
+        )
+    return DatasetBundle(name, splits[True], splits[False])

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, figures and (later) class activation maps."""

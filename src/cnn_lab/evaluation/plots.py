@@ -1,0 +1,123 @@
+"""Figures people look at instead of reading tables.
+
+Functions take tidy pandas tables and return matplotlib Figures; saving and logging is
+the caller's business (the Kedro catalog and MLflow).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are files, never windows
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+GRAD_PREFIX = "grad_norm_"
+
+
+def _panels(n: int, rows: int = 1, width: float = 4.2, height: float = 3.4):
+    fig, axes = plt.subplots(
+        rows, n, figsize=(width * n, height * rows), squeeze=False, constrained_layout=True
+    )
+    return fig, axes
+
+
+def curves_by_depth(
+    history: pd.DataFrame, metric: str, ylabel: str, *, log: bool = False
+) -> Figure:
+    """``metric`` against epoch: one panel per family, one line per depth."""
+    families = list(dict.fromkeys(history["family"]))
+    fig, axes = _panels(len(families))
+    for ax, family in zip(axes[0], families, strict=True):
+        rows = history[history["family"] == family]
+        for depth, line in rows.groupby("depth", sort=True):
+            ax.plot(line["epoch"], line[metric], marker="o", markersize=2, label=f"depth {depth}")
+        ax.set_title(family)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return fig
+
+
+def gradient_norms_by_layer(history: pd.DataFrame) -> Figure:
+    """Per-layer gradient norm (log scale) after the first and the last epoch:
+    rows are those two moments, panels are families, lines are depths."""
+    families = list(dict.fromkeys(history["family"]))
+    columns = sorted(c for c in history.columns if c.startswith(GRAD_PREFIX))
+    fig, axes = _panels(len(families), rows=2)
+    for col, family in enumerate(families):
+        rows = history[history["family"] == family]
+        for depth, runs in rows.groupby("depth", sort=True):
+            for row_index, (moment, pick) in enumerate(
+                (("end of epoch 1", runs["epoch"].min()), ("end of training", runs["epoch"].max()))
+            ):
+                ax = axes[row_index][col]
+                record = runs[runs["epoch"] == pick][columns].iloc[0].dropna()
+                norms = record.to_numpy(dtype=float)
+                ax.plot(
+                    np.arange(1, len(norms) + 1),
+                    np.maximum(norms, 1e-30),
+                    marker=".",
+                    label=f"depth {depth}",
+                )
+                ax.set_title(f"{family}, {moment}")
+        for ax in axes[:, col]:
+            ax.set_yscale("log")
+            ax.set_xlabel("layer (input → output)")
+            ax.set_ylabel("weight-gradient norm")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    return fig
+
+
+def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
+    fig, axes = _panels(1, width=5.5, height=4)
+    ax = axes[0][0]
+    for family, rows in summary.groupby("family", sort=False):
+        rows = rows.sort_values("depth")
+        ax.plot(rows["depth"], rows["test_accuracy"], marker="o", label=family)
+    ax.set_xscale("log", base=2)
+    depths = sorted(summary["depth"].unique())
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("depth (layers)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def training_time(summary: pd.DataFrame) -> Figure:
+    fig, axes = _panels(1, width=max(5.0, 0.45 * len(summary)), height=4)
+    ax = axes[0][0]
+    labels = [f"{f}\nd{d}" for f, d in zip(summary["family"], summary["depth"], strict=True)]
+    ax.bar(range(len(summary)), summary["train_seconds"], color="tab:blue")
+    ax.set_xticks(range(len(summary)), labels, fontsize="x-small")
+    ax.set_ylabel("training time (s)")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def variant_curves(history: pd.DataFrame, title: str) -> Figure:
+    """One variant's losses and validation accuracy by epoch."""
+    fig, axes = _panels(2, width=4.5)
+    loss_ax, acc_ax = axes[0]
+    loss_ax.plot(history["epoch"], history["train_loss"], label="train")
+    if "val_loss" in history:
+        loss_ax.plot(history["epoch"], history["val_loss"], label="validation")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    if "val_accuracy" in history:
+        acc_ax.plot(history["epoch"], history["val_accuracy"], color="tab:green")
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("validation accuracy")
+    acc_ax.set_ylim(0, 1.02)
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,1 @@
+"""One folder per study; each exposes ``create_pipeline``."""

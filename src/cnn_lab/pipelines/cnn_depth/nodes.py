@@ -1,0 +1,193 @@
+"""Thin nodes of the depth study: they call library code and hand results to the catalog."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from cnn_lab.data.sources import DatasetBundle, load_digits_images, load_torchvision_images
+from cnn_lab.data.splits import stratified_split
+from cnn_lab.evaluation import plots
+from cnn_lab.models import build_model, count_parameters
+from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
+from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.training.callbacks import MlflowMetrics
+from cnn_lab.training.recipe import Recipe, SplitData, train_model
+
+STUDY = "cnn_depth"
+logger = logging.getLogger(__name__)
+
+
+def variant_name(family: str, depth: int) -> str:
+    return f"{family}_d{depth}"
+
+
+def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fail before any data is read if a parameter is wrong; pass on the full config."""
+    return validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
+
+
+def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
+    data = config["data"]
+    if data["source"] == "digits":
+        return load_digits_images()
+    return load_torchvision_images(
+        data["source"], data["root"], download=data["download"], key=f"{STUDY}.data"
+    )
+
+
+def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
+    data = config["data"]
+    return stratified_split(
+        bundle.train.labels,
+        val_ratio=data["val_ratio"],
+        seed=config["seed"],
+        test_ratio=None if bundle.test is not None else data["test_ratio"],
+    )
+
+
+def _recipe(config: dict[str, Any]) -> Recipe:
+    return Recipe(
+        **config["training"],
+        seed=config["seed"],
+        device=config["device"],
+        probe_batch_size=config["probe_batch_size"],
+    )
+
+
+def train_variant(
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    config: dict[str, Any],
+    *,
+    group: str,
+    family: str,
+    depth: int,
+) -> tuple[dict[str, Any], nn.Module]:
+    """Train one (family, depth) variant in its own nested MLflow run."""
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    name = variant_name(family, depth)
+    data = SplitData.from_bundle(bundle, split)
+    options = config["groups"][group]["model"]
+    recipe = _recipe(config)
+
+    def build() -> nn.Module:
+        return build_model(
+            family,
+            in_shape=bundle.train.image_shape,
+            num_classes=bundle.train.num_classes,
+            depth=depth,
+            **options,
+        )
+
+    parameters = count_parameters(build())
+    run_params = {
+        "study": STUDY,
+        "group": group,
+        "family": family,
+        "depth": depth,
+        "dataset": bundle.name,
+        "parameters": parameters,
+        **options,
+        **config["training"],
+        "seed": config["seed"],
+    }
+    tags = {"study": STUDY, "variant": name, "family": family}
+    with child_run(name, run_params, tags) as run_id:
+        trained = train_model(
+            build, data, recipe, label=f"{STUDY}.{group}.{name}", extra_callbacks=[MlflowMetrics()]
+        )
+        history = trained.history
+        table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
+        val_acc = history.column("val_accuracy") or [math.nan]
+        result = {
+            "variant": name,
+            "group": group,
+            "family": family,
+            "depth": depth,
+            "width": options.get("width"),
+            "parameters": parameters,
+            "status": "diverged" if history.diverged else "ok",
+            "diverged_epoch": history.diverged_epoch,
+            "epochs_run": len(history.epochs),
+            "best_val_accuracy": max(val_acc),
+            "final_val_accuracy": val_acc[-1],
+            "test_accuracy": trained.test["accuracy"],
+            "test_loss": trained.test["loss"],
+            "train_seconds": history.train_seconds,
+            "seconds_per_epoch": history.train_seconds / max(len(history.epochs), 1),
+            "mlflow_run_id": run_id,
+            "history": table.to_dict(orient="records"),
+        }
+        if run_id is not None:
+            import mlflow
+
+            mlflow.log_metrics(
+                {
+                    "test_accuracy": result["test_accuracy"],
+                    "test_loss": result["test_loss"],
+                    "train_seconds": result["train_seconds"],
+                    "best_val_accuracy": result["best_val_accuracy"],
+                }
+            )
+            mlflow.set_tag("status", result["status"])
+            log_figures({f"{name}_curves": plots.variant_curves(table, f"{STUDY}: {name}")})
+    logger.info(
+        "[%s.%s.%s] test accuracy %.4f (%s, %.1f s)",
+        STUDY,
+        group,
+        name,
+        result["test_accuracy"],
+        result["status"],
+        result["train_seconds"],
+    )
+    return result, trained.model.cpu()
+
+
+def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One summary row per variant and one long per-epoch history table."""
+    summary = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results])
+    histories = [
+        pd.DataFrame(r["history"]).assign(
+            variant=r["variant"], family=r["family"], depth=r["depth"]
+        )
+        for r in results
+    ]
+    history = pd.concat(histories, ignore_index=True)
+    leading = [
+        "variant",
+        "family",
+        "depth",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "epoch_time",
+    ]
+    history = history[
+        [c for c in leading if c in history] + sorted(c for c in history if c not in leading)
+    ]
+    log_table(summary, "tables/summary.csv")
+    log_table(history, "tables/history.csv")
+    return summary, history
+
+
+def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Figure, ...]:
+    figures = {
+        "loss_curves": plots.curves_by_depth(history, "train_loss", "training loss", log=True),
+        "accuracy_curves": plots.curves_by_depth(history, "val_accuracy", "validation accuracy"),
+        "gradient_norms": plots.gradient_norms_by_layer(history),
+        "accuracy_vs_depth": plots.accuracy_vs_depth(summary),
+        "training_time": plots.training_time(summary),
+    }
+    log_figures(figures)
+    return tuple(figures.values())

@@ -1,0 +1,105 @@
+"""Device-resident batching for datasets that fit in memory.
+
+The whole split lives on the training device as one uint8 tensor; each epoch draws one
+permutation and slices batches from it, so there is no per-sample Python work and no
+host-to-device copy per step (a DataLoader over the same tensors costs ~0.3 ms a batch).
+Conversion to float, normalisation and augmentation happen batch-wise on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+BatchTransform = Callable[[Tensor, torch.Generator | None], Tensor]
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and standard deviation, in units of [0, 1] pixel values."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_uint8(cls, images: np.ndarray) -> Normalisation:
+        """Statistics of N x C x H x W uint8 images, computed per channel in float64."""
+        scaled = images.astype(np.float64) / 255.0
+        mean = scaled.mean(axis=(0, 2, 3))
+        std = scaled.std(axis=(0, 2, 3))
+        std = np.where(std > 0, std, 1.0)
+        return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    def apply(self, batch_uint8: Tensor) -> Tensor:
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=batch_uint8.device).view(shape)
+        std = torch.tensor(self.std, device=batch_uint8.device).view(shape)
+        return (batch_uint8.float().div_(255.0) - mean) / std
+
+
+class DeviceBatches:
+    """Shuffled mini-batches sliced from tensors resident on ``device``."""
+
+    def __init__(
+        self,
+        images: np.ndarray | Tensor,
+        labels: np.ndarray | Tensor,
+        *,
+        batch_size: int,
+        device: torch.device,
+        normalisation: Normalisation,
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: BatchTransform | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.images = torch.as_tensor(images).to(device)
+        self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        self.batch_size = batch_size
+        self.device = device
+        self.normalisation = normalisation
+        self.shuffle = shuffle
+        self.augment = augment
+        self.drop_last = drop_last
+        # A CPU generator keeps the order identical on every device for the same seed.
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.labels), self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def prepare(self, batch_uint8: Tensor) -> Tensor:
+        """uint8 images to normalised float inputs, augmented when training."""
+        batch = self.normalisation.apply(batch_uint8)
+        if self.augment is not None:
+            batch = self.augment(batch, self.generator)
+        return batch
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.num_samples
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = None
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if self.drop_last and stop - start < self.batch_size:
+                break
+            if order is None:
+                images, labels = self.images[start:stop], self.labels[start:stop]
+            else:
+                index = order[start:stop]
+                images, labels = self.images[index], self.labels[index]
+            yield self.prepare(images), labels

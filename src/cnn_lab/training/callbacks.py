@@ -1,0 +1,159 @@
+"""Per-epoch hooks of the engine: probes, progress, tracking, early stopping.
+
+Callbacks see the :class:`EpochState` after validation and may add metrics to it or ask
+training to stop; the engine itself stays a plain loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochState:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    epoch: int  # 1-based: the epoch just finished
+    epochs: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    stop: bool = False
+
+
+class Callback:
+    """No-op base: override what you need."""
+
+    def on_train_start(self, model: nn.Module, epochs: int) -> None:
+        pass
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        pass
+
+    def on_train_end(self, state: EpochState | None) -> None:
+        pass
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Linear and convolutional layers in forward order (registration order)."""
+    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
+
+
+class GradientNormProbe(Callback):
+    """Weight-gradient norm of every layer on one fixed batch, at the end of each epoch.
+
+    Measured in training mode (BatchNorm uses batch statistics, as during training) with
+    BatchNorm running statistics saved and restored, so probing does not change the run.
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor, loss_fn: nn.Module | None = None):
+        self.inputs = inputs
+        self.targets = targets
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss()
+        self.by_epoch: dict[int, list[float]] = {}
+
+    def measure(self, model: nn.Module) -> list[float]:
+        layers = weight_layers(model)
+        buffers = {k: v.clone() for k, v in model.named_buffers()}
+        was_training = model.training
+        model.train()
+        saved_grads = [p.grad for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = None
+        loss = self.loss_fn(model(self.inputs), self.targets)
+        weights = [m.weight for _, m in layers]
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        norms = torch.stack(
+            [g.norm() if g is not None else torch.zeros((), device=loss.device) for g in grads]
+        )
+        for p, g in zip(model.parameters(), saved_grads, strict=True):
+            p.grad = g
+        with torch.no_grad():
+            for name, value in model.named_buffers():
+                value.copy_(buffers[name])
+        model.train(was_training)
+        return norms.tolist()
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        norms = self.measure(state.model)
+        self.by_epoch[state.epoch] = norms
+        for index, value in enumerate(norms):
+            state.metrics[f"grad_norm_{index:02d}"] = value
+
+
+class ProgressLog(Callback):
+    """One log line per epoch: variant, epoch, losses, accuracy and time."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        m = state.metrics
+        parts = [f"[{self.label}] epoch {state.epoch}/{state.epochs}"]
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            if key in m:
+                parts.append(f"{key} {m[key]:.4f}")
+        if "epoch_time" in m:
+            parts.append(f"({m['epoch_time']:.1f} s)")
+        logger.info(" ".join(parts))
+
+
+class MlflowMetrics(Callback):
+    """Logs every epoch's metrics to the active MLflow run with ``step`` = epoch."""
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics(dict(state.metrics), step=state.epoch)
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs,
+    and puts the best weights back at the end."""
+
+    def __init__(
+        self,
+        monitor: str = "val_accuracy",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "max",
+        restore_best: bool = True,
+    ) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode, self.restore_best = mode, restore_best
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.stopped_epoch: int | None = None
+        self._best_state: dict[str, Any] | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "max":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        value = state.metrics[self.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch = value, state.epoch
+            if self.restore_best:
+                self._best_state = {
+                    k: v.detach().clone() for k, v in state.model.state_dict().items()
+                }
+        elif state.epoch - self.best_epoch >= self.patience:
+            self.stopped_epoch = state.epoch
+            state.stop = True
+
+    def on_train_end(self, state: EpochState | None) -> None:
+        if state is not None and self.restore_best and self._best_state is not None:
+            state.model.load_state_dict(self._best_state)

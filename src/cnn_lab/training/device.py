@@ -1,0 +1,34 @@
+"""Where training runs: CUDA, then Apple's MPS, then the CPU, unless a parameter says."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name not in DEVICE_CHOICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {name!r}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is visible to torch")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was requested but MPS is not available on this machine")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run draws from, so CPU runs repeat exactly."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

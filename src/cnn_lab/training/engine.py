@@ -1,0 +1,130 @@
+"""The one training engine every study uses: :func:`fit` and :func:`evaluate`.
+
+Losses and accuracies accumulate on the device and are read once per epoch, so the hot
+loop has no per-step host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from cnn_lab.training.callbacks import Callback, EpochState
+
+
+@dataclass
+class History:
+    """Per-epoch metrics plus how training ended."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    diverged_epoch: int | None = None
+    stopped_epoch: int | None = None
+    train_seconds: float = 0.0
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_epoch is not None
+
+    def column(self, key: str) -> list[float]:
+        return [row[key] for row in self.epochs if key in row]
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], loss_fn: nn.Module | None = None
+) -> dict[str, float]:
+    """Mean loss and accuracy over ``batches``, in eval mode."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    was_training = model.training
+    model.eval()
+    total_loss = total_correct = None
+    count = 0
+    for inputs, targets in batches:
+        logits = model(inputs)
+        loss = loss_fn(logits, targets).detach() * len(targets)
+        correct = (logits.argmax(dim=1) == targets).sum()
+        total_loss = loss if total_loss is None else total_loss + loss
+        total_correct = correct if total_correct is None else total_correct + correct
+        count += len(targets)
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    return {"loss": float(total_loss) / count, "accuracy": float(total_correct) / count}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """Logits and targets for every sample of ``batches``, on the CPU."""
+    was_training = model.training
+    model.eval()
+    logits, targets = [], []
+    for inputs, labels in batches:
+        logits.append(model(inputs).float().cpu())
+        targets.append(labels.cpu())
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def fit(
+    model: nn.Module,
+    train: Iterable[tuple[Tensor, Tensor]],
+    *,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    val: Iterable[tuple[Tensor, Tensor]] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    loss_fn: nn.Module | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> History:
+    """Train ``model`` for up to ``epochs`` epochs; stop early on a non-finite loss
+    (recorded as divergence) or when a callback asks."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    history = History()
+    for cb in callbacks:
+        cb.on_train_start(model, epochs)
+    state: EpochState | None = None
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        running = torch.zeros((), device=_device_of(model))
+        seen = 0
+        for inputs, targets in train:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach() * len(targets)
+            seen += len(targets)
+        if scheduler is not None:
+            scheduler.step()
+        metrics: dict[str, float] = {"train_loss": float(running) / max(seen, 1), "lr": lr}
+        if val is not None:
+            scores = evaluate(model, val, loss_fn)
+            metrics["val_loss"], metrics["val_accuracy"] = scores["loss"], scores["accuracy"]
+        metrics["epoch_time"] = time.perf_counter() - epoch_start
+        state = EpochState(model, optimizer, epoch, epochs, metrics)
+        if not math.isfinite(metrics["train_loss"]):
+            history.diverged_epoch = epoch
+            history.epochs.append(metrics)
+            break
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        history.epochs.append(state.metrics)
+        if state.stop:
+            history.stopped_epoch = epoch
+            break
+    history.train_seconds = time.perf_counter() - started
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return history

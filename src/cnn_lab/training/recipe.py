@@ -1,0 +1,139 @@
+"""Train one model on an in-memory split: the steps every study variant shares.
+
+Studies describe *what* to train (a model factory, a split, a recipe); this module turns
+that into device-resident batches, an optimizer, a schedule and callbacks for :func:`fit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from cnn_lab.data.sources import DatasetBundle, LabelledImages
+from cnn_lab.training.batching import BatchTransform, DeviceBatches, Normalisation
+from cnn_lab.training.callbacks import Callback, GradientNormProbe, ProgressLog
+from cnn_lab.training.device import resolve_device, seed_everything
+from cnn_lab.training.engine import History, evaluate, fit
+from cnn_lab.training.optim import build_optimizer, build_scheduler
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: the knobs a study's ``training`` parameter block sets."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "step"
+    step_size: int = 10
+    gamma: float = 0.5
+    eval_batch_size: int = 512
+    seed: int = 0
+    device: str = "auto"
+    probe_batch_size: int = 256
+
+
+@dataclass
+class SplitData:
+    """The three splits of one dataset as arrays, with training-split normalisation."""
+
+    train: LabelledImages
+    val: LabelledImages
+    test: LabelledImages
+    normalisation: Normalisation
+
+    @classmethod
+    def from_bundle(cls, bundle: DatasetBundle, split: dict[str, Any]) -> SplitData:
+        pool = bundle.train
+
+        def take(indices: list[int]) -> LabelledImages:
+            index = np.asarray(indices, dtype=np.int64)
+            return LabelledImages(pool.images[index], pool.labels[index], pool.class_names)
+
+        if split["num_samples"] != len(pool):
+            raise ValueError(
+                f"the saved split was made for {split['num_samples']} samples but the dataset "
+                f"'{bundle.name}' has {len(pool)}: rerun the split_dataset node"
+            )
+        if split["test"] == "official":
+            if bundle.test is None:
+                raise ValueError(f"split expects an official test set but '{bundle.name}' has none")
+            test = bundle.test
+        else:
+            test = take(split["test"])
+        train = take(split["train"])
+        return cls(train, take(split["val"]), test, Normalisation.from_uint8(train.images))
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module
+    history: History
+    test: dict[str, float]
+    gradient_norms: dict[int, list[float]] = field(default_factory=dict)
+
+
+def train_model(
+    build: Callable[[], nn.Module],
+    data: SplitData,
+    recipe: Recipe,
+    *,
+    label: str,
+    augment: BatchTransform | None = None,
+    extra_callbacks: Sequence[Callback] = (),
+) -> TrainedModel:
+    """Seed, build, train with validation each epoch, then score once on the test split."""
+    device = resolve_device(recipe.device)
+    seed_everything(recipe.seed)
+    model = build().to(device)
+
+    def batches(part: LabelledImages, size: int, shuffle: bool = False) -> DeviceBatches:
+        return DeviceBatches(
+            part.images,
+            part.labels,
+            batch_size=size,
+            device=device,
+            normalisation=data.normalisation,
+            shuffle=shuffle,
+            seed=recipe.seed,
+            augment=augment if shuffle else None,
+        )
+
+    train = batches(data.train, recipe.batch_size, shuffle=True)
+    val = batches(data.val, recipe.eval_batch_size)
+    test = batches(data.test, recipe.eval_batch_size)
+    probe_inputs, probe_targets = next(iter(batches(data.train, recipe.probe_batch_size)))
+    probe = GradientNormProbe(probe_inputs, probe_targets)
+
+    optimizer = build_optimizer(
+        recipe.optimizer,
+        model.parameters(),
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        momentum=recipe.momentum,
+    )
+    scheduler = build_scheduler(
+        recipe.scheduler,
+        optimizer,
+        epochs=recipe.epochs,
+        step_size=recipe.step_size,
+        gamma=recipe.gamma,
+    )
+    history = fit(
+        model,
+        train,
+        optimizer=optimizer,
+        epochs=recipe.epochs,
+        val=val,
+        scheduler=scheduler,
+        callbacks=[probe, ProgressLog(label), *extra_callbacks],
+    )
+    scores = evaluate(model, test)
+    return TrainedModel(model, history, scores, probe.by_epoch)
