@@ -1,0 +1,182 @@
+"""torchvision ResNets with a head for our classes, pretrained weights and freezing presets.
+
+Shared by every study that fine-tunes (transfer, artworks, cam): one way to get weights,
+one way to freeze, one way to split learning rates between head and backbone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision import models as tv_models
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from cnn_lab.models.registry import register_family
+
+logger = logging.getLogger(__name__)
+
+RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+# Preset -> first trainable stage; everything before it (stem included) is frozen.
+FREEZE_PRESETS: dict[str, str | None] = {
+    "all": None,
+    "layer2": "layer2",
+    "layer3": "layer3",
+    "layer4": "layer4",
+    "head": "fc",
+}
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could be neither downloaded nor found locally."""
+
+
+def load_weights(arch: str, weights: str, *, key: str = "weights") -> Mapping[str, torch.Tensor]:
+    """A state_dict for ``arch``: ``imagenet`` (torchvision; downloaded, or read from the
+    torch hub cache) or the path of a checkpoint file, always loaded with weights_only."""
+    if weights == "imagenet":
+        enum = tv_models.get_model_weights(arch).DEFAULT
+        try:
+            return enum.get_state_dict(progress=False, check_hash=False)
+        except Exception as err:  # URLError, socket errors, HTTP errors: all mean "not here"
+            hub = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+            raise WeightsUnavailableError(
+                f"{key}: 'imagenet' weights for {arch} could not be downloaded ({err}) and are "
+                f"not in the torch hub cache ({hub}). Connect to the internet once, copy "
+                f"{Path(enum.url).name} to {hub.parent}, or set {key} to a local checkpoint path."
+            ) from err
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{key}: checkpoint {path} does not exist; use 'imagenet', 'none' or a file path"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{key}: {path} holds {type(state).__name__}, not a state_dict")
+    return state
+
+
+def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """Copy every tensor that fits; the head and a replaced stem may differ (they are
+    re-initialised, with a log line), anything else that differs is an error naming keys."""
+    own = model.state_dict()
+    fitting, skipped, mismatched = {}, [], []
+    for name, tensor in state.items():
+        if name not in own:
+            if not name.startswith("fc."):
+                mismatched.append(f"{name} (not in model)")
+            continue
+        if own[name].shape == tensor.shape:
+            fitting[name] = tensor
+        elif name.startswith(("fc.", "conv1.")):
+            skipped.append(name)
+        else:
+            mismatched.append(
+                f"{name}: checkpoint {tuple(tensor.shape)} vs model {tuple(own[name].shape)}"
+            )
+    if mismatched:
+        raise ValueError(f"checkpoint {source} does not fit the model: " + "; ".join(mismatched))
+    missing = sorted(set(own) - set(fitting) - {k for k in own if k.startswith("fc.")})
+    missing = [k for k in missing if not k.startswith(("conv1.",)) and "num_batches" not in k]
+    if missing:
+        raise ValueError(f"checkpoint {source} lacks model keys: {', '.join(missing[:10])}")
+    model.load_state_dict(fitting, strict=False)
+    if skipped:
+        logger.info(
+            "weights from %s: re-initialised %s (shape differs)", source, ", ".join(skipped)
+        )
+
+
+def build_resnet(
+    arch: str = "resnet18",
+    num_classes: int = 10,
+    *,
+    weights: str = "none",
+    cifar_stem: bool = False,
+    in_channels: int = 3,
+) -> nn.Module:
+    """A torchvision ResNet with a ``num_classes`` head; ``cifar_stem`` swaps the 7x7/2 conv
+    and max-pool for a 3x3/1 conv, the usual stem for 32x32 inputs."""
+    if arch not in RESNET_ARCHS:
+        raise ValueError(f"unknown ResNet {arch!r}; allowed: {', '.join(RESNET_ARCHS)}")
+    model = tv_models.get_model(arch, weights=None, num_classes=num_classes)
+    if cifar_stem or in_channels != 3:
+        kernel, stride, padding = (3, 1, 1) if cifar_stem else (7, 2, 3)
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel, stride, padding, bias=False)
+        if cifar_stem:
+            model.maxpool = nn.Identity()
+    if weights not in ("none", None):
+        load_backbone(model, load_weights(arch, weights), source=str(weights))
+    return model
+
+
+@register_family("resnet")
+def resnet_family(
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    arch: str = "resnet18",
+    weights: str = "none",
+    cifar_stem: bool = False,
+) -> nn.Module:
+    return build_resnet(
+        arch, num_classes, weights=weights, cifar_stem=cifar_stem, in_channels=in_shape[0]
+    )
+
+
+def _freeze_batch_norm(module: nn.Module) -> nn.Module:
+    """BatchNorm layers of ``module`` replaced by torchvision's FrozenBatchNorm2d, so their
+    statistics stay fixed even in training mode."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            frozen.weight.copy_(child.weight.detach())
+            frozen.bias.copy_(child.bias.detach())
+            frozen.running_mean.copy_(child.running_mean)
+            frozen.running_var.copy_(child.running_var)
+            setattr(module, name, frozen)
+        else:
+            _freeze_batch_norm(child)
+    return module
+
+
+def freeze_resnet(model: nn.Module, preset: str, *, freeze_bn_stats: bool = True) -> nn.Module:
+    """Freeze everything before the preset's first trainable stage (stem included)."""
+    if preset not in FREEZE_PRESETS:
+        raise ValueError(
+            f"unknown freezing preset {preset!r}; allowed: {', '.join(FREEZE_PRESETS)}"
+        )
+    first = FREEZE_PRESETS[preset]
+    if first is None:
+        return model
+    order = ["conv1", "bn1", *STAGES, "fc"]
+    for name in order[: order.index(first)]:
+        part = getattr(model, name)
+        for parameter in part.parameters():
+            parameter.requires_grad_(False)
+        if freeze_bn_stats:
+            if isinstance(part, nn.BatchNorm2d):
+                setattr(model, name, _freeze_batch_norm(nn.Sequential(part))[0])
+            else:
+                _freeze_batch_norm(part)
+    return model
+
+
+def head_parameter_groups(
+    model: nn.Module, *, lr: float, backbone_lr_multiplier: float = 1.0, head: str = "fc"
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the head at ``lr``, the trainable backbone at
+    ``lr * backbone_lr_multiplier``; frozen tensors are left out."""
+    head_params = [p for p in getattr(model, head).parameters() if p.requires_grad]
+    head_ids = {id(p) for p in head_params}
+    backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head_params, "lr": lr, "name": "head"}]
+    if backbone:
+        groups.append({"params": backbone, "lr": lr * backbone_lr_multiplier, "name": "backbone"})
+    return groups
