@@ -35,10 +35,17 @@ class Normalisation:
         return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
     def apply(self, batch_uint8: Tensor) -> Tensor:
-        shape = (1, -1, 1, 1)
-        mean = torch.tensor(self.mean, device=batch_uint8.device).view(shape)
-        std = torch.tensor(self.std, device=batch_uint8.device).view(shape)
-        return (batch_uint8.float().div_(255.0) - mean) / std
+        """(x / 255 - mean) / std, folded into one multiply and one add."""
+        scale, shift = self._affine(batch_uint8.device)
+        return batch_uint8.float().mul_(scale).add_(shift)
+
+    def _affine(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        cache = self.__dict__.setdefault("_cache", {})
+        if device not in cache:
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+            cache[device] = ((1.0 / (255.0 * std)).to(device), (-mean / std).to(device))
+        return cache[device]
 
 
 class DeviceBatches:
