@@ -103,3 +103,12 @@ def test_bad_parameters_stop_before_training(
     assert expected in str(info.value)
     assert not (kedro_project / "data/02_intermediate/init_study").exists()
     assert not (kedro_project / "data/06_models/init_study").exists()
+
+
+def test_paper_env_asks_for_mnist_and_names_the_key(run_kedro, kedro_project: Path) -> None:
+    params = {"init_study.data.root": "nowhere", "init_study.data.download": False}
+    with pytest.raises(
+        Exception, match=r"mnist was not found under nowhere.*init_study\.data\.root"
+    ):
+        run_kedro(["init_study"], params, env="paper")
+    assert not (kedro_project / "data/06_models").exists()
