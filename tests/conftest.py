@@ -34,6 +34,10 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
+    # mlflow.set_tracking_uri() (called by kedro-mlflow) exports MLFLOW_TRACKING_URI, which
+    # settings.tracking_uri() prefers: without this, a later test's run would be logged to
+    # the first test project's mlflow.db.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return project
 
 

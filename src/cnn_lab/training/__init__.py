@@ -8,6 +8,7 @@ from cnn_lab.training.callbacks import (
     GradientNormProbe,
     MlflowMetrics,
     ProgressLog,
+    SplitEvaluation,
 )
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit, predict
@@ -23,6 +24,7 @@ __all__ = [
     "MlflowMetrics",
     "Normalisation",
     "ProgressLog",
+    "SplitEvaluation",
     "build_optimizer",
     "build_scheduler",
     "evaluate",

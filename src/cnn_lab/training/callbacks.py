@@ -7,6 +7,7 @@ training to stop; the engine itself stays a plain loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,11 +68,20 @@ class GradientNormProbe(Callback):
         for p in model.parameters():
             p.grad = None
         loss = self.loss_fn(model(self.inputs), self.targets)
-        weights = [m.weight for _, m in layers]
-        grads = torch.autograd.grad(loss, weights, allow_unused=True)
-        norms = torch.stack(
-            [g.norm() if g is not None else torch.zeros((), device=loss.device) for g in grads]
-        )
+        # Frozen weights (requires_grad=False) have no gradient: reported as NaN.
+        trainable = [m.weight for _, m in layers if m.weight.requires_grad]
+        grads = torch.autograd.grad(loss, trainable, allow_unused=True) if trainable else ()
+        by_tensor = {id(w): g for w, g in zip(trainable, grads, strict=True)}
+        nan = torch.full((), float("nan"), device=loss.device)
+        zero = torch.zeros((), device=loss.device)
+        values = []
+        for _, m in layers:
+            if not m.weight.requires_grad:
+                values.append(nan)
+            else:
+                g = by_tensor[id(m.weight)]
+                values.append(g.norm() if g is not None else zero)
+        norms = torch.stack(values)
         for p, g in zip(model.parameters(), saved_grads, strict=True):
             p.grad = g
         with torch.no_grad():
@@ -102,6 +112,22 @@ class ProgressLog(Callback):
         if "epoch_time" in m:
             parts.append(f"({m['epoch_time']:.1f} s)")
         logger.info(" ".join(parts))
+
+
+class SplitEvaluation(Callback):
+    """Scores the model on another split (e.g. test) after every epoch, as
+    ``<prefix>_loss`` and ``<prefix>_accuracy``, for studies that report curves on it."""
+
+    def __init__(self, batches: Iterable[tuple[Tensor, Tensor]], prefix: str = "test") -> None:
+        self.batches = batches
+        self.prefix = prefix
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        from cnn_lab.training.engine import evaluate  # the engine imports this module
+
+        scores = evaluate(state.model, self.batches)
+        state.metrics[f"{self.prefix}_loss"] = scores["loss"]
+        state.metrics[f"{self.prefix}_accuracy"] = scores["accuracy"]
 
 
 class MlflowMetrics(Callback):

@@ -1,0 +1,91 @@
+"""Figures of the initialisation study: run-against-run curves and first-layer kernels.
+
+Functions take tidy tables or tensors and return matplotlib Figures; saving and logging
+are the caller's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from cnn_lab.evaluation.plots import _panels
+
+CURVE_METRICS = (("test_accuracy", "test accuracy"), ("train_loss", "training loss"))
+
+
+def compare_runs(
+    history: pd.DataFrame,
+    panels: Mapping[str, Sequence[str]],
+    *,
+    metrics: Sequence[tuple[str, str]] = CURVE_METRICS,
+    title: str = "",
+) -> Figure:
+    """One column per panel (its runs overlaid), one row per metric, against epoch.
+
+    ``history`` is long: columns ``run``, ``epoch`` and the metrics.
+    """
+    fig, axes = _panels(len(panels), rows=len(metrics))
+    for col, (panel, runs) in enumerate(panels.items()):
+        for row, (metric, label) in enumerate(metrics):
+            ax = axes[row][col]
+            for run in runs:
+                line = history[history["run"] == run].sort_values("epoch")
+                ax.plot(line["epoch"], line[metric], marker="o", markersize=2, label=run)
+            ax.set_title(panel if row == 0 else "")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            # Accuracy autoscales: near-ceiling runs would look alike on a 0-1 axis.
+            if not metric.endswith("accuracy"):
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def kernel_grid(rows: Mapping[str, Tensor], title: str = "") -> Figure:
+    """Each row one set of first-layer kernels (filters x 1 x k x k), shown side by side.
+
+    The grey scale is per row and its range is printed in the row label, so a by-hand 0/1
+    pattern and a small default draw are both readable. One axes per row (a mosaic of framed
+    kernels) keeps the figure cheap to lay out.
+    """
+    fig, axes = _panels(1, rows=len(rows), width=5.2, height=1.45)
+    for ax, (label, kernels) in zip(axes[:, 0], rows.items(), strict=True):
+        values = kernels.detach().float().cpu().numpy()[:, 0]
+        low, high = float(values.min()), float(values.max())
+        # Each kernel framed by NaN pixels drawn in blue, so white (1) pixels at a kernel's
+        # edge stay visible against the page.
+        framed = np.pad(values, ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+        mosaic = np.concatenate(list(framed), axis=1)
+        cmap = plt.get_cmap("gray").with_extremes(bad="#5b84c4")
+        ax.imshow(mosaic, cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
+        side = framed.shape[2]
+        ax.set_xticks([c * side + side // 2 for c in range(len(values))])
+        ax.set_xticklabels([f"kernel {c + 1}" for c in range(len(values))], fontsize="x-small")
+        ax.set_yticks([])
+        ax.set_ylabel(f"{label}\n[{low:.2f}, {high:.2f}]", fontsize="x-small")
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def time_per_batch(summary: pd.DataFrame) -> Figure:
+    """Mean seconds per training batch, one bar per run."""
+    fig, axes = _panels(1, width=max(5.0, 0.8 * len(summary)), height=3.6)
+    ax = axes[0][0]
+    positions = np.arange(len(summary))
+    ax.bar(positions, summary["seconds_per_batch"] * 1e3, color="tab:blue")
+    ax.set_xticks(positions, list(summary["run"]), fontsize="small")
+    ax.set_ylabel("milliseconds per training batch")
+    ax.grid(alpha=0.3, axis="y")
+    return fig

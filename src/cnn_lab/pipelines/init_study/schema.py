@@ -1,0 +1,26 @@
+"""The declared shape of ``params:init_study``; anything else is an error before training.
+
+The networks and the three schemes are the study itself (fixed in code); the data, the
+training recipe and the seed are the knobs.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cnn_lab.params import StrictModel
+from cnn_lab.pipelines.cnn_depth.schema import DataParams, DeviceName, TrainingParams
+
+
+class InitDataParams(DataParams):
+    # NetA2 needs at least 9x9 inputs (5x5 then 3x3 convolutions, both stride 2).
+    image_size: int = Field(28, ge=9, description="square side every image is resized to")
+
+
+class InitStudyParams(StrictModel):
+    seed: int = 0
+    device: DeviceName = "auto"
+    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    probe_batch_size: int = Field(256, ge=1)
+    data: InitDataParams = InitDataParams()
+    training: TrainingParams = TrainingParams()
