@@ -18,7 +18,7 @@ from cnn_lab.data.artworks import index_artworks
 from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_statistics, decode_all
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.data.transforms import BatchAugment
-from cnn_lab.evaluation import class_plots, plots
+from cnn_lab.evaluation import class_plots
 from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
 from cnn_lab.models import count_parameters
 from cnn_lab.params import validate_parameters
@@ -313,14 +313,8 @@ def train_variant(
             mlflow.log_metrics({f"test_{n}": v for n, v in metrics.items()})
             mlflow.set_tag("status", result["status"])
             log_table(report, "tables/per_class_report.csv")
-            curves = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
-            log_figures(
-                {
-                    "confusion_matrix": confusion_fig,
-                    "misclassified": grid,
-                    "curves": plots.variant_curves(curves, f"{STUDY}: {variant}"),
-                }
-            )
+            # per-epoch curves are MLflow metrics (logged with step = epoch), charted there
+            log_figures({"confusion_matrix": confusion_fig, "misclassified": grid})
     logger.info(
         "[%s.%s] test accuracy %.4f, balanced %.4f, macro F1 %.4f (%.1f s)",
         STUDY,
