@@ -23,6 +23,10 @@ def base_params() -> dict[str, Any]:
     return yaml.safe_load(text)["artworks"]
 
 
+def _report(counts: dict[str, int]) -> dict[str, Any]:
+    return {"class_names": list(counts)}
+
+
 def _images(counts: dict[str, int]) -> pd.DataFrame:
     rows = [
         {"path": f"{a}/{i}.jpg", "artist": a, "label": label}
@@ -46,7 +50,7 @@ def test_split_is_80_10_10_stratified_and_disjoint() -> None:
     config = nodes.validate_config(base_params())
     counts = {"Degas": 70, "Rembrandt": 260, "Pollock": 24, "Kahlo": 120}
     images = _images(counts)
-    split = nodes.split_images(images, config)
+    split = nodes.split_images(images, _report(counts), config)
     parts = {p: np.asarray(split[p]) for p in ("train", "val", "test")}
     assert sum(len(v) for v in parts.values()) == len(images)
     assert len(np.unique(np.concatenate(list(parts.values())))) == len(images)
@@ -56,17 +60,18 @@ def test_split_is_80_10_10_stratified_and_disjoint() -> None:
         for artist, n in counts.items():
             assert per_artist[artist] == pytest.approx(share * n, abs=1.5), (name, artist)
     assert split["seed"] == 0 and split["val_ratio"] == 0.1 and split["test_ratio"] == 0.1
-    again = nodes.split_images(images, config)
+    again = nodes.split_images(images, _report(counts), config)
     assert again == split
 
 
 def test_too_small_class_names_the_artist_and_the_count() -> None:
     config = nodes.validate_config(base_params())
     with pytest.raises(ValueError) as info:
-        nodes.split_images(_images({"Degas": 40, "Pollock": 6, "Klee": 9}), config)
+        counts = {"Degas": 40, "Pollock": 6, "Klee": 9, "Dürer": 0}  # Dürer: all unreadable
+        nodes.split_images(_images(counts), _report(counts), config)
     message = str(info.value)
     assert "min_images_per_class = 10" in message
-    assert "'Pollock' has 6, 'Klee' has 9" in message
+    assert "'Dürer' has 0, 'Pollock' has 6, 'Klee' has 9" in message
     assert "exclude_artists" in message
 
 
@@ -75,7 +80,8 @@ def test_split_impossible_for_sklearn_is_explained() -> None:
     params["data"] |= {"min_images_per_class": 3, "val_ratio": 0.05, "test_ratio": 0.05}
     config = nodes.validate_config(params)
     with pytest.raises(ValueError, match="cannot split 15 images of 5 artists"):
-        nodes.split_images(_images({f"a{i}": 3 for i in range(5)}), config)
+        counts = {f"a{i}": 3 for i in range(5)}
+        nodes.split_images(_images(counts), _report(counts), config)
 
 
 def test_class_weights_are_n_over_k_times_n_k() -> None:

@@ -119,8 +119,10 @@ def open_store(images: pd.DataFrame, decoded: dict[str, Any], config: dict) -> D
     )
 
 
-def check_class_sizes(images: pd.DataFrame, minimum: int) -> None:
-    counts = images["artist"].value_counts()
+def check_class_sizes(images: pd.DataFrame, class_names: list[str], minimum: int) -> None:
+    """Every indexed artist needs ``minimum`` readable images (an artist whose files were
+    all unreadable counts as 0, not as absent)."""
+    counts = images["artist"].value_counts().reindex(class_names, fill_value=0)
     small = counts[counts < minimum]
     if len(small):
         listed = ", ".join(f"{artist!r} has {n}" for artist, n in small.sort_values().items())
@@ -131,10 +133,12 @@ def check_class_sizes(images: pd.DataFrame, minimum: int) -> None:
         )
 
 
-def split_images(images: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+def split_images(
+    images: pd.DataFrame, index_report: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Any]:
     """Stratified train/val/test indices into the readable-image table."""
     data = config["data"]
-    check_class_sizes(images, data["min_images_per_class"])
+    check_class_sizes(images, index_report["class_names"], data["min_images_per_class"])
     labels = images["label"].to_numpy()
     try:
         split = stratified_split(

@@ -72,7 +72,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
             node(
                 nodes.split_images,
-                [s + "images", s + "config"],
+                [s + "images", s + "index_report", s + "config"],
                 s + "split",
                 name=s + "split_images",
             ),
