@@ -26,9 +26,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A throwaway copy of the project's config in ``tmp_path``, made the working
     directory, so runs write data/ and mlflow.db there and never into the checkout."""
-    # mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI, which settings.py honours:
-    # without this, a second run in the same process would log into the previous project.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
@@ -37,6 +34,10 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
+    # mlflow.set_tracking_uri() (called by kedro-mlflow) exports MLFLOW_TRACKING_URI, which
+    # settings.tracking_uri() prefers: without this, a later test's run would be logged to
+    # the first test project's mlflow.db.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return project
 
 
