@@ -11,7 +11,8 @@ from cnn_lab.data.splits import stratified_split
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """The MNIST IDX format (as torchvision leaves it after extracting the download): magic (0, 0, dtype 0x08 = uint8, ndim), big-endian sizes, data."""
+    """MNIST's IDX format, as torchvision leaves it after extracting the download:
+    magic (0, 0, dtype 0x08 = uint8, ndim), big-endian sizes, then the data."""
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
         f">{array.ndim}I", *array.shape
     )

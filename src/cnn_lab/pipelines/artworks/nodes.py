@@ -1,0 +1,365 @@
+"""Thin nodes of the artworks study: they call library code and hand results to the catalog."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from cnn_lab.data.artworks import index_artworks
+from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_statistics, decode_all
+from cnn_lab.data.splits import stratified_split
+from cnn_lab.evaluation import class_plots
+from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
+from cnn_lab.models import count_parameters
+from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines.artworks.schema import ArtworksParams
+from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
+from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.training.augment import BatchAugment
+from cnn_lab.training.batching import Normalisation
+from cnn_lab.training.callbacks import MlflowMetrics, ProgressLog
+from cnn_lab.training.device import resolve_device, seed_everything
+from cnn_lab.training.engine import fit, predict
+from cnn_lab.training.loader import LoaderBatches
+from cnn_lab.training.loss import balanced_class_weights
+from cnn_lab.training.optim import build_optimizer, build_scheduler
+
+STUDY = "artworks"
+SPLITS = ("train", "val", "test")
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
+logger = logging.getLogger(__name__)
+
+
+def _mlflow_active() -> bool:
+    import mlflow
+
+    return mlflow.active_run() is not None
+
+
+def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fail before any data is read if a parameter is wrong; pass on the full config."""
+    return validate_parameters(ArtworksParams, raw, STUDY).model_dump()
+
+
+def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Table of every image of every known artist; stops at once when the data is absent."""
+    data = config["data"]
+    index = index_artworks(
+        data["root"], csv=data["csv"], images=data["images"], exclude=data["exclude_artists"]
+    )
+    report = index.report()
+    report["class_names"] = index.class_names
+    logger.info("artworks: indexed %d images of %d artists", report["images"], report["artists"])
+    if _mlflow_active():
+        import mlflow
+
+        mlflow.log_metrics(
+            {
+                "images_indexed": report["images"],
+                "artists": report["artists"],
+                "artists_without_images": len(report["artists_without_images"]),
+                "folders_without_artist": len(report["folders_without_artist"]),
+                "duplicate_files": len(report["duplicate_files"]),
+            }
+        )
+        mlflow.log_dict(report, "data/index_report.json")
+    return index.table, report
+
+
+def decode_images(index: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """Decode (and cache) every image once; unreadable files are listed and skipped."""
+    data = config["data"]
+    root = Path(data["root"])
+    store, kept, unreadable = decode_all(
+        [root / p for p in index["path"]],
+        data["image_size"],
+        cache_dir=data["cache_dir"] if data["cache"] else None,
+        workers=data["workers"],
+    )
+    images = index.iloc[kept].reset_index(drop=True)
+    images["cache_row"] = store.cache_rows if store.cache_rows is not None else -1
+    if unreadable:
+        logger.warning(
+            "artworks: %d unreadable image(s) skipped: %s",
+            len(unreadable),
+            "; ".join(f"{p} ({e})" for p, e in unreadable.items()),
+        )
+    report = {
+        "image_size": data["image_size"],
+        "cache_file": None if store.cache_file is None else str(store.cache_file),
+        "readable": len(images),
+        "unreadable_count": len(unreadable),
+        "unreadable": unreadable,
+    }
+    if _mlflow_active():
+        import mlflow
+
+        mlflow.log_metric("unreadable_images", len(unreadable))
+        mlflow.log_dict(report, "data/decode_report.json")
+    return images, report
+
+
+def open_store(images: pd.DataFrame, decoded: dict[str, Any], config: dict) -> DecodedImages:
+    root = Path(config["data"]["root"])
+    cache = decoded["cache_file"]
+    return DecodedImages(
+        [root / p for p in images["path"]],
+        decoded["image_size"],
+        None if cache is None else Path(cache),
+        None if cache is None else images["cache_row"].astype(int).tolist(),
+    )
+
+
+def check_class_sizes(images: pd.DataFrame, class_names: list[str], minimum: int) -> None:
+    """Every indexed artist needs ``minimum`` readable images (an artist whose files were
+    all unreadable counts as 0, not as absent)."""
+    counts = images["artist"].value_counts().reindex(class_names, fill_value=0)
+    small = counts[counts < minimum]
+    if len(small):
+        listed = ", ".join(f"{artist!r} has {n}" for artist, n in small.sort_values().items())
+        raise ValueError(
+            f"artworks: too few readable images for a stratified train/val/test split "
+            f"(artworks.data.min_images_per_class = {minimum}): {listed}. Add images, or "
+            f"leave the artist out with artworks.data.exclude_artists."
+        )
+
+
+def split_images(
+    images: pd.DataFrame, index_report: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Any]:
+    """Stratified train/val/test indices into the readable-image table."""
+    data = config["data"]
+    check_class_sizes(images, index_report["class_names"], data["min_images_per_class"])
+    labels = images["label"].to_numpy()
+    try:
+        split = stratified_split(
+            labels,
+            val_ratio=data["val_ratio"] / (1.0 - data["test_ratio"]),  # a share of the rest
+            test_ratio=data["test_ratio"],
+            seed=config["seed"],
+        )
+    except ValueError as err:  # scikit-learn: a split smaller than the number of classes
+        raise ValueError(
+            f"artworks: cannot split {len(labels)} images of {len(set(labels))} artists "
+            f"with val_ratio {data['val_ratio']} and test_ratio {data['test_ratio']}: {err}"
+        ) from err
+    split["val_ratio"] = data["val_ratio"]
+    return split
+
+
+def normalisation_stats(
+    images: pd.DataFrame, decoded: dict[str, Any], split: dict[str, Any], config: dict
+) -> dict[str, Any]:
+    """Per-channel mean and std of the training split (never of val/test)."""
+    store = open_store(images, decoded, config)
+    mean, std = channel_statistics(store, split["train"])
+    logger.info("artworks: training-split mean %s, std %s", mean, std)
+    return {"mean": list(mean), "std": list(std), "images": len(split["train"])}
+
+
+def class_counts_figure(images: pd.DataFrame, split: dict[str, Any]) -> Figure:
+    part = pd.Series("", index=images.index)
+    for name in SPLITS:
+        part.iloc[split[name]] = name
+    counts = pd.crosstab(images["artist"], part)[list(SPLITS)]
+    figure = class_plots.class_counts(counts)
+    log_figures({"class_counts": figure})
+    return figure
+
+
+def _loss(config: dict[str, Any], train_labels: np.ndarray, k: int, device) -> nn.Module:
+    if not config["training"]["class_weights"]:
+        return nn.CrossEntropyLoss()
+    weights = balanced_class_weights(train_labels, k)
+    return nn.CrossEntropyLoss(weight=weights.to(device))
+
+
+def _batches(store, images, split, norm, config, device, part: str) -> LoaderBatches:
+    rows = split[part]
+    training = part == "train"
+    aug = config["augmentation"]
+    augment = BatchAugment(
+        rotate90=aug["rotate90"],
+        hflip=aug["hflip"],
+        vflip=aug["vflip"],
+        random_resized_crop=aug["random_resized_crop"],
+        crop_scale=tuple(aug["crop_scale"]),
+    )
+    return LoaderBatches(
+        BatchedImages(store, rows, images["label"].to_numpy()[rows]),
+        batch_size=config["training"]["batch_size" if training else "eval_batch_size"],
+        device=device,
+        normalisation=norm,
+        shuffle=training,
+        seed=config["seed"],
+        augment=augment if training and augment.active else None,
+        workers=config["data"]["workers"],
+    )
+
+
+def train_variant(
+    images: pd.DataFrame,
+    decoded: dict[str, Any],
+    split: dict[str, Any],
+    normalisation: dict[str, Any],
+    index_report: dict[str, Any],
+    config: dict[str, Any],
+    *,
+    variant: str,
+) -> tuple[dict[str, Any], nn.Module, Figure, Figure]:
+    """Train one variant in its own nested MLflow run and score it on the test split."""
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    device = resolve_device(config["device"])
+    seed_everything(config["seed"])
+    class_names = index_report["class_names"]
+    k = len(class_names)
+    settings = config["variants"][variant]
+    model = build_variant(
+        variant, num_classes=k, model=config["model"], weights=settings["weights"]
+    ).to(device)
+    store = open_store(images, decoded, config)
+    norm = Normalisation(tuple(normalisation["mean"]), tuple(normalisation["std"]))
+    train, val, test = (
+        _batches(store, images, split, norm, config, device, part) for part in SPLITS
+    )
+    training = config["training"]
+    optimizer = build_optimizer(
+        training["optimizer"],
+        [p for p in model.parameters() if p.requires_grad],
+        lr=settings["lr"],
+        weight_decay=training["weight_decay"],
+    )
+    scheduler = build_scheduler(
+        training["scheduler"],
+        optimizer,
+        epochs=training["epochs"],
+        step_size=training["step_size"],
+        gamma=training["gamma"],
+    )
+    labels = images["label"].to_numpy()
+    loss_fn = _loss(config, labels[split["train"]], k, device)
+    kind = VARIANTS[variant]
+    info = {
+        "variant": variant,
+        "description": kind.description,
+        "arch": config["model"]["arch"],
+        "family": kind.family,
+        "weights": settings["weights"] or "none",
+        "freeze": kind.freeze,
+        "lr": settings["lr"],
+        "image_size": decoded["image_size"],
+        "parameters": count_parameters(model),
+        "trainable_parameters": count_parameters(model, trainable_only=True),
+    }
+    run_params = {
+        **info,
+        **{f"training.{k_}": v for k_, v in training.items()},
+        **{f"augmentation.{k_}": v for k_, v in config["augmentation"].items()},
+        "seed": config["seed"],
+        "device": str(device),
+    }
+    with child_run(variant, run_params, {"study": STUDY, "variant": variant}) as run_id:
+        history = fit(
+            model,
+            train,
+            optimizer=optimizer,
+            epochs=training["epochs"],
+            val=val,
+            scheduler=scheduler,
+            loss_fn=loss_fn,
+            callbacks=[ProgressLog(f"{STUDY}.{variant}"), MlflowMetrics()],
+        )
+        started = time.perf_counter()
+        logits, targets = predict(model, test)
+        scores = torch.softmax(logits, dim=1).numpy()
+        y_true, y_pred = targets.numpy(), scores.argmax(axis=1)
+        top_k = config["report"]["top_k"]
+        metrics = classification_metrics(y_true, y_pred, num_classes=k, scores=scores, k=top_k)
+        report = per_class_report(y_true, y_pred, class_names)
+        matrix = confusion(y_true, y_pred, k)
+        confusion_fig = class_plots.confusion_matrix(
+            matrix, class_names, f"{STUDY}: {variant} (test, rows normalised)"
+        )
+        grid = _misclassified_grid(
+            store, split["test"], y_true, y_pred, class_names, config, variant
+        )
+        val_acc = history.column("val_accuracy") or [math.nan]
+        result = {
+            **info,
+            "status": "diverged" if history.diverged else "ok",
+            "epochs_run": len(history.epochs),
+            "best_val_accuracy": max(val_acc),
+            "final_val_accuracy": val_acc[-1],
+            **{f"test_{name}": value for name, value in metrics.items()},
+            "train_seconds": history.train_seconds,
+            "test_seconds": time.perf_counter() - started,
+            "mlflow_run_id": run_id,
+            "class_names": class_names,
+            "test_rows": list(split["test"]),
+            "y_true": y_true.tolist(),
+            "y_pred": y_pred.tolist(),
+            "per_class": report.to_dict(orient="records"),
+            "history": history.epochs,
+        }
+        if run_id is not None:
+            import mlflow
+
+            mlflow.log_metrics({f"test_{n}": v for n, v in metrics.items()})
+            mlflow.set_tag("status", result["status"])
+            log_table(report, "tables/per_class_report.csv")
+            # per-epoch curves are MLflow metrics (logged with step = epoch), charted there
+            log_figures({"confusion_matrix": confusion_fig, "misclassified": grid})
+    logger.info(
+        "[%s.%s] test accuracy %.4f, balanced %.4f, macro F1 %.4f (%.1f s)",
+        STUDY,
+        variant,
+        metrics["accuracy"],
+        metrics["balanced_accuracy"],
+        metrics["macro_f1"],
+        history.train_seconds,
+    )
+    return result, model.cpu(), confusion_fig, grid
+
+
+def _misclassified_grid(store, test_rows, y_true, y_pred, class_names, config, variant) -> Figure:
+    wrong = np.flatnonzero(y_true != y_pred)
+    rng = np.random.default_rng(config["seed"])
+    chosen = np.sort(rng.permutation(wrong)[: config["report"]["misclassified"]])
+    rows = np.asarray(test_rows, dtype=np.int64)[chosen]
+    captions = [
+        f"true: {class_names[y_true[i]]}\npredicted: {class_names[y_pred[i]]}" for i in chosen
+    ]
+    return class_plots.image_grid(
+        store.read(rows),
+        captions,
+        f"{STUDY}: {variant}, {len(chosen)} of {len(wrong)} misclassified test paintings",
+    )
+
+
+def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Figure]:
+    """One row per variant, the per-class reports side by side, and a comparison chart."""
+    bulky = ("class_names", "test_rows", "y_true", "y_pred", "per_class", "history")
+    summary = pd.DataFrame([{k: v for k, v in r.items() if k not in bulky} for r in results])
+    per_class = pd.concat(
+        [pd.DataFrame(r["per_class"]).assign(variant=r["variant"]) for r in results],
+        ignore_index=True,
+    )
+    per_class = per_class[["variant", *[c for c in per_class.columns if c != "variant"]]]
+    metrics = [f"test_{m}" for m in HEADLINE] + [
+        c for c in summary.columns if c.startswith("test_top")
+    ]
+    figure = class_plots.compare_variants(summary, metrics)
+    log_table(summary, "tables/summary.csv")
+    log_table(per_class, "tables/per_class_report.csv")
+    log_figures({"variant_comparison": figure})
+    return summary, per_class, figure

@@ -1,0 +1,106 @@
+"""The artworks study as a Kedro pipeline: data preparation once, then one namespaced
+modular pipeline per variant (kedro-viz folds each into a box), then the comparison."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from cnn_lab.hooks import run_parameters
+from cnn_lab.params import as_list
+from cnn_lab.pipelines.artworks import nodes
+from cnn_lab.pipelines.artworks.nodes import STUDY
+from cnn_lab.pipelines.artworks.variants import VARIANTS
+
+
+def variant_names(params: dict[str, Any]) -> list[str]:
+    """Variants to run; unknown names are skipped here and reported by the validation
+    node, which runs before anything else."""
+    names = as_list(params.get("run"))
+    if not isinstance(names, list):
+        return []
+    return list(dict.fromkeys(str(n) for n in names if str(n) in VARIANTS))
+
+
+SHARED = ("images", "decoded", "split", "normalisation", "index_report", "config")
+
+
+def _variant_pipeline(variant: str) -> Pipeline:
+    train = update_wrapper(partial(nodes.train_variant, variant=variant), nodes.train_variant)
+    template = pipeline(
+        [
+            node(
+                train,
+                inputs=list(SHARED),
+                outputs=[
+                    "result",
+                    "weights",
+                    "figures.confusion_matrix",
+                    "figures.misclassified",
+                ],
+                name="train",
+                tags=["training"],
+            )
+        ]
+    )
+    return pipeline(
+        template,
+        namespace=f"{STUDY}.{variant}",
+        inputs={name: f"{STUDY}.{name}" for name in SHARED},
+    )
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    variants = variant_names(run_parameters().get(STUDY, {}) or {})
+    s = f"{STUDY}."
+    prepare = pipeline(
+        [
+            node(nodes.validate_config, f"params:{STUDY}", s + "config", name=s + "validate"),
+            node(
+                nodes.index_images,
+                s + "config",
+                [s + "index", s + "index_report"],
+                name=s + "index_images",
+            ),
+            node(
+                nodes.decode_images,
+                [s + "index", s + "config"],
+                [s + "images", s + "decoded"],
+                name=s + "decode_images",
+            ),
+            node(
+                nodes.split_images,
+                [s + "images", s + "index_report", s + "config"],
+                s + "split",
+                name=s + "split_images",
+            ),
+            node(
+                nodes.normalisation_stats,
+                [s + "images", s + "decoded", s + "split", s + "config"],
+                s + "normalisation",
+                name=s + "normalisation",
+            ),
+            node(
+                nodes.class_counts_figure,
+                [s + "images", s + "split"],
+                s + "figures.class_counts",
+                name=s + "plot_class_counts",
+            ),
+        ],
+        tags=["data"],
+    )
+    trained = sum((_variant_pipeline(v) for v in variants), Pipeline([]))
+    report = pipeline(
+        [
+            node(
+                nodes.summarise,
+                [f"{s}{v}.result" for v in variants],
+                [s + "summary", s + "per_class_report", s + "figures.variant_comparison"],
+                name=s + "summarise",
+            )
+        ],
+        tags=["report"],
+    )
+    return prepare + trained + report

@@ -1,0 +1,50 @@
+"""The five ways the artworks study trains a ResNet, and how each is built.
+
+Plain Python (no Kedro): the variant table is the study's design, the builders are the
+shared ones (:func:`build_model`, :func:`freeze_resnet`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from cnn_lab.models import build_model
+from cnn_lab.models.resnet import freeze_resnet
+
+
+@dataclass(frozen=True)
+class VariantKind:
+    family: str  # model registry family
+    pretrained: bool  # needs weights (ImageNet or a checkpoint)
+    freeze: str  # freezing preset of models.resnet.FREEZE_PRESETS
+    description: str
+
+
+VARIANTS: dict[str, VariantKind] = {
+    "scratch": VariantKind("resnet", False, "all", "random init, all layers trained"),
+    "finetune": VariantKind("resnet", True, "all", "pretrained, all layers trained"),
+    "freeze_1_3": VariantKind("resnet", True, "layer4", "pretrained, stages 1-3 frozen"),
+    "freeze_1_4": VariantKind("resnet", True, "head", "pretrained, stages 1-4 frozen (head only)"),
+    "modern": VariantKind(
+        "resnet_modern", False, "all", "GELU, depthwise 3x3 and CBAM in every block, random init"
+    ),
+}
+
+
+def build_variant(
+    name: str, *, num_classes: int, model: dict[str, Any], weights: str | None
+) -> nn.Module:
+    """The network of variant ``name``, frozen as the variant says."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    kind = VARIANTS[name]
+    options: dict[str, Any] = {"arch": model["arch"], "cifar_stem": model["cifar_stem"]}
+    if kind.family == "resnet_modern":
+        options |= {"reduction": model["cbam_reduction"], "spatial_kernel": model["spatial_kernel"]}
+    else:
+        options["weights"] = weights or "none"
+    network = build_model(kind.family, in_shape=(3, 0, 0), num_classes=num_classes, **options)
+    return freeze_resnet(network, kind.freeze, freeze_bn_stats=model["freeze_bn_stats"])
