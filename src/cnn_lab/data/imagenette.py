@@ -46,7 +46,7 @@ def find_imagenette_root(root: str | Path) -> Path:
     torchvision download folder below it."""
     root = Path(root)
     for candidate in (root, root / TORCHVISION_FOLDER):
-        if (candidate / "train").is_dir() or _class_folders(candidate):
+        if (candidate / "train").is_dir():
             return candidate
     return root
 

@@ -42,7 +42,7 @@ class RandomCrops:
                 batch,
                 boxes.to(batch.device, batch.dtype),
                 output_size=(self.size, self.size),
-                sampling_ratio=2,
+                sampling_ratio=0,  # adaptive: averages when shrinking, exact at 1:1
                 aligned=True,
             )
         if self.flip:

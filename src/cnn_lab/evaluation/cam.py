@@ -39,8 +39,12 @@ class CamOutput:
 
 
 def _is_global_pool(module: nn.Module, inputs: tuple, output: Tensor) -> bool:
+    """Adaptive pooling, or a parameter-free leaf (pooling) taking a map down to 1 x 1;
+    a block or a convolution that happens to output 1 x 1 is still a feature layer."""
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         return True
+    if any(True for _ in module.children()) or any(True for _ in module.parameters()):
+        return False
     first = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
     return (
         output.shape[-2:] == (1, 1)

@@ -39,6 +39,11 @@ def blend(image: np.ndarray, cam: np.ndarray, colormap: str, alpha: float) -> np
     return (1.0 - alpha) * rgb + alpha * heat
 
 
+def _tight(fig: Figure) -> None:
+    """tight_layout that leaves room for the suptitle."""
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))
+
+
 def _off(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -95,7 +100,7 @@ def cam_grid(
                 ax.set_ylabel(model.name, fontsize=9)
     axes[0][0].set_ylabel("image", fontsize=9)
     fig.suptitle(f"CAM of the true class (colormap {colormap}, alpha {alpha:g})", fontsize=10)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -132,5 +137,5 @@ def top_k_grid(
                     spine.set_linewidth(3)
             _off(ax)
     fig.suptitle(f"CAMs of the top-{k} predicted classes", fontsize=10)
-    fig.tight_layout()
+    _tight(fig)
     return fig
