@@ -34,6 +34,9 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
+    # MLflow exports MLFLOW_TRACKING_URI once a run sets the URI, and settings.tracking_uri()
+    # prefers that variable: without this, a later test logs into an earlier test's project.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return project
 
 

@@ -26,14 +26,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _own_tracking_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow exports MLFLOW_TRACKING_URI once a run sets it, and settings.tracking_uri()
-    prefers that variable: without this, a second test in the process would log into
-    the first test's project."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 def _latest(folder: Path, name: str) -> Path:
     versions = sorted((folder / name).iterdir())
     assert versions, f"no saved version of {folder / name}"
