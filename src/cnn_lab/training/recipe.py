@@ -38,6 +38,8 @@ class Recipe:
     seed: int = 0
     device: str = "auto"
     probe_batch_size: int = 256
+    # Per-layer gradient norms each epoch; off for studies that freeze layers or skip them.
+    probe_gradients: bool = True
 
 
 @dataclass
@@ -109,8 +111,10 @@ def train_model(
     train = batches(data.train, recipe.batch_size, shuffle=True)
     val = batches(data.val, recipe.eval_batch_size)
     test = batches(data.test, recipe.eval_batch_size)
-    probe_inputs, probe_targets = next(iter(batches(data.train, recipe.probe_batch_size)))
-    probe = GradientNormProbe(probe_inputs, probe_targets)
+    probes: list[GradientNormProbe] = []
+    if recipe.probe_gradients:
+        probe_inputs, probe_targets = next(iter(batches(data.train, recipe.probe_batch_size)))
+        probes.append(GradientNormProbe(probe_inputs, probe_targets))
 
     optimizer = build_optimizer(
         recipe.optimizer,
@@ -133,7 +137,7 @@ def train_model(
         epochs=recipe.epochs,
         val=val,
         scheduler=scheduler,
-        callbacks=[probe, ProgressLog(label), *extra_callbacks],
+        callbacks=[*probes, ProgressLog(label), *extra_callbacks],
     )
     scores = evaluate(model, test)
-    return TrainedModel(model, history, scores, probe.by_epoch)
+    return TrainedModel(model, history, scores, probes[0].by_epoch if probes else {})

@@ -1,0 +1,418 @@
+"""Thin nodes of the CAM study: they call library code and hand results to the catalog."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from cnn_lab.data.random_crops import RandomCrops
+from cnn_lab.data.sources import DatasetBundle, LabelledImages
+from cnn_lab.data.splits import stratified_split
+from cnn_lab.evaluation import cam, cam_plots
+from cnn_lab.models import build_model, count_parameters
+from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines.cam.schema import CamParams
+from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.training.batching import DeviceBatches, Normalisation
+from cnn_lab.training.callbacks import MlflowMetrics
+from cnn_lab.training.device import resolve_device
+from cnn_lab.training.recipe import Recipe, SplitData, train_model
+
+STUDY = "cam"
+BOX_COLUMNS = ["split", "index", "x0", "y0", "x1", "y1"]
+logger = logging.getLogger(__name__)
+
+
+def _check_weights(name: str, model: dict[str, Any]) -> bool:
+    """True when pretrained weights are missing and the model may train from scratch;
+    missing weights otherwise fail here, before any data is read or model trained."""
+    from cnn_lab.models.resnet import WeightsUnavailableError, load_weights
+
+    weights = model["options"].get("weights", "none")
+    if model["family"] != "resnet" or weights in ("none", None):
+        return False
+    key = f"{STUDY}.models.{name}.options.weights"
+    try:
+        load_weights(model["options"].get("arch", "resnet18"), weights, key=key)
+    except WeightsUnavailableError as err:
+        if not model["scratch_if_weights_missing"]:
+            raise WeightsUnavailableError(
+                f"{err} (or set {STUDY}.models.{name}.scratch_if_weights_missing: true to "
+                f"train it from scratch instead)"
+            ) from err
+        logger.warning(
+            "[%s.%s] %s; training it FROM SCRATCH with every layer trainable instead "
+            "(scratch_if_weights_missing is true), so it is not the pretrained model",
+            STUDY,
+            name,
+            err,
+        )
+        return True
+    return False
+
+
+def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fail before any data is read if a parameter is wrong; pass on the full config,
+    with each model's weights resolved (``weights_fallback``)."""
+    config = validate_parameters(CamParams, raw, STUDY).model_dump()
+    for name, model in config["models"].items():
+        model["weights_fallback"] = _check_weights(name, model)
+    return config
+
+
+def prepare_dataset(config: dict[str, Any]) -> tuple[DatasetBundle, pd.DataFrame]:
+    """The images and, where the source has them, the object boxes (one row per image)."""
+    data = config["data"]
+    if data["source"] == "shapes":
+        from cnn_lab.data.shapes import load_shapes
+
+        shapes = data["shapes"]
+        bundle, boxes = load_shapes(
+            shapes["train_size"],
+            shapes["test_size"],
+            image_size=data["image_size"],
+            classes=shapes["classes"],
+            scale=tuple(shapes["scale"]),
+            noise=shapes["noise"],
+            seed=config["seed"],
+        )
+        frames = [
+            pd.DataFrame(b, columns=BOX_COLUMNS[2:]).assign(split=part, index=range(len(b)))
+            for part, b in boxes.items()
+        ]
+        return bundle, pd.concat(frames, ignore_index=True)[BOX_COLUMNS]
+    from cnn_lab.data.imagenette import load_imagenette
+
+    bundle = load_imagenette(
+        data["root"],
+        image_size=data["image_size"],
+        download=data["download"],
+        max_per_class=data["max_per_class"],
+        workers=data["workers"],
+        key=f"{STUDY}.data",
+    )
+    return bundle, pd.DataFrame(columns=BOX_COLUMNS)  # Imagenette has no boxes
+
+
+def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
+    data = config["data"]
+    return stratified_split(
+        bundle.train.labels,
+        val_ratio=data["val_ratio"],
+        seed=config["seed"],
+        test_ratio=None if bundle.test is not None else data["test_ratio"],
+    )
+
+
+def _test_part(
+    bundle: DatasetBundle, split: dict[str, Any], boxes: pd.DataFrame, limit: int | None = None
+) -> tuple[LabelledImages, np.ndarray | None]:
+    """The images CAMs are measured on (the test split) and their boxes, if known."""
+    if split["test"] == "official":
+        images, part, index = bundle.test, "test", np.arange(len(bundle.test))
+    else:
+        index = np.asarray(split["test"], dtype=np.int64)
+        pool = bundle.train
+        images = LabelledImages(pool.images[index], pool.labels[index], pool.class_names)
+        part = "train"
+    if limit is not None and limit < len(images):
+        index = index[:limit]
+        images = LabelledImages(images.images[:limit], images.labels[:limit], images.class_names)
+    rows = boxes[boxes["split"] == part].set_index("index") if len(boxes) else None
+    if rows is None or rows.empty:
+        return images, None
+    return images, rows.loc[index, ["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
+
+
+def choose_examples(
+    bundle: DatasetBundle, split: dict[str, Any], config: dict[str, Any]
+) -> dict[str, list[int]]:
+    """Test images to draw: one per class (grid) and a few for the top-k grid, by seed."""
+    test, _ = _test_part(bundle, split, pd.DataFrame(columns=BOX_COLUMNS))
+    order = np.random.default_rng(config["seed"]).permutation(len(test))
+    grid = []
+    for label in range(test.num_classes):
+        hits = order[test.labels[order] == label]
+        if len(hits):
+            grid.append(int(hits[0]))
+    top = [int(i) for i in order[: config["render"]["top_images"]]]
+    return {"grid": grid, "top": top}
+
+
+def _build(bundle: DatasetBundle, model: dict[str, Any]) -> nn.Module:
+    options = dict(model["options"])
+    if model["weights_fallback"]:
+        options["weights"] = "none"
+    net = build_model(
+        model["family"],
+        in_shape=bundle.train.image_shape,
+        num_classes=bundle.train.num_classes,
+        **options,
+    )
+    if model["family"] == "resnet" and model["freeze"] != "all" and not model["weights_fallback"]:
+        from cnn_lab.models.resnet import freeze_resnet
+
+        freeze_resnet(net, model["freeze"])
+    return net
+
+
+def train_variant(
+    bundle: DatasetBundle, split: dict[str, Any], config: dict[str, Any], *, name: str
+) -> tuple[dict[str, Any], nn.Module, nn.Module]:
+    """Train one model in its own nested MLflow run; the model is returned twice: once to
+    be saved (weights), once to be explained in memory."""
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    spec = config["models"][name]
+    data = SplitData.from_bundle(bundle, split)
+    augment = spec["augment"]
+    crops = RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
+    recipe = Recipe(
+        **spec["training"], seed=config["seed"], device=config["device"], probe_gradients=False
+    )
+    probe = _build(bundle, spec)
+    weights = "none" if spec["weights_fallback"] else spec["options"].get("weights", "none")
+    run_params = {
+        "study": STUDY,
+        "model": name,
+        "family": spec["family"],
+        "dataset": bundle.name,
+        "parameters": count_parameters(probe),
+        "trainable_parameters": count_parameters(probe, trainable_only=True),
+        "weights_used": weights,
+        "freeze": "all" if spec["weights_fallback"] else spec["freeze"],
+        **{f"option_{k}": v for k, v in spec["options"].items()},
+        **{f"augment_{k}": v for k, v in augment.items()},
+        **spec["training"],
+        "seed": config["seed"],
+    }
+    tags = {"study": STUDY, "variant": name, "family": spec["family"]}
+    with child_run(name, run_params, tags) as run_id:
+        use_crops = augment["crop_size"] is not None or augment["flip"]
+        trained = train_model(
+            lambda: _build(bundle, spec),
+            data,
+            recipe,
+            label=f"{STUDY}.{name}",
+            augment=crops if use_crops else None,
+            extra_callbacks=[MlflowMetrics()],
+        )
+        history = trained.history
+        val_acc = history.column("val_accuracy") or [math.nan]
+        result = {
+            "model": name,
+            "family": spec["family"],
+            "parameters": run_params["parameters"],
+            "trainable_parameters": run_params["trainable_parameters"],
+            "weights_used": weights,
+            "status": "diverged" if history.diverged else "ok",
+            "epochs_run": len(history.epochs),
+            "best_val_accuracy": max(val_acc),
+            "final_val_accuracy": val_acc[-1],
+            "test_accuracy": trained.test["accuracy"],
+            "test_loss": trained.test["loss"],
+            "train_seconds": history.train_seconds,
+            "normalisation": {"mean": data.normalisation.mean, "std": data.normalisation.std},
+            "mlflow_run_id": run_id,
+            "history": history.epochs,
+        }
+        if run_id is not None:
+            import mlflow
+
+            mlflow.log_metrics({k: result[k] for k in ("test_accuracy", "train_seconds")})
+            mlflow.set_tag("status", result["status"])
+    logger.info(
+        "[%s.%s] test accuracy %.4f (%.1f s)",
+        STUDY,
+        name,
+        result["test_accuracy"],
+        result["train_seconds"],
+    )
+    model = trained.model.eval()
+    return result, model, model
+
+
+@contextmanager
+def _resumed(run_id: str | None) -> Iterator[bool]:
+    """Re-enter a model's child run to add its CAM scores; a no-op without tracking."""
+    import mlflow
+
+    if run_id is None or mlflow.active_run() is None:
+        with nullcontext():
+            yield False
+        return
+    with mlflow.start_run(run_id=run_id, nested=True):
+        yield True
+
+
+def _maps_of(
+    model: nn.Module,
+    images: np.ndarray,
+    norm: Normalisation,
+    device: torch.device,
+    layer: str | None,
+    top_k: int | None = None,
+    classes: np.ndarray | None = None,
+) -> cam_plots.ModelMaps:
+    inputs = norm.apply(torch.as_tensor(images).to(device))
+    out = cam.class_activation_maps(
+        model,
+        inputs,
+        classes=None if classes is None else torch.as_tensor(classes),
+        top_k=top_k or 1,
+        layer=layer,
+    )
+    probs = out.probabilities.cpu()
+    if top_k is None:  # maps of the given (true) classes, titled with the prediction
+        best = probs.max(1)
+        return cam_plots.ModelMaps(
+            "", out.maps[:, 0].cpu().numpy(), best.indices.numpy(), best.values.numpy()
+        )
+    chosen = out.classes.cpu()
+    return cam_plots.ModelMaps(
+        "", out.maps.cpu().numpy(), chosen.numpy(), probs.gather(1, chosen).numpy()
+    )
+
+
+def explain_variant(
+    model: nn.Module,
+    result: dict[str, Any],
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    boxes: pd.DataFrame,
+    examples: dict[str, list[int]],
+    config: dict[str, Any],
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """CAM localisation on the test split plus the maps the figures draw."""
+    spec = config["models"][name]
+    device = resolve_device(config["device"])
+    model = model.to(device).eval()
+    norm = Normalisation(
+        tuple(result["normalisation"]["mean"]), tuple(result["normalisation"]["std"])
+    )
+    test, test_boxes = _test_part(bundle, split, boxes, config["max_eval_images"])
+    batches = DeviceBatches(
+        test.images,
+        test.labels,
+        batch_size=spec["training"]["eval_batch_size"],
+        device=device,
+        normalisation=norm,
+    )
+    evaluation = cam.evaluate_cams(
+        model, batches, test_boxes, layer=spec["feature_layer"], threshold=config["threshold"]
+    )
+    scores, layer = evaluation.summary(config["iou"]), evaluation.layer
+    full, _ = _test_part(bundle, split, boxes)
+    grid_idx, top_idx = examples["grid"], examples["top"]
+    grid = _maps_of(
+        model, full.images[grid_idx], norm, device, layer, classes=full.labels[grid_idx]
+    )
+    top = _maps_of(
+        model, full.images[top_idx], norm, device, layer, top_k=config["render"]["top_k"]
+    )
+    grid.name = top.name = name
+    with _resumed(result["mlflow_run_id"]) as tracking:
+        if tracking:
+            import mlflow
+
+            mlflow.log_metrics({f"cam_{k}": v for k, v in scores.items()})
+            mlflow.set_tag("feature_layer", layer)
+    logger.info("[%s.%s] CAM (layer %s): %s", STUDY, name, layer, scores)
+    return {"model": name, "layer": layer, "scores": scores, "grid": grid, "top": top}
+
+
+def chance_levels(
+    bundle: DatasetBundle, split: dict[str, Any], boxes: pd.DataFrame, config: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    """Localisation of maps that know nothing (uniform) or only the centre bias (centred)."""
+    test, test_boxes = _test_part(bundle, split, boxes, config["max_eval_images"])
+    if test_boxes is None:
+        return {}
+    height, width = test.images.shape[-2:]
+    levels = cam.chance_scores(
+        test_boxes, height, width, threshold=config["threshold"], sigma=config["centre_sigma"]
+    )
+    return {kind: scores.summary(config["iou"]) for kind, scores in levels.items()}
+
+
+TABLE_COLUMNS = [
+    "method",
+    "kind",
+    "accuracy",
+    "localisation",
+    "top1_localisation",
+    "pointing_game",
+    "mean_iou",
+    "images",
+    "feature_layer",
+]
+
+
+def localisation_table(
+    chance: dict[str, dict[str, float]], *explained: dict[str, Any]
+) -> pd.DataFrame:
+    """One row per model's CAMs and per chance map: localisation at the IoU threshold,
+    the pointing game, mean IoU and classification accuracy, side by side."""
+    rows = [
+        {"method": e["model"], "kind": "cam", "feature_layer": e["layer"], **e["scores"]}
+        for e in explained
+    ]
+    rows += [{"method": f"chance_{kind}", "kind": "chance", **s} for kind, s in chance.items()]
+    table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    log_table(table, "tables/localisation.csv")
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        metrics = {
+            f"{row['method']}_{col}": float(row[col])
+            for row in table.to_dict(orient="records")
+            for col in ("accuracy", "localisation", "pointing_game", "mean_iou")
+            if pd.notna(row[col])
+        }
+        mlflow.log_metrics(metrics)
+    logger.info("[%s] localisation:\n%s", STUDY, table.to_string(index=False))
+    return table
+
+
+def render(
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    boxes: pd.DataFrame,
+    examples: dict[str, list[int]],
+    config: dict[str, Any],
+    *explained: dict[str, Any],
+) -> tuple[Figure, Figure]:
+    """The per-class CAM grid and the top-k grid, saved by the catalog and logged."""
+    test, test_boxes = _test_part(bundle, split, boxes)
+    style = {"colormap": config["render"]["colormap"], "alpha": config["render"]["alpha"]}
+    grid_idx, top_idx = examples["grid"], examples["top"]
+    figures = {
+        "cam_grid": cam_plots.cam_grid(
+            test.images[grid_idx],
+            test.labels[grid_idx],
+            test.class_names,
+            [e["grid"] for e in explained],
+            boxes=None if test_boxes is None else test_boxes[grid_idx],
+            **style,
+        ),
+        "cam_top_k": cam_plots.top_k_grid(
+            test.images[top_idx],
+            test.labels[top_idx],
+            test.class_names,
+            [e["top"] for e in explained],
+            **style,
+        ),
+    }
+    log_figures(figures)
+    return figures["cam_grid"], figures["cam_top_k"]

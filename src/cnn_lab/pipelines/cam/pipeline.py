@@ -1,0 +1,109 @@
+"""The CAM study as a Kedro pipeline: data preparation, one namespaced modular pipeline
+per model (train, then explain), and the report (localisation table, figures)."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from cnn_lab.hooks import run_parameters
+from cnn_lab.pipelines.cam import nodes
+from cnn_lab.pipelines.cam.nodes import STUDY
+
+SHARED = ["dataset", "split", "boxes", "examples", "config"]
+
+
+def model_names(params: dict[str, Any]) -> list[str]:
+    """Model keys of ``cam.models``; malformed ones are left to the validation node."""
+    models = params.get("models")
+    return [str(n) for n in models if str(n).isidentifier()] if isinstance(models, dict) else []
+
+
+def _bind(function: Any, **kwargs: Any) -> Any:
+    return update_wrapper(partial(function, **kwargs), function)
+
+
+def _model_pipeline(name: str) -> Pipeline:
+    template = pipeline(
+        [
+            node(
+                _bind(nodes.train_variant, name=name),
+                inputs=["dataset", "split", "config"],
+                outputs=["result", "weights", "model"],
+                name="train",
+                tags=["training"],
+            ),
+            node(
+                _bind(nodes.explain_variant, name=name),
+                inputs=["model", "result", "dataset", "split", "boxes", "examples", "config"],
+                outputs="explained",
+                name="explain",
+                tags=["cam"],
+            ),
+        ]
+    )
+    return pipeline(
+        template,
+        namespace=f"{STUDY}.{name}",
+        inputs={k: f"{STUDY}.{k}" for k in SHARED},
+    )
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    names = model_names(run_parameters().get(STUDY, {}))
+    s = STUDY
+    prepare = pipeline(
+        [
+            node(
+                nodes.validate_config, f"params:{s}", f"{s}.config", name=f"{s}.validate_parameters"
+            ),
+            node(
+                nodes.prepare_dataset,
+                f"{s}.config",
+                [f"{s}.dataset", f"{s}.boxes"],
+                name=f"{s}.prepare_dataset",
+            ),
+            node(
+                nodes.split_dataset,
+                [f"{s}.dataset", f"{s}.config"],
+                f"{s}.split",
+                name=f"{s}.split_dataset",
+            ),
+            node(
+                nodes.choose_examples,
+                [f"{s}.dataset", f"{s}.split", f"{s}.config"],
+                f"{s}.examples",
+                name=f"{s}.choose_examples",
+            ),
+        ],
+        tags=["data"],
+    )
+    models = sum((_model_pipeline(n) for n in names), Pipeline([]))
+    explained = [f"{s}.{n}.explained" for n in names]
+    data = [f"{s}.dataset", f"{s}.split", f"{s}.boxes"]
+    report = pipeline(
+        [
+            node(
+                nodes.chance_levels,
+                [*data, f"{s}.config"],
+                f"{s}.chance",
+                name=f"{s}.chance_levels",
+            ),
+            node(
+                nodes.localisation_table,
+                [f"{s}.chance", *explained],
+                f"{s}.localisation",
+                name=f"{s}.localisation_table",
+            ),
+            node(
+                nodes.render,
+                [*data, f"{s}.examples", f"{s}.config", *explained],
+                [f"{s}.figures.cam_grid", f"{s}.figures.cam_top_k"],
+                name=f"{s}.render",
+            ),
+        ],
+        tags=["report"],
+    )
+    return prepare + models + report

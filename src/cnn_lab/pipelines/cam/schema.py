@@ -1,0 +1,161 @@
+"""The declared shape of ``params:cam``; anything else is an error before training."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from cnn_lab.params import StrictModel, as_list
+from cnn_lab.training.device import DEVICE_CHOICES
+from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+
+DATA_SOURCES = ("shapes", "imagenette")
+DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class ShapesParams(StrictModel):
+    classes: Annotated[list[str], BeforeValidator(as_list)] = Field(
+        default=["circle", "square", "triangle", "cross", "ring"], min_length=2
+    )
+    train_size: int = Field(1500, ge=10)
+    test_size: int = Field(500, ge=1)
+    scale: tuple[Fraction, Fraction] = (0.25, 0.55)
+    noise: float = Field(8.0, ge=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_shapes(cls, classes: list[str]) -> list[str]:
+        from cnn_lab.data.shapes import SHAPES
+
+        unknown = [c for c in classes if c not in SHAPES]
+        if unknown:
+            raise ValueError(f"unknown shape {unknown}; allowed: {', '.join(SHAPES)}")
+        if len(set(classes)) != len(classes):
+            raise ValueError("shape classes must be distinct")
+        return classes
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        if scale[0] > scale[1]:
+            raise ValueError("scale is [min, max] with min <= max")
+        return scale
+
+
+class DataParams(StrictModel):
+    source: Literal[DATA_SOURCES] = "shapes"  # type: ignore[valid-type]
+    image_size: int = Field(64, ge=16, description="side of the square images, in pixels")
+    root: str = "data/01_raw/imagenette"
+    download: bool = False
+    max_per_class: int | None = Field(None, ge=1)
+    workers: int = Field(4, ge=1)
+    val_ratio: float = Field(0.2, gt=0, lt=1)
+    test_ratio: float = Field(0.2, gt=0, lt=1)  # only for a folder without train/val
+    shapes: ShapesParams = ShapesParams()
+
+
+class TrainingParams(StrictModel):
+    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    epochs: int = Field(10, ge=1)
+    scheduler: Literal[SCHEDULERS] = "cosine"  # type: ignore[valid-type]
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.5, gt=0, le=1)
+
+
+class AugmentParams(StrictModel):
+    crop_size: int | None = Field(None, ge=8, description="random resized crops; null: none")
+    crop_scale: tuple[Fraction, Fraction] = (0.35, 1.0)
+    flip: bool = True
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _ordered(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        if scale[0] > scale[1]:
+            raise ValueError("crop_scale is [min, max] with min <= max")
+        return scale
+
+
+class ModelParams(StrictModel):
+    family: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    feature_layer: str | None = None  # found automatically when null
+    freeze: Literal["all", "layer2", "layer3", "layer4", "head"] = "all"  # resnet only
+    scratch_if_weights_missing: bool = False
+    augment: AugmentParams = AugmentParams()
+    training: TrainingParams = TrainingParams()
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, family: str) -> str:
+        from cnn_lab.models.registry import FAMILIES, _load_builtin_families
+
+        _load_builtin_families()
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family; allowed: {', '.join(sorted(FAMILIES))}")
+        return family
+
+    @model_validator(mode="after")
+    def _options_fit_family(self) -> ModelParams:
+        from cnn_lab.models.registry import FAMILIES
+
+        accepted = set(inspect.signature(FAMILIES[self.family]).parameters) - {
+            "in_shape",
+            "num_classes",
+        }
+        unknown = sorted(set(self.options) - accepted)
+        if unknown:
+            raise ValueError(
+                f"model option(s) {unknown} are not accepted by family '{self.family}'; "
+                f"allowed: {', '.join(sorted(accepted))}"
+            )
+        if self.family != "resnet" and self.freeze != "all":
+            raise ValueError("freeze applies to the resnet family only; leave it at 'all'")
+        return self
+
+
+class CamParams(StrictModel):
+    seed: int = 0
+    device: DeviceName = "auto"
+    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    data: DataParams = DataParams()
+    models: dict[str, ModelParams] = Field(min_length=1)
+    threshold: float = Field(0.2, gt=0, lt=1, description="share of the CAM maximum kept")
+    iou: float = Field(0.5, gt=0, le=1, description="IoU for a correct localisation")
+    centre_sigma: float = Field(0.15, gt=0, description="centred chance map, share of a side")
+    max_eval_images: int | None = Field(None, ge=1)
+    render: RenderParams = Field(default_factory=lambda: RenderParams())
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, models: dict[str, ModelParams]) -> dict[str, ModelParams]:
+        bad = [n for n in models if not n.isidentifier()]
+        if bad:
+            raise ValueError(f"model names must be identifiers (letters, digits, _): {bad}")
+        return models
+
+
+class RenderParams(StrictModel):
+    colormap: str = "jet"
+    alpha: float = Field(0.5, ge=0, le=1)
+    top_k: int = Field(3, ge=1)
+    top_images: int = Field(4, ge=1)
+
+    @field_validator("colormap")
+    @classmethod
+    def _known_colormap(cls, name: str) -> str:
+        import matplotlib
+
+        if name not in matplotlib.colormaps:
+            raise ValueError("not a matplotlib colormap (e.g. jet, viridis, inferno, turbo)")
+        return name
+
+
+CamParams.model_rebuild()

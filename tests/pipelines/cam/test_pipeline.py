@@ -1,0 +1,173 @@
+"""The CAM study end to end on a tiny override: figures, localisation table, MLflow runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from cnn_lab.models import build_model
+from tests.conftest import mlflow_runs
+
+TINY = {
+    "cam.threads": 1,
+    "cam.data.image_size": 32,
+    "cam.data.shapes.classes": ["circle", "square", "cross"],
+    "cam.data.shapes.train_size": 60,
+    "cam.data.shapes.test_size": 12,
+    "cam.models.small_cnn.options.widths": [4, 8],
+    "cam.models.small_cnn.options.input_size": 24,
+    "cam.models.small_cnn.augment.crop_size": 24,
+    "cam.models.small_cnn.training.epochs": 1,
+    "cam.models.resnet18.training.epochs": 1,
+    "cam.render.top_images": 2,
+}
+
+
+def _latest(folder: Path, name: str) -> Path:
+    versions = sorted((folder / name).iterdir())
+    assert versions, f"no saved version of {folder / name}"
+    return versions[-1] / name
+
+
+def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
+    run_kedro(["cam"], TINY)
+    reporting = kedro_project / "data/08_reporting/cam"
+
+    table = pd.read_csv(_latest(reporting, "localisation.csv"))
+    assert table["method"].tolist() == [
+        "small_cnn",
+        "resnet18",
+        "chance_uniform",
+        "chance_centred",
+    ]
+    cams = table[table["kind"] == "cam"]
+    for column in ("accuracy", "localisation", "top1_localisation", "pointing_game", "mean_iou"):
+        assert cams[column].between(0, 1).all(), column
+    assert (cams["images"] == 12).all()
+    assert cams["feature_layer"].tolist() == ["features", "layer4"]
+    chance = table[table["kind"] == "chance"]
+    assert chance["accuracy"].isna().all()
+    assert chance[["localisation", "pointing_game", "mean_iou"]].notna().all().all()
+
+    for figure in ("cam_grid", "cam_top_k"):
+        png = _latest(reporting / "figures", f"{figure}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    weights = _latest(kedro_project / "data/06_models/cam/small_cnn", "weights.pt")
+    model = build_model(
+        "gap_cnn", in_shape=(3, 32, 32), num_classes=3, widths=[4, 8], input_size=24
+    )
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    boxes = pd.read_csv(kedro_project / "data/02_intermediate/cam/boxes.csv")
+    assert len(boxes) == 72 and set(boxes["split"]) == {"train", "test"}
+
+    client, runs = mlflow_runs(kedro_project)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert sorted(r.data.tags["mlflow.runName"] for r in children) == ["resnet18", "small_cnn"]
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1
+        for metric in ("test_accuracy", "cam_localisation", "cam_pointing_game"):
+            assert metric in child.data.metrics, metric
+    parent = parents[0]
+    artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "figures")]
+    assert sorted(artifacts) == ["figures/cam_grid.png", "figures/cam_top_k.png"]
+    tables = [a.path for a in client.list_artifacts(parent.info.run_id, "tables")]
+    assert tables == ["tables/localisation.csv"]
+    assert parent.data.metrics["small_cnn_localisation"] == pytest.approx(
+        float(cams["localisation"].iloc[0])
+    )
+    assert "chance_centred_pointing_game" in parent.data.metrics
+
+
+def test_head_fine_tuning_from_a_checkpoint(run_kedro, kedro_project: Path) -> None:
+    """The paper's ResNet-18 setting, with a local checkpoint standing in for ImageNet."""
+    checkpoint = kedro_project / "resnet18.pt"
+    torch.manual_seed(0)
+    torch.save(
+        build_model("resnet", in_shape=(3, 32, 32), num_classes=1000).state_dict(), checkpoint
+    )
+    params = {
+        **TINY,
+        "cam.models.resnet18.options.weights": str(checkpoint),
+        "cam.models.resnet18.freeze": "head",
+    }
+    run_kedro(["cam"], params)
+    _, runs = mlflow_runs(kedro_project)
+    resnet = next(r for r in runs if r.data.tags.get("mlflow.runName") == "resnet18")
+    assert resnet.data.params["trainable_parameters"] == str(512 * 3 + 3)
+    assert resnet.data.params["weights_used"] == str(checkpoint)
+
+
+def test_missing_imagenet_weights(run_kedro, kedro_project: Path, monkeypatch) -> None:
+    from cnn_lab.models import resnet
+
+    def offline(arch: str, weights: str, *, key: str = "weights"):
+        raise resnet.WeightsUnavailableError(f"{key}: 'imagenet' weights could not be downloaded")
+
+    monkeypatch.setattr(resnet, "load_weights", offline)
+    params = {**TINY, "cam.models.resnet18.options.weights": "imagenet"}
+    with pytest.raises(Exception, match=r"cam\.models\.resnet18\.scratch_if_weights_missing"):
+        run_kedro(["cam"], {**params, "cam.models.resnet18.freeze": "head"})
+    assert not (kedro_project / "data/02_intermediate/cam").exists()
+
+    params["cam.models.resnet18.scratch_if_weights_missing"] = True
+    params["cam.models.resnet18.freeze"] = "head"
+    run_kedro(["cam"], params)
+    _, runs = mlflow_runs(kedro_project)
+    resnet18 = next(r for r in runs if r.data.tags.get("mlflow.runName") == "resnet18")
+    assert resnet18.data.params["weights_used"] == "none"
+    assert resnet18.data.params["freeze"] == "all"  # from scratch: everything trains
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"cam.data.source": "imagenet"}, "cam.data.source: got 'imagenet'"),
+        ({"cam.models.small_cnn.family": "vit"}, "cam.models.small_cnn.family: got 'vit'"),
+        (
+            {"cam.models.small_cnn.options.depth": 3},
+            "model option(s) ['depth'] are not accepted by family 'gap_cnn'",
+        ),
+        ({"cam.render.colormap": "rainbowz"}, "cam.render.colormap: got 'rainbowz'"),
+        ({"cam.render.alpha": 1.5}, "cam.render.alpha: got 1.5"),
+        ({"cam.threshold": 0}, "cam.threshold: got 0"),
+        ({"cam.data.shapes.classes": ["circle", "hexagon"]}, "cam.data.shapes.classes"),
+        ({"cam.models.small_cnn.freeze": "head"}, "freeze applies to the resnet family only"),
+        ({"cam.models.resnet18.traning": {}}, "cam.models.resnet18.traning: unknown key"),
+    ],
+)
+def test_bad_parameters_stop_before_training(
+    run_kedro, kedro_project: Path, override: dict, expected: str
+) -> None:
+    with pytest.raises(Exception, match="invalid parameter") as info:
+        run_kedro(["cam"], {**TINY, **override})
+    assert expected in str(info.value)
+    assert not (kedro_project / "data/02_intermediate/cam").exists()
+
+
+@pytest.mark.parametrize("env", ["base", "paper"])
+def test_shipped_parameters_validate(env: str) -> None:
+    from kedro.config import OmegaConfigLoader
+
+    from cnn_lab.params import validate_parameters
+    from cnn_lab.pipelines.cam.schema import CamParams
+    from cnn_lab.settings import CONFIG_LOADER_ARGS
+    from tests.conftest import PROJECT_ROOT
+
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": env}
+    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **args)
+    config = validate_parameters(CamParams, loader["parameters"]["cam"], "cam")
+    assert set(config.models) == {"small_cnn", "resnet18"}
+    if env == "paper":
+        assert config.data.source == "imagenette" and config.data.image_size == 160
+        assert config.models["small_cnn"].training.epochs == 100
+        assert config.models["resnet18"].training.epochs == 5
+        assert config.models["resnet18"].freeze == "head"
+        assert config.models["resnet18"].options["weights"] == "imagenet"
+        assert config.models["small_cnn"].options["widths"] == [64, 128, 256, 512]
