@@ -68,3 +68,16 @@ def test_median_pruner_stops_bad_trials() -> None:
     assert study.trials[1].last_step == 2  # warm-up epoch 1 is never pruned
     with pytest.raises(ValueError, match="unknown pruner"):
         build_pruner("asha")
+
+
+def test_search_figures_leave_the_matplotlib_style_alone() -> None:
+    import matplotlib
+
+    from cnn_lab.training.search import search_figures
+
+    study = open_study("figures", "memory", seed=0, pruner=build_pruner("none"))
+    run_search(study, SearchSpace(), _fake_training, n_trials=3)
+    before = dict(matplotlib.rcParams)
+    figures = search_figures(study)
+    assert set(figures) == {"optimization_history", "intermediate_values", "param_importances"}
+    assert matplotlib.rcParams["axes.facecolor"] == before["axes.facecolor"]

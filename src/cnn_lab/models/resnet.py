@@ -123,10 +123,12 @@ def build_resnet(
     cifar_stem: bool = False,
     in_channels: int = 3,
     width: int = 64,
+    weights_key: str = "weights",
 ) -> nn.Module:
     """A torchvision ResNet with a ``num_classes`` head; ``cifar_stem`` swaps the 7x7/2 conv
     and max-pool for a 3x3/1 conv, the usual stem for 32x32 inputs. ``width`` (stem
-    channels, 64 in torchvision) narrows the network for CPU-sized studies."""
+    channels, 64 in torchvision) narrows the network for CPU-sized studies.
+    ``weights_key`` is the parameter name that error messages tell the user to set."""
     if arch not in RESNET_ARCHS:
         raise ValueError(f"unknown ResNet {arch!r}; allowed: {', '.join(RESNET_ARCHS)}")
     if width < 1:
@@ -146,7 +148,7 @@ def build_resnet(
         if cifar_stem:
             model.maxpool = nn.Identity()
     if weights not in ("none", None):
-        load_backbone(model, load_weights(arch, weights), source=str(weights))
+        load_backbone(model, load_weights(arch, weights, key=weights_key), source=str(weights))
     return model
 
 

@@ -138,11 +138,13 @@ def best_params(study: optuna.Study) -> dict[str, Any]:
 def search_figures(study: optuna.Study) -> dict[str, Figure]:
     """Optuna's own figures, drawn with matplotlib (its plotly figures would need kaleido
     to become PNG files)."""
+    import matplotlib
     from optuna.visualization import matplotlib as ovm
 
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     figures: dict[str, Figure] = {}
-    with warnings.catch_warnings():
+    # Optuna switches matplotlib to its "ggplot" style globally; keep that to these figures.
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         figures["optimization_history"] = ovm.plot_optimization_history(study).figure
         figures["intermediate_values"] = ovm.plot_intermediate_values(study).figure

@@ -128,3 +128,26 @@ def test_missing_data_without_download_is_a_clear_error() -> None:
     with pytest.raises(FileNotFoundError, match=r"cifar10 was not found under nowhere") as info:
         nodes.prepare_data(config)
     assert "transfer.data.root" in str(info.value) and "transfer.data.download" in str(info.value)
+
+
+def test_imagenet_weights_offline_say_which_parameter_to_set(monkeypatch, tmp_path: Path) -> None:
+    from torchvision.models import ResNet18_Weights
+
+    from cnn_lab.models.resnet import WeightsUnavailableError
+
+    def offline(*args, **kwargs):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(type(ResNet18_Weights.DEFAULT), "get_state_dict", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    config = nodes.validate_config(
+        _with({"transfer.source.weights": "imagenet", "transfer.model.width": 64})
+    )
+    source, _ = nodes.prepare_data(config)
+    with pytest.raises(
+        WeightsUnavailableError, match=r"transfer\.source\.weights: 'imagenet' weights"
+    ) as info:
+        nodes.train_source(source, {}, config)
+    assert "resnet18-f37072fd.pth" in str(
+        info.value
+    ) and "set transfer.source.weights to a local checkpoint" in str(info.value)

@@ -47,6 +47,7 @@ from cnn_lab.training.device import resolve_device
 from cnn_lab.training.engine import evaluate
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 from cnn_lab.training.search import (
+    PruningCallback,
     SearchSpace,
     best_params,
     build_pruner,
@@ -174,6 +175,7 @@ def build_source_model(config: dict[str, Any], weights: str = "none") -> nn.Modu
         cifar_stem=model["cifar_stem"],
         in_channels=DATASET_CHANNELS[task.dataset],
         width=model["width"],
+        weights_key=f"{STUDY}.source.weights",
     )
 
 
@@ -510,7 +512,7 @@ def search(
     params = {"study": STUDY, **{k: v for k, v in s.items() if k != "storage"}}
     with child_run("search", params, {"study": STUDY, "variant": "search"}):
 
-        def train(trial: Any, sampled: dict[str, Any], pruning: Callback) -> float:
+        def train(trial: Any, sampled: dict[str, Any], pruning: PruningCallback) -> float:
             result, _ = _finetune(
                 source_state,
                 data,
@@ -523,6 +525,10 @@ def search(
                 **sampled,
             )
             trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
+            if pruning.pruned_epoch is not None and result["mlflow_run_id"] is not None:
+                import mlflow
+
+                mlflow.MlflowClient().set_tag(result["mlflow_run_id"], "status", "pruned")
             trial.set_user_attr("best_epoch", result["best_epoch"])
             return result["val_accuracy"]
 
