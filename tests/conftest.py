@@ -34,10 +34,9 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
-    # mlflow.set_tracking_uri() (called by kedro-mlflow) exports MLFLOW_TRACKING_URI, which
-    # settings.tracking_uri() prefers: without this, a later test's run would be logged to
-    # the first test project's mlflow.db.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which settings.tracking_uri()
+    # prefers: without this, a second run in the same process logs to the first project.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project}/mlflow.db")
     return project
 
 

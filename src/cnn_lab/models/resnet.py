@@ -94,6 +94,27 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], *, source
         )
 
 
+def _narrow(model: tv_models.ResNet, width: int, in_channels: int) -> None:
+    """Rebuild ``model``'s stem and stages with ``width`` stem channels (64 in torchvision),
+    doubling per stage as usual, with torchvision's initialisation; the stage names stay
+    ``layer1..layer4``/``fc`` so freezing presets and head groups apply unchanged."""
+    block = type(model.layer1[0])
+    depths = [len(getattr(model, stage)) for stage in STAGES]
+    model.inplanes = width
+    model.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    for index, (stage, depth) in enumerate(zip(STAGES, depths, strict=True)):
+        stride = 1 if index == 0 else 2
+        setattr(model, stage, model._make_layer(block, width * 2**index, depth, stride=stride))
+    model.fc = nn.Linear(width * 8 * block.expansion, model.fc.out_features)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+
+
 def build_resnet(
     arch: str = "resnet18",
     num_classes: int = 10,
@@ -101,19 +122,33 @@ def build_resnet(
     weights: str = "none",
     cifar_stem: bool = False,
     in_channels: int = 3,
+    width: int = 64,
+    weights_key: str = "weights",
 ) -> nn.Module:
     """A torchvision ResNet with a ``num_classes`` head; ``cifar_stem`` swaps the 7x7/2 conv
-    and max-pool for a 3x3/1 conv, the usual stem for 32x32 inputs."""
+    and max-pool for a 3x3/1 conv, the usual stem for 32x32 inputs. ``width`` (stem
+    channels, 64 in torchvision) narrows the network for CPU-sized studies.
+    ``weights_key`` is the parameter name that error messages tell the user to set."""
     if arch not in RESNET_ARCHS:
         raise ValueError(f"unknown ResNet {arch!r}; allowed: {', '.join(RESNET_ARCHS)}")
-    model = tv_models.get_model(arch, weights=None, num_classes=num_classes)
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    if weights == "imagenet" and width != 64:
+        raise ValueError(f"'imagenet' weights need width 64 (torchvision's), got width {width}")
+    if width == 64:
+        model = tv_models.get_model(arch, weights=None, num_classes=num_classes)
+    else:
+        # Every layer with parameters is rebuilt, so the full-width one is never allocated.
+        with torch.device("meta"):
+            model = tv_models.get_model(arch, weights=None, num_classes=num_classes)
+        _narrow(model, width, in_channels)
     if cifar_stem or in_channels != 3:
         kernel, stride, padding = (3, 1, 1) if cifar_stem else (7, 2, 3)
-        model.conv1 = nn.Conv2d(in_channels, 64, kernel, stride, padding, bias=False)
+        model.conv1 = nn.Conv2d(in_channels, width, kernel, stride, padding, bias=False)
         if cifar_stem:
             model.maxpool = nn.Identity()
     if weights not in ("none", None):
-        load_backbone(model, load_weights(arch, weights), source=str(weights))
+        load_backbone(model, load_weights(arch, weights, key=weights_key), source=str(weights))
     return model
 
 
@@ -124,9 +159,15 @@ def resnet_family(
     arch: str = "resnet18",
     weights: str = "none",
     cifar_stem: bool = False,
+    width: int = 64,
 ) -> nn.Module:
     return build_resnet(
-        arch, num_classes, weights=weights, cifar_stem=cifar_stem, in_channels=in_shape[0]
+        arch,
+        num_classes,
+        weights=weights,
+        cifar_stem=cifar_stem,
+        in_channels=in_shape[0],
+        width=width,
     )
 
 
@@ -180,3 +221,29 @@ def head_parameter_groups(
     if backbone:
         groups.append({"params": backbone, "lr": lr * backbone_lr_multiplier, "name": "backbone"})
     return groups
+
+
+class DropoutLinear(nn.Linear):
+    """A Linear layer with dropout on its input: the head keeps the ``fc.weight`` /
+    ``fc.bias`` keys of a plain head, so checkpoints load with or without dropout."""
+
+    def __init__(self, in_features: int, out_features: int, p: float = 0.0) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        super().__init__(in_features, out_features)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.dropout(x, self.p, self.training))
+
+
+def replace_head(model: nn.Module, num_classes: int, *, dropout: float = 0.0) -> nn.Module:
+    """A fresh ``num_classes``-way head (dropout before it) on a ResNet backbone."""
+    model.fc = DropoutLinear(model.fc.in_features, num_classes, p=dropout)
+    return model
+
+
+def feature_extractor(model: nn.Module) -> nn.Module:
+    """The network without its last linear layer: it outputs the pooled features."""
+    model.fc = nn.Identity()
+    return model

@@ -161,6 +161,10 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
         self._best_state: dict[str, Any] | None = None
 
+    def on_train_start(self, model: nn.Module, epochs: int) -> None:
+        # A callback reused for a second fit must not remember the first one's best.
+        self.best, self.best_epoch, self.stopped_epoch, self._best_state = None, 0, None, None
+
     def _improved(self, value: float) -> bool:
         if self.best is None:
             return True
@@ -169,6 +173,11 @@ class EarlyStopping(Callback):
         return value < self.best - self.min_delta
 
     def on_epoch_end(self, state: EpochState) -> None:
+        if self.monitor not in state.metrics:
+            raise KeyError(
+                f"early stopping monitors {self.monitor!r} but the epoch only has "
+                f"{sorted(state.metrics)}; pass validation batches to fit()"
+            )
         value = state.metrics[self.monitor]
         if self._improved(value):
             self.best, self.best_epoch = value, state.epoch

@@ -6,7 +6,7 @@ that into device-resident batches, an optimizer, a schedule and callbacks for :f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +44,15 @@ class Recipe:
 
 @dataclass
 class SplitData:
-    """The three splits of one dataset as arrays, with training-split normalisation."""
+    """The three splits of one dataset as arrays, with training-split normalisation.
+
+    ``test`` is ``None`` when a study keeps its test set away from training nodes and
+    scores it later, in one place.
+    """
 
     train: LabelledImages
     val: LabelledImages
-    test: LabelledImages
+    test: LabelledImages | None
     normalisation: Normalisation
 
     @classmethod
@@ -90,8 +94,15 @@ def train_model(
     label: str,
     augment: BatchTransform | None = None,
     extra_callbacks: Sequence[Callback] = (),
+    parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None,
 ) -> TrainedModel:
-    """Seed, build, train with validation each epoch, then score once on the test split."""
+    """Seed, build, train with validation each epoch, then score once on the test split
+    (unless ``data.test`` is ``None``: then ``test`` is empty).
+
+    ``parameter_groups`` maps the built model to optimizer groups (per-group learning
+    rates, frozen tensors left out); by default every parameter trains at ``recipe.lr``.
+    ``recipe.probe_gradients`` measures per-layer gradient norms each epoch (one extra batch).
+    """
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     model = build().to(device)
@@ -110,15 +121,16 @@ def train_model(
 
     train = batches(data.train, recipe.batch_size, shuffle=True)
     val = batches(data.val, recipe.eval_batch_size)
-    test = batches(data.test, recipe.eval_batch_size)
-    probes: list[GradientNormProbe] = []
+    callbacks: list[Callback] = []
+    probe: GradientNormProbe | None = None
     if recipe.probe_gradients:
         probe_inputs, probe_targets = next(iter(batches(data.train, recipe.probe_batch_size)))
-        probes.append(GradientNormProbe(probe_inputs, probe_targets))
+        probe = GradientNormProbe(probe_inputs, probe_targets)
+        callbacks.append(probe)
 
     optimizer = build_optimizer(
         recipe.optimizer,
-        model.parameters(),
+        model.parameters() if parameter_groups is None else parameter_groups(model),
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
         momentum=recipe.momentum,
@@ -137,7 +149,9 @@ def train_model(
         epochs=recipe.epochs,
         val=val,
         scheduler=scheduler,
-        callbacks=[*probes, ProgressLog(label), *extra_callbacks],
+        callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
     )
-    scores = evaluate(model, test)
-    return TrainedModel(model, history, scores, probes[0].by_epoch if probes else {})
+    scores = {}
+    if data.test is not None:
+        scores = evaluate(model, batches(data.test, recipe.eval_batch_size))
+    return TrainedModel(model, history, scores, probe.by_epoch if probe else {})

@@ -1,0 +1,85 @@
+"""Tables and figures that put several approaches to one task side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cnn_lab.evaluation.plots import _panels
+
+APPROACH_COLUMNS = [
+    "approach",
+    "group",
+    "preset",
+    "optimizer",
+    "lr",
+    "backbone_lr",
+    "batch_size",
+    "dropout",
+    "val_accuracy",
+    "test_accuracy",
+    "train_seconds",
+    "trainable_parameters",
+    "epochs_run",
+    "best_epoch",
+    "stopped_epoch",
+    "converged",
+    "status",
+    "mlflow_run_id",
+]
+
+
+def approach_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per approach in a fixed column order (missing values stay empty)."""
+    table = pd.DataFrame(list(rows))
+    extra = [c for c in table.columns if c not in APPROACH_COLUMNS]
+    return table.reindex(columns=[*APPROACH_COLUMNS, *extra])
+
+
+def history_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per-epoch rows of every run that has a ``history``, tagged with its approach."""
+    frames = [
+        pd.DataFrame(r["history"]).assign(approach=r["approach"], group=r["group"])
+        for r in results
+        if r.get("history")
+    ]
+    history = pd.concat(frames, ignore_index=True)
+    leading = ["approach", "group", "epoch"]
+    return history[leading + [c for c in history.columns if c not in leading]]
+
+
+def overlaid_curves(history: pd.DataFrame, title: str) -> Figure:
+    """Training loss and validation accuracy by epoch, one line per approach."""
+    fig, axes = _panels(2, width=5.0)
+    loss_ax, acc_ax = axes[0]
+    for approach, rows in history.groupby("approach", sort=False):
+        loss_ax.plot(rows["epoch"], rows["train_loss"], marker=".", label=approach)
+        acc_ax.plot(rows["epoch"], rows["val_accuracy"], marker=".", label=approach)
+    loss_ax.set_ylabel("training loss")
+    loss_ax.set_yscale("log")
+    acc_ax.set_ylabel("validation accuracy")
+    acc_ax.set_ylim(0, 1.02)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def accuracy_by_approach(summary: pd.DataFrame) -> Figure:
+    """Validation and test accuracy of every approach as paired bars."""
+    fig, axes = _panels(1, width=max(6.0, 0.7 * len(summary)), height=4)
+    ax = axes[0][0]
+    positions = range(len(summary))
+    ax.bar([p - 0.2 for p in positions], summary["val_accuracy"], 0.4, label="validation")
+    ax.bar([p + 0.2 for p in positions], summary["test_accuracy"], 0.4, label="test")
+    ax.set_xticks(list(positions), summary["approach"], rotation=45, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    return fig

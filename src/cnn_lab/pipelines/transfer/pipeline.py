@@ -1,0 +1,172 @@
+"""The transfer study as a Kedro pipeline: data and source model first, then the feature
+baselines, one namespaced modular pipeline per fine-tuning preset and per optimizer, the
+search and the tuned model, and a single node that touches the test set."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from cnn_lab.hooks import run_parameters
+from cnn_lab.params import as_list
+from cnn_lab.pipelines.transfer import nodes
+from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
+
+SHARED = {
+    "source_weights": f"{STUDY}.source_weights",
+    "target": f"{STUDY}.target_trainval",
+    "config": f"{STUDY}.config",
+}
+
+
+def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(group, name, options) per fine-tuning variant. Malformed entries are skipped here
+    and reported by the validation node, which runs before anything else."""
+    grid: list[tuple[str, str, dict[str, Any]]] = []
+    finetune = params.get("finetune") if isinstance(params.get("finetune"), dict) else {}
+    presets = as_list(finetune.get("presets", ["head", "layer4", "layer3", "all"]))
+    for preset in presets if isinstance(presets, list) else []:
+        grid.append(("finetune", str(preset), {"preset": str(preset)}))
+    grid_params = params.get("optimizers") if isinstance(params.get("optimizers"), dict) else {}
+    names = as_list(grid_params.get("names", ["adam", "sgd", "adamw", "rmsprop"]))
+    lrs = as_list(grid_params.get("lrs", [1e-3]))
+    if isinstance(names, list) and isinstance(lrs, list):
+        for name in names:
+            for lr in lrs:
+                try:
+                    lr = float(lr)
+                except (TypeError, ValueError):
+                    continue
+                options = {"optimizer": str(name), "lr": lr}
+                grid.append(("optimizers", nodes.optimizer_variant(str(name), lr), options))
+    return list({(g, n): (g, n, o) for g, n, o in grid}.values())
+
+
+def _variant_pipeline(group: str, name: str, options: dict[str, Any]) -> Pipeline:
+    function = nodes.train_preset if group == "finetune" else nodes.train_optimizer
+    train = update_wrapper(partial(function, **options), function)
+    template = pipeline(
+        [
+            node(
+                train,
+                inputs=["source_weights", "target", "config"],
+                outputs=["result", "weights"],
+                name="train",
+                tags=["training"],
+            )
+        ]
+    )
+    return pipeline(template, namespace=f"{STUDY}.{group}.{name}", inputs=SHARED)
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    grid = variant_grid(run_parameters().get(STUDY, {}))
+    prepare = pipeline(
+        [
+            node(
+                nodes.validate_config,
+                f"params:{STUDY}",
+                f"{STUDY}.config",
+                name=f"{STUDY}.validate_parameters",
+            ),
+            node(
+                nodes.prepare_data,
+                f"{STUDY}.config",
+                [f"{STUDY}.source_data", f"{STUDY}.target_data"],
+                name=f"{STUDY}.prepare_data",
+            ),
+            node(
+                nodes.split_data,
+                [f"{STUDY}.source_data", f"{STUDY}.target_data", f"{STUDY}.config"],
+                [
+                    f"{STUDY}.source_split",
+                    f"{STUDY}.target_split",
+                    f"{STUDY}.target_trainval",
+                    f"{STUDY}.target_test",
+                ],
+                name=f"{STUDY}.split_data",
+            ),
+        ],
+        tags=["data"],
+    )
+    source = pipeline(
+        [
+            node(
+                nodes.train_source,
+                [f"{STUDY}.source_data", f"{STUDY}.source_split", f"{STUDY}.config"],
+                [f"{STUDY}.source_weights", f"{STUDY}.source_result"],
+                name=f"{STUDY}.train_source",
+            )
+        ],
+        tags=["training"],
+    )
+    baselines = pipeline(
+        [
+            node(
+                nodes.extract_features,
+                list(SHARED.values()),
+                f"{STUDY}.features",
+                name=f"{STUDY}.extract_features",
+            ),
+            node(
+                nodes.fit_baselines,
+                [f"{STUDY}.features", f"{STUDY}.config"],
+                [f"{STUDY}.baselines", f"{STUDY}.baseline_results"],
+                name=f"{STUDY}.fit_baselines",
+            ),
+        ],
+        tags=["baselines"],
+    )
+    variants = sum((_variant_pipeline(*v) for v in grid), Pipeline([]))
+    search = pipeline(
+        [
+            node(
+                nodes.search,
+                list(SHARED.values()),
+                [
+                    f"{STUDY}.search.trials",
+                    f"{STUDY}.search.best",
+                    *(f"{STUDY}.figures.{name}" for name in SEARCH_FIGURES),
+                ],
+                name=f"{STUDY}.search",
+            ),
+            node(
+                nodes.train_tuned,
+                [*SHARED.values(), f"{STUDY}.search.best"],
+                [f"{STUDY}.search.tuned.result", f"{STUDY}.search.tuned.weights"],
+                name=f"{STUDY}.train_tuned",
+            ),
+        ],
+        tags=["search", "training"],
+    )
+    trained = [f"{STUDY}.{g}.{n}" for g, n, _ in grid] + [f"{STUDY}.search.tuned"]
+    results = [f"{prefix}.result" for prefix in trained]
+    paired = [name for prefix in trained for name in (f"{prefix}.result", f"{prefix}.weights")]
+    report = pipeline(
+        [
+            node(
+                nodes.evaluate_on_test,
+                [
+                    f"{STUDY}.target_test",
+                    f"{STUDY}.target_trainval",
+                    f"{STUDY}.source_weights",
+                    f"{STUDY}.baselines",
+                    f"{STUDY}.baseline_results",
+                    f"{STUDY}.config",
+                    *paired,
+                ],
+                f"{STUDY}.summary",
+                name=f"{STUDY}.evaluate_on_test",
+            ),
+            node(
+                nodes.report,
+                [f"{STUDY}.summary", *results],
+                [f"{STUDY}.history", *(f"{STUDY}.figures.{name}" for name in STUDY_FIGURES)],
+                name=f"{STUDY}.report",
+            ),
+        ],
+        tags=["report"],
+    )
+    return prepare + source + baselines + variants + search + report

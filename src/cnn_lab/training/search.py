@@ -1,0 +1,174 @@
+"""Hyper-parameter search with Optuna: the space, the pruner, the study and its figures.
+
+The study lives in an Optuna storage (an SQLite file by default, a server database URL
+to share one study between machines); each process adds its trials and the best trial is
+taken over all of them. Training itself stays with the engine: the caller passes a
+function that trains one configuration and reports each epoch through
+:class:`PruningCallback`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from matplotlib.figure import Figure
+
+from cnn_lab.training.callbacks import Callback, EpochState
+
+logger = logging.getLogger(__name__)
+
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+IN_MEMORY = "memory"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Learning rate (log-uniform), batch size (categorical) and dropout before the head."""
+
+    lr: tuple[float, float] = (1e-6, 1e-2)
+    batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
+    dropout: tuple[float, float] = (0.0, 0.5)
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in (("lr", self.lr), ("dropout", self.dropout)):
+            if not low < high:
+                raise ValueError(f"search range {name}: low {low} must be below high {high}")
+        if self.lr[0] <= 0:
+            raise ValueError(f"search range lr must be positive for a log scale, got {self.lr}")
+        if not self.batch_sizes:
+            raise ValueError("search batch_sizes must not be empty")
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        return {
+            "lr": trial.suggest_float("lr", *self.lr, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
+            "dropout": trial.suggest_float("dropout", *self.dropout),
+        }
+
+
+def build_pruner(name: str, *, startup_trials: int = 2, warmup_epochs: int = 1):
+    """``none`` | ``median`` | ``successive_halving`` | ``hyperband``."""
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        # Steps are 1-based epochs; Optuna prunes from step n_warmup_steps on.
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs + 1
+        )
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    raise ValueError(f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}")
+
+
+def open_study(
+    name: str, storage: str, *, seed: int, pruner: optuna.pruners.BasePruner
+) -> optuna.Study:
+    """Create the study, or join it when ``storage`` already holds one of that name.
+
+    The sampler's seed is offset by the number of trials already stored, so processes
+    sharing a study do not propose the same configurations.
+    """
+    study = optuna.create_study(
+        study_name=name,
+        storage=None if storage == IN_MEMORY else storage,
+        direction="maximize",
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    return study
+
+
+class PruningCallback(Callback):
+    """Reports ``monitor`` to the trial after every epoch and stops training when Optuna
+    prunes the trial (the caller raises :class:`optuna.TrialPruned` afterwards)."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str = "val_accuracy") -> None:
+        self.trial, self.monitor = trial, monitor
+        self.pruned_epoch: int | None = None
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        self.trial.report(state.metrics[self.monitor], state.epoch)
+        if self.trial.should_prune():
+            self.pruned_epoch = state.epoch
+            state.stop = True
+
+
+TrainTrial = Callable[[optuna.Trial, dict[str, Any], PruningCallback], float]
+
+
+def run_search(
+    study: optuna.Study, space: SearchSpace, train: TrainTrial, *, n_trials: int
+) -> list[optuna.trial.FrozenTrial]:
+    """Run ``n_trials`` trials of ``train`` (which returns the value to maximise);
+    returns this process's trials."""
+
+    def objective(trial: optuna.Trial) -> float:
+        params = space.suggest(trial)
+        callback = PruningCallback(trial)
+        value = train(trial, params, callback)
+        if callback.pruned_epoch is not None:
+            raise optuna.TrialPruned(f"pruned after epoch {callback.pruned_epoch}")
+        return value
+
+    before = len(study.trials)
+    study.optimize(objective, n_trials=n_trials)
+    return study.trials[before:]
+
+
+def best_params(study: optuna.Study) -> dict[str, Any]:
+    """The best completed trial's parameters, its value and number."""
+    try:
+        best = study.best_trial
+    except ValueError as err:
+        raise RuntimeError(
+            f"study {study.study_name!r} has no completed trial (all pruned or failed); "
+            "raise n_trials or use pruner 'none'"
+        ) from err
+    return {**best.params, "value": best.value, "trial": best.number}
+
+
+def search_figures(study: optuna.Study) -> dict[str, Figure]:
+    """Optuna's own figures, drawn with matplotlib (its plotly figures would need kaleido
+    to become PNG files)."""
+    import matplotlib
+    from optuna.visualization import matplotlib as ovm
+
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    figures: dict[str, Figure] = {}
+    # Optuna switches matplotlib to its "ggplot" style globally; keep that to these figures.
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        figures["optimization_history"] = ovm.plot_optimization_history(study).figure
+        figures["intermediate_values"] = ovm.plot_intermediate_values(study).figure
+        figures["param_importances"] = _importances(study, completed, ovm)
+    for figure in figures.values():
+        figure.set_size_inches(7, 4.5)
+        figure.set_layout_engine("constrained")
+    return figures
+
+
+def _importances(study: optuna.Study, completed: Sequence[Any], ovm: Any) -> Figure:
+    """fANOVA importances need two completed trials that differ; with fewer the figure
+    says so rather than failing the run."""
+    if len(completed) >= 2:
+        try:
+            return ovm.plot_param_importances(study).figure
+        except (RuntimeError, ValueError) as err:
+            reason = str(err)
+    else:
+        reason = f"{len(completed)} completed trial(s); importances need at least 2"
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, f"Parameter importances unavailable:\n{reason}", ha="center", va="center")
+    logger.warning("parameter importances unavailable: %s", reason)
+    return figure

@@ -1,0 +1,109 @@
+"""The transfer study end to end on a tiny override with 2 Optuna trials."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import mlflow_runs
+
+TINY = {
+    "transfer.threads": 1,
+    "transfer.model.width": 4,
+    "transfer.source.training.epochs": 2,
+    "transfer.finetune.epochs": 3,
+    "transfer.finetune.presets": ["head", "all"],
+    "transfer.optimizers.names": ["adam", "sgd"],
+    "transfer.early_stopping.patience": 1,
+    "transfer.search.n_trials": 2,
+    "transfer.search.batch_sizes": [32, 64],
+}
+
+
+def _latest(folder: Path, name: str) -> Path:
+    versions = sorted((folder / name).iterdir())
+    assert versions, f"no saved version of {folder / name}"
+    return versions[-1] / name
+
+
+def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
+    run_kedro(["transfer"], TINY)
+    reporting = kedro_project / "data/08_reporting/transfer"
+
+    summary = pd.read_csv(_latest(reporting, "summary.csv"))
+    assert list(summary["approach"]) == [
+        "svm",
+        "logistic",
+        "head",
+        "all",
+        "adam_lr3e-03",
+        "sgd_lr3e-03",
+        "tuned",
+    ]
+    for column in ("val_accuracy", "test_accuracy", "train_seconds", "trainable_parameters"):
+        assert summary[column].notna().all(), column
+        assert (summary[column] >= 0).all(), column
+    assert summary[["val_accuracy", "test_accuracy"]].le(1).all().all()
+    finetuned = summary.set_index("approach")
+    # 'head' trains the 5-way head only (16 pooled features at width 4: 16*2^3/4... = 32).
+    assert finetuned.loc["head", "trainable_parameters"] == 32 * 5 + 5
+    assert (
+        finetuned.loc["all", "trainable_parameters"] > finetuned.loc["head", "trainable_parameters"]
+    )
+    assert finetuned.loc["svm", "trainable_parameters"] == 32 * 5 + 5
+    assert finetuned.loc["svm", "val_accuracy"] > 0.4  # chance is 0.2
+
+    best = json.loads(
+        _latest(kedro_project / "data/07_model_output/transfer", "search_best.json").read_text()
+    )
+    assert finetuned.loc["tuned", "lr"] == pytest.approx(best["lr"])
+    assert best["batch_size"] in (32, 64)
+    trials = pd.read_csv(_latest(reporting, "search_trials.csv"))
+    assert len(trials) == 2
+
+    history = pd.read_csv(_latest(reporting, "history.csv"))
+    assert set(history["approach"]) >= {"head", "all", "adam_lr3e-03", "tuned", "trial_000"} - {
+        "trial_000"
+    }
+    for figure in (
+        "finetune_curves",
+        "optimizer_curves",
+        "accuracy_by_approach",
+        "optimization_history",
+        "intermediate_values",
+        "param_importances",
+    ):
+        png = _latest(reporting / "figures", f"{figure}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    split = json.loads(
+        (kedro_project / "data/05_model_input/transfer/target_split.json").read_text()
+    )
+    assert set(split["train"]).isdisjoint(split["val"])
+    assert set(split["train"]).isdisjoint(split["test"])
+    assert (kedro_project / "data/07_model_output/transfer/optuna.db").is_file()
+
+    client, runs = mlflow_runs(kedro_project)
+    by_name = {r.data.tags["mlflow.runName"]: r for r in runs}
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent_id = parents[0].info.run_id
+    for name in ("source", "svm", "logistic", "head", "all", "adam_lr3e-03", "search", "tuned"):
+        assert by_name[name].data.tags["mlflow.parentRunId"] == parent_id, name
+    search_id = by_name["search"].info.run_id
+    for trial in ("trial_000", "trial_001"):
+        assert by_name[trial].data.tags["mlflow.parentRunId"] == search_id
+        assert float(by_name[trial].data.params["lr"]) > 0
+    assert "test_accuracy" in by_name["head"].data.metrics
+    assert (
+        "stopped_epoch" in by_name["head"].data.metrics
+        or by_name["head"].data.metrics["best_epoch"] >= 1
+    )
+    search_figures = [a.path for a in client.list_artifacts(search_id, "figures")]
+    assert "figures/optimization_history.png" in search_figures
+    assert "figures/param_importances.png" in search_figures
+    parent_figures = [a.path for a in client.list_artifacts(parent_id, "figures")]
+    assert "figures/optimizer_curves.png" in parent_figures

@@ -1,0 +1,83 @@
+"""The Optuna search: ranges, pruning, and one study shared through a storage URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from cnn_lab.training.callbacks import EpochState
+from cnn_lab.training.search import (
+    SearchSpace,
+    best_params,
+    build_pruner,
+    open_study,
+    run_search,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_ranges_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="lr: low 0.01 must be below high 0.001"):
+        SearchSpace(lr=(1e-2, 1e-3))
+    with pytest.raises(ValueError, match="dropout: low 0.5 must be below high 0.5"):
+        SearchSpace(dropout=(0.5, 0.5))
+
+
+def _fake_training(trial, params, pruning) -> float:
+    """Validation accuracy peaks at lr = 1e-3; reported per epoch like the engine does."""
+    import math
+
+    score = 1.0 - abs(math.log10(params["lr"]) + 3) / 10
+    for epoch in (1, 2, 3):
+        state = EpochState(None, None, epoch, 3, {"val_accuracy": score * epoch / 3})  # type: ignore[arg-type]
+        pruning.on_epoch_end(state)
+        if state.stop:
+            break
+    return score
+
+
+def test_search_samples_inside_the_space_and_storage_shares_the_study(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    space = SearchSpace(batch_sizes=(16, 32))
+    first = open_study("shared", storage, seed=0, pruner=build_pruner("none"))
+    trials = run_search(first, space, _fake_training, n_trials=3)
+    assert len(trials) == 3
+    for trial in trials:
+        assert 1e-6 <= trial.params["lr"] <= 1e-2
+        assert trial.params["batch_size"] in (16, 32)
+        assert 0.0 <= trial.params["dropout"] <= 0.5
+    # a second process (another machine with the same database URL) joins the study
+    second = open_study("shared", storage, seed=0, pruner=build_pruner("none"))
+    more = run_search(second, space, _fake_training, n_trials=2)
+    assert [t.number for t in more] == [3, 4]
+    assert len({t.params["lr"] for t in second.trials}) == 5  # no repeated proposals
+    best = best_params(second)
+    assert best["value"] == max(t.value for t in second.trials)
+
+
+def test_median_pruner_stops_bad_trials() -> None:
+    study = open_study("pruned", "memory", seed=0, pruner=build_pruner("median", startup_trials=1))
+    study.enqueue_trial({"lr": 1e-3, "batch_size": 16, "dropout": 0.1})
+    study.enqueue_trial({"lr": 1e-6, "batch_size": 16, "dropout": 0.1})
+    run_search(study, SearchSpace(), _fake_training, n_trials=2)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+    assert study.trials[1].last_step == 2  # warm-up epoch 1 is never pruned
+    with pytest.raises(ValueError, match="unknown pruner"):
+        build_pruner("asha")
+
+
+def test_search_figures_leave_the_matplotlib_style_alone() -> None:
+    import matplotlib
+
+    from cnn_lab.training.search import search_figures
+
+    study = open_study("figures", "memory", seed=0, pruner=build_pruner("none"))
+    run_search(study, SearchSpace(), _fake_training, n_trials=3)
+    before = dict(matplotlib.rcParams)
+    figures = search_figures(study)
+    assert set(figures) == {"optimization_history", "intermediate_values", "param_importances"}
+    assert matplotlib.rcParams["axes.facecolor"] == before["axes.facecolor"]
