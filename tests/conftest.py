@@ -34,6 +34,9 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
+    # mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI, which settings.py prefers:
+    # without this, a second test in the same process would log into the first one's store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project}/mlflow.db")
     return project
 
 

@@ -38,11 +38,7 @@ def variant_name(family: str, depth: int) -> str:
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
     with each group's ``training`` block completed from the top-level one."""
-    params = validate_parameters(CnnDepthParams, raw, STUDY)
-    config = params.model_dump()
-    for name in params.groups:
-        config["groups"][name]["training"] = params.group_training(name).model_dump()
-    return config
+    return validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
 
 
 def _load(data: dict[str, Any]) -> DatasetBundle:

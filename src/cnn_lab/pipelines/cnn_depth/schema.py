@@ -78,25 +78,12 @@ class GroupParams(StrictModel):
         min_length=1
     )
     model: dict[str, Any] = Field(default_factory=dict)
-    # Keys of ``training`` that differ for this group (e.g. CNNs train fewer epochs).
-    training: dict[str, Any] = Field(default_factory=dict)
+    # Keys of ``training`` that differ for this group (e.g. CNNs train fewer epochs); the
+    # rest is completed from the top-level ``training`` block before validation.
+    training: TrainingParams = TrainingParams()
     enabled: bool = True  # lets an env switch off a group that conf/base defines
     # This group's input size; null takes data.image_size (CNNs on digits use 16x16).
     image_size: int | None = Field(None, ge=1)
-
-    @field_validator("training")
-    @classmethod
-    def _training_overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        try:
-            TrainingParams.model_validate(overrides)
-        except ValidationError as err:
-            problems = "; ".join(
-                f"training.{'.'.join(str(p) for p in e['loc']) or '<all>'}: "
-                f"got {e.get('input')!r}, {e['msg']}"
-                for e in err.errors()
-            )
-            raise ValueError(problems) from None
-        return overrides
 
     @field_validator("families")
     @classmethod
@@ -137,21 +124,30 @@ class CnnDepthParams(StrictModel):
     groups: dict[str, GroupParams] = Field(min_length=1)
     training: TrainingParams = TrainingParams()
 
-    @model_validator(mode="after")
-    def _groups_runnable(self) -> CnnDepthParams:
-        if not any(group.enabled for group in self.groups.values()):
-            raise ValueError("every group has enabled: false; nothing would be trained")
-        for name in self.groups:
-            try:
-                self.group_training(name)
-            except ValidationError as err:
-                messages = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-                raise ValueError(
-                    f"groups.{name}.training (merged with training): {messages}"
-                ) from None
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_group_training(cls, raw: Any) -> Any:
+        """Each group's ``training`` = the top-level block with the group's keys on top, so
+        errors name the group key (``groups.cnn.training.epochs``). A broken top-level
+        block is reported once, at its own path, not again under every group."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict):
+            return raw
+        top = raw.get("training") or {}
+        try:
+            TrainingParams.model_validate(top)
+        except ValidationError:
+            top = {}
+        groups = {
+            name: {**spec, "training": {**top, **(spec.get("training") or {})}}
+            if isinstance(spec, dict) and isinstance(spec.get("training") or {}, dict)
+            else spec
+            for name, spec in raw["groups"].items()
+        }
+        return {**raw, "groups": groups}
 
-    def group_training(self, group: str) -> TrainingParams:
-        """The top-level ``training`` block with the group's overrides applied."""
-        merged = {**self.training.model_dump(), **self.groups[group].training}
-        return TrainingParams.model_validate(merged)
+    @field_validator("groups")
+    @classmethod
+    def _some_group_enabled(cls, groups: dict[str, GroupParams]) -> dict[str, GroupParams]:
+        if not any(group.enabled for group in groups.values()):
+            raise ValueError("every group has enabled: false; nothing would be trained")
+        return groups
