@@ -212,3 +212,34 @@ def test_group_training_completes_from_the_top_level(monkeypatch) -> None:
     assert config["groups"]["cnn"]["training"]["milestones"] == [3]
     assert config["groups"]["cnn"]["training"]["epochs"] == 8
     assert config["groups"]["mlp"]["training"]["epochs"] == 20
+
+
+@pytest.mark.parametrize(
+    ("env", "source", "variants"),
+    [
+        ("paper", "mnist", 12),  # MLPs on MNIST; CNN group switched off
+        ("paper_cnn", "cifar10", 8),  # lab: cnn/rescnn at 4/8/16/32
+        ("paper_he", "cifar10", 9),  # plain 20-56, ResNet 20-110
+    ],
+)
+def test_paper_envs_validate(env: str, source: str, variants: int) -> None:
+    from kedro.config import OmegaConfigLoader
+
+    from cnn_lab.pipelines.cnn_depth.nodes import enabled_variants, validate_config
+    from cnn_lab.pipelines.cnn_depth.pipeline import variant_grid
+    from cnn_lab.settings import CONFIG_LOADER_ARGS
+    from tests.conftest import PROJECT_ROOT
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS
+    )
+    raw = dict(loader["parameters"]["cnn_depth"])
+    config = validate_config(raw)
+    assert config["data"]["source"] == source
+    assert len(enabled_variants(config)) == variants
+    assert variant_grid(raw) == enabled_variants(config)
+    if env == "paper_he":
+        he = config["groups"]["cifar110"]["training"]
+        assert (he["warmup_steps"], he["warmup_lr"], he["max_steps"]) == (400, 0.01, 64000)
+        assert he["milestones"] == [32000, 48000] and he["scheduler_interval"] == "iteration"
+        assert config["groups"]["cifar"]["training"]["warmup_steps"] == 0
