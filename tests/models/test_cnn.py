@@ -94,9 +94,12 @@ def test_cnn_options_change_the_network() -> None:
 
 
 def test_downsample_positions_snap_to_blocks() -> None:
-    assert downsample_positions(16, [0.25, 0.5, 0.75]) == [2, 6, 10]  # 14 body convs
-    assert downsample_positions(4, [0.25, 0.5, 0.75]) == [0, 0, 0]  # all after the stem
-    assert downsample_positions(7, [0.5]) == [2]  # odd body: no snapping
+    # 14 body convs: f * 7 blocks = 1.75, 3.5, 5.25 -> blocks 2, 4, 5 -> convs 4, 8, 10
+    assert downsample_positions(16, [0.25, 0.5, 0.75]) == [4, 8, 10]
+    assert downsample_positions(4, [0.25, 0.5, 0.75]) == [0, 2, 2]  # 0 = after the stem
+    assert downsample_positions(7, [0.5]) == [3]  # odd body: single convs, 2.5 rounds up
+    with pytest.raises(ValueError, match=r"downsample_at fractions must be in \[0, 1\), got 1.0"):
+        downsample_positions(8, [1.0])
 
 
 @pytest.mark.parametrize("depth", [10, 21, 2])

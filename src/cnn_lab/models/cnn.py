@@ -9,9 +9,10 @@ Down-sampling positions
 -----------------------
 ``cnn`` / ``rescnn``: the body has ``L = depth - 2`` convolutions. Each fraction ``f`` of
 ``downsample_at`` puts one 2x2 pooling (``pooling``: max or avg, stride 2) after body
-convolution ``u * floor(f * L / u)``, where ``u`` = 2 (one residual block of two
-convolutions) when ``L`` is even and 1 otherwise; position 0 is right after the stem.
-The snapping to whole blocks makes plain and residual twins pool at the same places. Every
+convolution ``u * floor(f * L / u + 1/2)`` (f·L rounded to the nearest multiple of ``u``),
+where ``u`` = 2 (one residual block of two convolutions) when ``L`` is even and 1
+otherwise; position 0 is right after the stem. Snapping to whole blocks makes plain and
+residual twins pool at the same places. Every
 depth gets the same number of halvings, so all depths end on the same map size before the
 global average pooling (e.g. 32x32 with three halvings ends on 4x4).
 
@@ -83,7 +84,8 @@ def downsample_positions(depth: int, fractions: Sequence[float]) -> list[int]:
         if not 0.0 <= f < 1.0:
             raise ValueError(f"downsample_at fractions must be in [0, 1), got {f}")
     unit = 2 if body % 2 == 0 else 1
-    return sorted(unit * math.floor(f * body / unit) for f in fractions)
+    # nearest unit boundary, halves rounded up (Python's round() would round half to even)
+    return sorted(unit * math.floor(f * body / unit + 0.5) for f in fractions)
 
 
 class BasicBlock(nn.Module):
