@@ -6,10 +6,14 @@ serve every study; sources with an official test split return it separately.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
+UNREADABLE_ACTIONS = ("stop", "skip")
 
 
 @dataclass
@@ -45,6 +49,7 @@ class DatasetBundle:
     name: str
     train: LabelledImages
     test: LabelledImages | None = None
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out
 
 
 def load_digits_images() -> DatasetBundle:
@@ -142,3 +147,62 @@ def load_torchvision_images(
             np.ascontiguousarray(images, np.uint8), labels, list(ds.classes)
         )
     return DatasetBundle(name, splits[True], splits[False])
+
+
+def _read_image(path: str, size: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def load_image_folder(
+    root: str | Path, *, size: int, on_unreadable: str = "stop", key: str = "data"
+) -> DatasetBundle:
+    """Any ``root/<class>/<image>`` folder (torchvision's ImageFolder layout) as RGB
+    ``size`` x ``size`` images; class names are the folder names, sorted.
+
+    Unreadable files are each named in the log, then either stop the run
+    (``on_unreadable="stop"``) or are left out and listed in ``DatasetBundle.skipped``.
+    Decoded once into memory: meant for folders the size of CIFAR, not ImageNet.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    if on_unreadable not in UNREADABLE_ACTIONS:
+        raise ValueError(
+            f"{key}.on_unreadable must be one of {', '.join(UNREADABLE_ACTIONS)}, "
+            f"got {on_unreadable!r}"
+        )
+    root = Path(root)
+    expected = f"expected {root}/<class>/<image> with extensions {', '.join(IMG_EXTENSIONS)}"
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} (parameter {key}.root) does not exist")
+    try:
+        classes, class_to_idx = find_classes(str(root))
+    except FileNotFoundError:
+        classes, class_to_idx = [], {}
+    samples = make_dataset(str(root), class_to_idx, IMG_EXTENSIONS, allow_empty=True)
+    if not samples:
+        raise ValueError(f"no images found in {root} (parameter {key}.root); {expected}")
+    images, labels, skipped = [], [], []
+    for path, label in samples:
+        try:
+            images.append(_read_image(path, size))
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "unreadable"
+            logger.warning("unreadable image %s: %s", path, err)
+            skipped.append(path)
+            continue
+        labels.append(label)
+    if skipped and on_unreadable == "stop":
+        listed = "\n  ".join(skipped)
+        raise ValueError(
+            f"{len(skipped)} unreadable image(s) in {root}:\n  {listed}\n"
+            f"fix or remove them, or set {key}.on_unreadable: skip to leave them out"
+        )
+    if skipped:
+        logger.warning("skipped %d unreadable image(s) in %s", len(skipped), root)
+    if not images:
+        raise ValueError(f"no readable images in {root} (parameter {key}.root); {expected}")
+    data = LabelledImages(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes))
+    return DatasetBundle(root.name or str(root), data, skipped=skipped)

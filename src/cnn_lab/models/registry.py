@@ -26,7 +26,7 @@ def register_family(name: str) -> Callable[[Builder], Builder]:
 def _load_builtin_families() -> None:
     # Imported for their registration side effect; kept here so `FAMILIES` is complete
     # whichever module a caller imports first.
-    from cnn_lab.models import gap_cnn, mlp, resnet, resnet_modern, tiny  # noqa: F401
+    from cnn_lab.models import cnn, gap_cnn, mlp, resnet, resnet_modern, tiny  # noqa: F401
 
 
 def build_model(family: str, **options: Any) -> nn.Module:

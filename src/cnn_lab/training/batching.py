@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 BatchTransform = Callable[[Tensor, torch.Generator | None], Tensor]
@@ -48,6 +49,15 @@ class Normalisation:
         return cache[device]
 
 
+def resize(batch: Tensor, size: int) -> Tensor:
+    """Bilinear resize of a float batch to ``size`` x ``size``: upsampling small inputs
+    (digits) or upscaling CIFAR (the lab used 128x128) batch-wise, so the stored tensor
+    stays at its native size."""
+    if tuple(batch.shape[-2:]) == (size, size):
+        return batch
+    return F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False)
+
+
 class DeviceBatches:
     """Shuffled mini-batches sliced from tensors resident on ``device``."""
 
@@ -63,6 +73,7 @@ class DeviceBatches:
         seed: int = 0,
         augment: BatchTransform | None = None,
         drop_last: bool = False,
+        input_size: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -75,6 +86,7 @@ class DeviceBatches:
         self.normalisation = normalisation
         self.shuffle = shuffle
         self.augment = augment
+        self.input_size = input_size
         self.drop_last = drop_last
         # A CPU generator keeps the order identical on every device for the same seed.
         self.generator = torch.Generator().manual_seed(seed)
@@ -88,8 +100,11 @@ class DeviceBatches:
         return len(self.labels)
 
     def prepare(self, batch_uint8: Tensor) -> Tensor:
-        """uint8 images to normalised float inputs, augmented when training."""
+        """uint8 images to normalised float inputs, resized to ``input_size`` when set,
+        augmented when training."""
         batch = self.normalisation.apply(batch_uint8)
+        if self.input_size is not None:
+            batch = resize(batch, self.input_size)
         if self.augment is not None:
             batch = self.augment(batch, self.generator)
         return batch

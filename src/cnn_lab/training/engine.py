@@ -25,6 +25,7 @@ class History:
     diverged_epoch: int | None = None
     stopped_epoch: int | None = None
     train_seconds: float = 0.0
+    steps: int = 0  # optimizer steps taken
 
     @property
     def diverged(self) -> bool:
@@ -84,11 +85,25 @@ def fit(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     loss_fn: nn.Module | None = None,
     callbacks: Sequence[Callback] = (),
+    scheduler_interval: str = "epoch",
+    max_steps: int | None = None,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs; stop early on a non-finite loss
-    (recorded as divergence) or when a callback asks."""
+    (recorded as divergence) or when a callback asks.
+
+    ``scheduler_interval="iteration"`` steps the scheduler after every optimizer step
+    (iteration-based recipes such as He et al.'s) instead of once per epoch;
+    ``max_steps`` ends training after that many optimizer steps (the epoch in progress
+    is cut short, then validated as usual).
+    """
+    if scheduler_interval not in ("epoch", "iteration"):
+        raise ValueError(
+            f"scheduler_interval must be 'epoch' or 'iteration', got {scheduler_interval!r}"
+        )
+    per_step = scheduler is not None and scheduler_interval == "iteration"
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = History()
+    steps = 0
     for cb in callbacks:
         cb.on_train_start(model, epochs)
     state: EpochState | None = None
@@ -98,25 +113,30 @@ def fit(
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         running = torch.zeros((), device=_device_of(model))
-        seen = steps = 0
+        seen = epoch_steps = 0
         for inputs, targets in train:
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(inputs), targets)
             loss.backward()
             optimizer.step()
+            if per_step:
+                scheduler.step()
             running += loss.detach() * len(targets)
             seen += len(targets)
             steps += 1
+            epoch_steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
         train_loss = float(running) / max(seen, 1)  # reading it waits for the device
         # Optimisation alone (no validation, no callbacks): what a frozen layer speeds up.
         train_time = time.perf_counter() - epoch_start
-        if scheduler is not None:
+        if scheduler is not None and not per_step:
             scheduler.step()
         metrics: dict[str, float] = {
             "train_loss": train_loss,
             "lr": lr,
             "train_time": train_time,
-            "batch_time": train_time / max(steps, 1),
+            "batch_time": train_time / max(epoch_steps, 1),
         }
         if val is not None:
             scores = evaluate(model, val, loss_fn)
@@ -130,10 +150,11 @@ def fit(
         for cb in callbacks:
             cb.on_epoch_end(state)
         history.epochs.append(state.metrics)
-        if state.stop:
+        if state.stop or (max_steps is not None and steps >= max_steps):
             history.stopped_epoch = epoch
             break
     history.train_seconds = time.perf_counter() - started
+    history.steps = steps
     for cb in callbacks:
         cb.on_train_end(state)
     return history

@@ -34,6 +34,13 @@ class Recipe:
     scheduler: str = "step"
     step_size: int = 10
     gamma: float = 0.5
+    # Iteration-based recipes (He et al.): scheduler stepped per batch, milestones in
+    # iterations, a warm-up and a stop after ``max_steps`` optimizer steps.
+    scheduler_interval: str = "epoch"
+    milestones: tuple[int, ...] = ()
+    warmup_steps: int = 0
+    warmup_lr: float | None = None
+    max_steps: int | None = None
     eval_batch_size: int = 512
     seed: int = 0
     device: str = "auto"
@@ -93,6 +100,7 @@ def train_model(
     *,
     label: str,
     augment: BatchTransform | None = None,
+    input_size: int | None = None,
     extra_callbacks: Sequence[Callback] = (),
     parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None,
 ) -> TrainedModel:
@@ -102,6 +110,8 @@ def train_model(
     ``parameter_groups`` maps the built model to optimizer groups (per-group learning
     rates, frozen tensors left out); by default every parameter trains at ``recipe.lr``.
     ``recipe.probe_gradients`` measures per-layer gradient norms each epoch (one extra batch).
+    ``augment`` applies to training batches only; ``input_size`` resizes every split's
+    batches on the device (see :class:`DeviceBatches`).
     """
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
@@ -117,6 +127,7 @@ def train_model(
             shuffle=shuffle,
             seed=recipe.seed,
             augment=augment if shuffle else None,
+            input_size=input_size,
         )
 
     train = batches(data.train, recipe.batch_size, shuffle=True)
@@ -141,6 +152,10 @@ def train_model(
         epochs=recipe.epochs,
         step_size=recipe.step_size,
         gamma=recipe.gamma,
+        milestones=recipe.milestones,
+        total_steps=recipe.max_steps if recipe.scheduler_interval == "iteration" else None,
+        warmup_steps=recipe.warmup_steps,
+        warmup_lr=recipe.warmup_lr,
     )
     history = fit(
         model,
@@ -150,6 +165,8 @@ def train_model(
         val=val,
         scheduler=scheduler,
         callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
+        scheduler_interval=recipe.scheduler_interval,
+        max_steps=recipe.max_steps,
     )
     scores = {}
     if data.test is not None:

@@ -12,6 +12,7 @@ from cnn_lab.models import build_model
 from tests.conftest import mlflow_runs
 
 TINY = {
+    "cnn_depth.groups.cnn.enabled": False,  # the CNN half has its own tests
     "cnn_depth.groups.mlp.depths": [2],
     "cnn_depth.groups.mlp.model.width": 16,
     "cnn_depth.training.epochs": 1,

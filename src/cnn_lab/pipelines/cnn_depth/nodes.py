@@ -11,13 +11,19 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from cnn_lab.data.sources import DatasetBundle, load_digits_images, load_torchvision_images
+from cnn_lab.data.sources import (
+    DatasetBundle,
+    load_digits_images,
+    load_image_folder,
+    load_torchvision_images,
+)
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation import plots
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.params import validate_parameters
+from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.callbacks import MlflowMetrics
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
@@ -30,17 +36,100 @@ def variant_name(family: str, depth: int) -> str:
 
 
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fail before any data is read if a parameter is wrong; pass on the full config."""
+    """Fail before any data is read if a parameter is wrong; pass on the full config,
+    with each group's ``training`` block completed from the top-level one."""
     return validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
 
 
-def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
-    data = config["data"]
+def _load(data: dict[str, Any]) -> DatasetBundle:
+    key = f"{STUDY}.data"
     if data["source"] == "digits":
         return load_digits_images()
-    return load_torchvision_images(
-        data["source"], data["root"], download=data["download"], key=f"{STUDY}.data"
-    )
+    if data["source"] == "image_folder":
+        folder = data["image_folder"]
+        return load_image_folder(
+            data["root"],
+            size=folder["size"],
+            on_unreadable=folder["on_unreadable"],
+            key=key,
+        )
+    return load_torchvision_images(data["source"], data["root"], download=data["download"], key=key)
+
+
+def image_size(config: dict[str, Any], group: str) -> int | None:
+    """The group's ``image_size``, else ``data.image_size``; None keeps the stored size."""
+    return config["groups"][group]["image_size"] or config["data"]["image_size"]
+
+
+def input_shape(bundle: DatasetBundle, config: dict[str, Any], group: str) -> tuple[int, ...]:
+    """The shape the group's models see: the stored images, resized if configured."""
+    channels, height, width = bundle.train.image_shape
+    size = image_size(config, group)
+    return (channels, size, size) if size else (channels, height, width)
+
+
+def enabled_variants(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    return [
+        (group, family, depth)
+        for group, spec in config["groups"].items()
+        if spec["enabled"]
+        for family in spec["families"]
+        for depth in spec["depths"]
+    ]
+
+
+def check_variants(bundle: DatasetBundle, config: dict[str, Any]) -> None:
+    """Build every variant on the meta device (no memory, no compute) so a depth or an
+    input size a family cannot take fails now, naming the parameter, not mid-study."""
+    problems = []
+    for group, family, depth in enabled_variants(config):
+        shape = input_shape(bundle, config, group)
+        try:
+            with torch.device("meta"):
+                build_model(
+                    family,
+                    in_shape=shape,
+                    num_classes=bundle.train.num_classes,
+                    depth=depth,
+                    **config["groups"][group]["model"],
+                )
+        except ValueError as err:
+            problems.append(
+                f"{STUDY}.groups.{group} ({family}, depths entry {depth}, "
+                f"model options {config['groups'][group]['model']}, "
+                f"inputs {'x'.join(map(str, shape))}): {err}"
+            )
+    if problems:
+        header = f"{len(problems)} variant(s) cannot be built (conf/<env>/parameters_*.yml):"
+        raise ParameterError("\n  ".join([header, *problems]))
+
+
+def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
+    """Load the source, record unreadable images that were skipped, and check that every
+    variant can be built for its input shape before anything trains."""
+    bundle = _load(config["data"])
+    if config["data"]["source"] == "image_folder":
+        logger.info(
+            "[%s] image folder %s: %d images, %d classes, %d unreadable skipped",
+            STUDY,
+            config["data"]["root"],
+            len(bundle.train),
+            bundle.train.num_classes,
+            len(bundle.skipped),
+        )
+        _log_skipped(bundle.skipped)
+    check_variants(bundle, config)
+    return bundle
+
+
+def _log_skipped(skipped: list[str]) -> None:
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    mlflow.log_metric("skipped_images", len(skipped))
+    if skipped:
+        mlflow.log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
 
 
 def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
@@ -53,9 +142,11 @@ def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, An
     )
 
 
-def _recipe(config: dict[str, Any]) -> Recipe:
+def _recipe(config: dict[str, Any], group: str) -> Recipe:
+    training = dict(config["groups"][group]["training"])
+    training["milestones"] = tuple(training["milestones"])
     return Recipe(
-        **config["training"],
+        **training,
         seed=config["seed"],
         device=config["device"],
         probe_batch_size=config["probe_batch_size"],
@@ -77,12 +168,19 @@ def train_variant(
     name = variant_name(family, depth)
     data = SplitData.from_bundle(bundle, split)
     options = config["groups"][group]["model"]
-    recipe = _recipe(config)
+    training = config["groups"][group]["training"]
+    recipe = _recipe(config, group)
+    augment_params = config["data"]["augment"]
+    augment = (
+        crop_and_flip(augment_params["crop_padding"], augment_params["flip"])
+        if augment_params["crop_padding"] or augment_params["flip"]
+        else None
+    )
 
     def build() -> nn.Module:
         return build_model(
             family,
-            in_shape=bundle.train.image_shape,
+            in_shape=input_shape(bundle, config, group),
             num_classes=bundle.train.num_classes,
             depth=depth,
             **options,
@@ -96,14 +194,23 @@ def train_variant(
         "depth": depth,
         "dataset": bundle.name,
         "parameters": parameters,
+        "image_size": "x".join(map(str, input_shape(bundle, config, group)[1:])),
+        "skipped_images": len(bundle.skipped),
+        **{f"augment_{k}": v for k, v in augment_params.items()},
         **options,
-        **config["training"],
+        **training,
         "seed": config["seed"],
     }
     tags = {"study": STUDY, "variant": name, "family": family}
     with child_run(name, run_params, tags) as run_id:
         trained = train_model(
-            build, data, recipe, label=f"{STUDY}.{group}.{name}", extra_callbacks=[MlflowMetrics()]
+            build,
+            data,
+            recipe,
+            label=f"{STUDY}.{group}.{name}",
+            augment=augment,
+            input_size=image_size(config, group),
+            extra_callbacks=[MlflowMetrics()],
         )
         history = trained.history
         table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
@@ -118,6 +225,7 @@ def train_variant(
             "status": "diverged" if history.diverged else "ok",
             "diverged_epoch": history.diverged_epoch,
             "epochs_run": len(history.epochs),
+            "steps": history.steps,
             "best_val_accuracy": max(val_acc),
             "final_val_accuracy": val_acc[-1],
             "test_accuracy": trained.test["accuracy"],

@@ -22,6 +22,8 @@ def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
     groups = params.get("groups")
     for group, spec in groups.items() if isinstance(groups, dict) else []:
         spec = spec if isinstance(spec, dict) else {}
+        if str(spec.get("enabled", True)).lower() in ("false", "0", "no", "off"):
+            continue  # switched off (e.g. the MLP group in the CIFAR-10 envs)
         families, depths = as_list(spec.get("families")), as_list(spec.get("depths"))
         if not isinstance(families, list) or not isinstance(depths, list):
             continue

@@ -5,14 +5,28 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
-from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.optim import INTERVALS, OPTIMIZERS, SCHEDULERS
 
-DATA_SOURCES = ("digits", "mnist")
+DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
+
+
+class ImageFolderParams(StrictModel):
+    """``data.source: image_folder`` reads ``data.root/<class>/<image>``."""
+
+    size: int = Field(32, ge=1, description="every image is resized to size x size when read")
+    on_unreadable: Literal["stop", "skip"] = "stop"
+
+
+class AugmentParams(StrictModel):
+    """Training-batch augmentation on the device (He et al.: crop_padding 4, flip true)."""
+
+    crop_padding: int = Field(0, ge=0)
+    flip: bool = False
 
 
 class DataParams(StrictModel):
@@ -20,8 +34,12 @@ class DataParams(StrictModel):
     root: str = "data/01_raw"
     download: bool = False
     val_ratio: float = Field(0.2, gt=0, lt=1)
-    # Only for sources without an official test set (digits).
+    # Only for sources without an official test set (digits, image folders).
     test_ratio: float = Field(0.2, gt=0, lt=1)
+    # Model input size: batches are resized on the device (digits 8 -> 16, CIFAR 32 -> 128).
+    image_size: int | None = Field(None, ge=1)
+    image_folder: ImageFolderParams = ImageFolderParams()
+    augment: AugmentParams = AugmentParams()
 
 
 class TrainingParams(StrictModel):
@@ -35,6 +53,21 @@ class TrainingParams(StrictModel):
     scheduler: Literal[SCHEDULERS] = "step"  # type: ignore[valid-type]
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.5, gt=0, le=1)
+    # Iteration-based recipes: step the scheduler per batch, milestones and step_size
+    # then count iterations; warm-up at warmup_lr for warmup_steps; stop at max_steps.
+    scheduler_interval: Literal[INTERVALS] = "epoch"  # type: ignore[valid-type]
+    milestones: Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(as_list)] = []
+    warmup_steps: int = Field(0, ge=0)
+    warmup_lr: float | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingParams:
+        if self.scheduler == "multistep" and not self.milestones:
+            raise ValueError("scheduler 'multistep' needs a non-empty milestones list")
+        if self.warmup_steps and self.warmup_lr is None:
+            raise ValueError(f"warmup_steps={self.warmup_steps} needs warmup_lr")
+        return self
 
 
 class GroupParams(StrictModel):
@@ -45,6 +78,12 @@ class GroupParams(StrictModel):
         min_length=1
     )
     model: dict[str, Any] = Field(default_factory=dict)
+    # Keys of ``training`` that differ for this group (e.g. CNNs train fewer epochs); the
+    # rest is completed from the top-level ``training`` block before validation.
+    training: TrainingParams = TrainingParams()
+    enabled: bool = True  # lets an env switch off a group that conf/base defines
+    # This group's input size; null takes data.image_size (CNNs on digits use 16x16).
+    image_size: int | None = Field(None, ge=1)
 
     @field_validator("families")
     @classmethod
@@ -84,3 +123,31 @@ class CnnDepthParams(StrictModel):
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)
     training: TrainingParams = TrainingParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_group_training(cls, raw: Any) -> Any:
+        """Each group's ``training`` = the top-level block with the group's keys on top, so
+        errors name the group key (``groups.cnn.training.epochs``). A broken top-level
+        block is reported once, at its own path, not again under every group."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict):
+            return raw
+        top = raw.get("training") or {}
+        try:
+            TrainingParams.model_validate(top)
+        except ValidationError:
+            top = {}
+        groups = {
+            name: {**spec, "training": {**top, **(spec.get("training") or {})}}
+            if isinstance(spec, dict) and isinstance(spec.get("training") or {}, dict)
+            else spec
+            for name, spec in raw["groups"].items()
+        }
+        return {**raw, "groups": groups}
+
+    @field_validator("groups")
+    @classmethod
+    def _some_group_enabled(cls, groups: dict[str, GroupParams]) -> dict[str, GroupParams]:
+        if not any(group.enabled for group in groups.values()):
+            raise ValueError("every group has enabled: false; nothing would be trained")
+        return groups

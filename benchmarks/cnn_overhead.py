@@ -1,0 +1,117 @@
+"""Engine overhead on CNNs: ``training.engine.fit`` over ``DeviceBatches`` against a
+minimal hand-written PyTorch loop, same model, same data, alternated in one process.
+
+    python benchmarks/cnn_overhead.py [--samples 512] [--rounds 5] [--threads 1]
+
+Prints samples/s of each (median over rounds, after one warm-up epoch each) and
+``ratio engine/hand`` per model (1.00 = no overhead; higher = engine faster).
+Only the ratio is meaningful on a shared CPU; absolute figures come from a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnn_lab.models import build_model
+from cnn_lab.training import DeviceBatches, Normalisation, fit, resolve_device
+
+CASES = (
+    ("cifar_resnet", 20, {}),
+    ("cnn", 8, {"width": 64}),
+)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def engine_epoch(model: nn.Module, batches: DeviceBatches, optimizer) -> float:
+    _sync(batches.device)
+    start = time.perf_counter()
+    fit(model, batches, optimizer=optimizer, epochs=1)
+    _sync(batches.device)
+    return time.perf_counter() - start
+
+
+def hand_epoch(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, batch_size: int, seed: int
+) -> float:
+    """What a person writes without an engine: shuffle, slice, step."""
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    _sync(x.device)
+    start = time.perf_counter()
+    model.train()
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for i in range(0, len(x), batch_size):
+        index = order[i : i + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[index]), y[index])
+        loss.backward()
+        optimizer.step()
+    _sync(x.device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.samples, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, args.samples)
+    norm = Normalisation.from_uint8(images)
+    # The hand loop gets its inputs already normalised (its best case).
+    x = norm.apply(torch.as_tensor(images).to(device))
+    y = torch.as_tensor(labels, dtype=torch.long).to(device)
+    print(
+        f"device {device}, threads {args.threads}, {args.samples} samples 3x32x32, "
+        f"batch {args.batch_size}, {args.rounds} alternated rounds"
+    )
+    for family, depth, options in CASES:
+        torch.manual_seed(0)
+        base = build_model(family, in_shape=(3, 32, 32), num_classes=10, depth=depth, **options)
+        models = {name: copy.deepcopy(base).to(device) for name in ("engine", "hand")}
+        optims = {
+            name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+            for name, m in models.items()
+        }
+        batches = DeviceBatches(
+            images,
+            labels,
+            batch_size=args.batch_size,
+            device=device,
+            normalisation=norm,
+            shuffle=True,
+        )
+        times: dict[str, list[float]] = {"engine": [], "hand": []}
+        for round_ in range(args.rounds + 1):  # round 0 warms both up
+            t_engine = engine_epoch(models["engine"], batches, optims["engine"])
+            t_hand = hand_epoch(models["hand"], x, y, optims["hand"], args.batch_size, round_)
+            if round_:
+                times["engine"].append(t_engine)
+                times["hand"].append(t_hand)
+        rate = {k: args.samples / statistics.median(v) for k, v in times.items()}
+        print(
+            f"{family} depth {depth}: engine {rate['engine']:.1f} samples/s, "
+            f"hand {rate['hand']:.1f} samples/s, "
+            f"ratio engine/hand: {rate['engine'] / rate['hand']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
