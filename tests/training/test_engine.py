@@ -67,7 +67,9 @@ def _digits_run(seed: int) -> tuple[list[dict], dict]:
         recipe,
         label="test",
     )
-    rows = [{k: v for k, v in row.items() if k != "epoch_time"} for row in trained.history.epochs]
+    rows = [
+        {k: v for k, v in row.items() if not k.endswith("_time")} for row in trained.history.epochs
+    ]
     return rows, trained.test
 
 

@@ -6,13 +6,22 @@ training recipe and the seed are the knobs.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from cnn_lab.params import StrictModel
-from cnn_lab.pipelines.cnn_depth.schema import DataParams, DeviceName, TrainingParams
+from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
 
 
-class InitDataParams(DataParams):
+class InitDataParams(StrictModel):
+    """Grey images only: NetA1/NetA2 take one input channel."""
+
+    source: Literal["digits", "mnist"] = "digits"
+    root: str = "data/01_raw"
+    download: bool = False
+    val_ratio: float = Field(0.2, gt=0, lt=1)
+    test_ratio: float = Field(0.2, gt=0, lt=1)  # digits only: it has no official test split
     # NetA2 needs at least 9x9 inputs (5x5 then 3x3 convolutions, both stride 2).
     image_size: int = Field(28, ge=9, description="square side every image is resized to")
 
