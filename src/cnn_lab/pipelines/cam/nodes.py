@@ -16,7 +16,6 @@ from torch import nn
 
 from cnn_lab.data.random_crops import RandomCrops
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
-from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation import cam, cam_plots
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import validate_parameters
@@ -101,16 +100,6 @@ def prepare_dataset(config: dict[str, Any]) -> tuple[DatasetBundle, pd.DataFrame
         key=f"{STUDY}.data",
     )
     return bundle, pd.DataFrame(columns=BOX_COLUMNS)  # Imagenette has no boxes
-
-
-def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
-    data = config["data"]
-    return stratified_split(
-        bundle.train.labels,
-        val_ratio=data["val_ratio"],
-        seed=config["seed"],
-        test_ratio=None if bundle.test is not None else data["test_ratio"],
-    )
 
 
 def _test_part(

@@ -11,6 +11,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.nodes import STUDY
+from cnn_lab.pipelines.shared_nodes import split_dataset
 
 SHARED = ["dataset", "split", "boxes", "examples", "config"]
 
@@ -66,7 +67,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name=f"{s}.prepare_dataset",
             ),
             node(
-                nodes.split_dataset,
+                split_dataset,
                 [f"{s}.dataset", f"{s}.config"],
                 f"{s}.split",
                 name=f"{s}.split_dataset",

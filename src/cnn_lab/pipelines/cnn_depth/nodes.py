@@ -17,7 +17,6 @@ from cnn_lab.data.sources import (
     load_image_folder,
     load_torchvision_images,
 )
-from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation import plots
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import ParameterError, validate_parameters
@@ -130,16 +129,6 @@ def _log_skipped(skipped: list[str]) -> None:
     mlflow.log_metric("skipped_images", len(skipped))
     if skipped:
         mlflow.log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
-
-
-def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
-    data = config["data"]
-    return stratified_split(
-        bundle.train.labels,
-        val_ratio=data["val_ratio"],
-        seed=config["seed"],
-        test_ratio=None if bundle.test is not None else data["test_ratio"],
-    )
 
 
 def _recipe(config: dict[str, Any], group: str) -> Recipe:

@@ -13,6 +13,7 @@ from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
+from cnn_lab.pipelines.shared_nodes import split_dataset
 
 
 def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -79,7 +80,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name=f"{STUDY}.prepare_dataset",
             ),
             node(
-                nodes.split_dataset,
+                split_dataset,
                 [f"{STUDY}.dataset", f"{STUDY}.config"],
                 f"{STUDY}.split",
                 name=f"{STUDY}.split_dataset",

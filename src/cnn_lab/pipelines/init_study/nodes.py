@@ -19,7 +19,6 @@ from cnn_lab.data.sources import (
     load_digits_images,
     load_torchvision_images,
 )
-from cnn_lab.data.splits import stratified_split
 from cnn_lab.data.transforms import resize_images
 from cnn_lab.evaluation import init_plots
 from cnn_lab.evaluation.init_check import pairwise_differences
@@ -73,16 +72,6 @@ def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
         )
     size = data["image_size"]
     return DatasetBundle(bundle.name, _resized(bundle.train, size), _resized(bundle.test, size))
-
-
-def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
-    data = config["data"]
-    return stratified_split(
-        bundle.train.labels,
-        val_ratio=data["val_ratio"],
-        seed=config["seed"],
-        test_ratio=None if bundle.test is not None else data["test_ratio"],
-    )
 
 
 def _build(network: str, bundle: DatasetBundle) -> nn.Module:

@@ -15,6 +15,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.nodes import FIGURES, KERNEL_SCHEMES, NETWORKS, RUNS, STUDY
+from cnn_lab.pipelines.shared_nodes import split_dataset
 
 
 def _namespace(network: str, scheme: str) -> str:
@@ -72,7 +73,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name=f"{STUDY}.prepare_dataset",
             ),
             node(
-                nodes.split_dataset,
+                split_dataset,
                 [f"{STUDY}.dataset", f"{STUDY}.config"],
                 f"{STUDY}.split",
                 name=f"{STUDY}.split_dataset",
