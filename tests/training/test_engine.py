@@ -129,3 +129,14 @@ def test_device_batches_cover_every_sample_once_per_epoch() -> None:
     assert len(seen) == 100 and seen.sum().item() == labels.sum()
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         batches(images, labels, batch_size=0)
+
+
+def test_normalisation_statistics_match_numpy_whatever_the_chunk() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (1000, 3, 4, 4), dtype=np.uint8)
+    scaled = images.astype(np.float64) / 255
+    for chunk in (1, 333, 5000):
+        norm = Normalisation.from_uint8(images, chunk=chunk)
+        np.testing.assert_allclose(norm.mean, scaled.mean(axis=(0, 2, 3)), rtol=1e-12)
+        np.testing.assert_allclose(norm.std, scaled.std(axis=(0, 2, 3)), rtol=1e-9)
+    constant = np.full((4, 1, 2, 2), 7, dtype=np.uint8)
+    assert Normalisation.from_uint8(constant).std == (1.0,)  # no division by zero

@@ -27,11 +27,20 @@ class Normalisation:
     std: tuple[float, ...]
 
     @classmethod
-    def from_uint8(cls, images: np.ndarray) -> Normalisation:
-        """Statistics of N x C x H x W uint8 images, computed per channel in float64."""
-        scaled = images.astype(np.float64) / 255.0
-        mean = scaled.mean(axis=(0, 2, 3))
-        std = scaled.std(axis=(0, 2, 3))
+    def from_uint8(cls, images: np.ndarray, chunk: int = 2048) -> Normalisation:
+        """Per-channel statistics of N x C x H x W uint8 images, in float64 sums over
+        chunks, so a large training split is never copied whole as floats."""
+        channels = images.shape[1]
+        total = np.zeros(channels)
+        squares = np.zeros(channels)
+        for start in range(0, len(images), chunk):
+            part = images[start : start + chunk].astype(np.float64)
+            total += part.sum(axis=(0, 2, 3))
+            squares += np.square(part).sum(axis=(0, 2, 3))
+        count = images.shape[0] * images.shape[2] * images.shape[3]
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        mean, std = mean / 255.0, std / 255.0
         std = np.where(std > 0, std, 1.0)
         return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
