@@ -12,6 +12,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 _run_parameters: dict[str, Any] | None = None
+_run_env: str | None = None
 
 
 def run_parameters() -> dict[str, Any]:
@@ -26,11 +27,30 @@ def run_parameters() -> dict[str, Any]:
     return dict(loader["parameters"])
 
 
+def run_env() -> str:
+    """The config env of the current run (``local`` layered on ``base`` unless ``--env``)."""
+    return _run_env or "local"
+
+
+def default_parameters(study: str) -> dict[str, Any]:
+    """The study's parameters as conf/base defines them: what a report diffs a run against."""
+    from omegaconf import OmegaConf
+
+    from cnn_lab.settings import find_project_root
+
+    path = find_project_root() / "conf" / "base" / f"parameters_{study}.yml"
+    if not path.is_file():
+        return {}
+    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return dict(loaded.get(study) or {}) if isinstance(loaded, dict) else {}
+
+
 class StudyGridHook:
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        global _run_parameters
+        global _run_parameters, _run_env
         _run_parameters = dict(context.params)
+        _run_env = context.env
         # Rebuild pipelines from these parameters even if something listed them earlier.
         from kedro.framework.project import PACKAGE_NAME, pipelines
 

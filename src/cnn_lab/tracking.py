@@ -39,3 +39,15 @@ def log_table(table: Any, artifact_file: str) -> None:
     if mlflow.active_run() is None:
         return
     mlflow.log_text(table.to_csv(index=False), artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    if mlflow.active_run() is None:
+        return
+    mlflow.log_text(text, artifact_file)
+
+
+def active_run_id() -> str | None:
+    """The run kedro-mlflow opened for this ``kedro run`` (the parent of variant runs)."""
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None

@@ -28,13 +28,25 @@ def _panels(n: int, rows: int = 1, width: float = 4.2, height: float = 3.4):
 def curves_by_depth(
     history: pd.DataFrame, metric: str, ylabel: str, *, log: bool = False
 ) -> Figure:
-    """``metric`` against epoch: one panel per family, one line per depth."""
+    """``metric`` against epoch: one panel per family, one line per depth; with several
+    seeds the line is their mean and the band one standard deviation either side."""
     families = list(dict.fromkeys(history["family"]))
     fig, axes = _panels(len(families))
     for ax, family in zip(axes[0], families, strict=True):
         rows = history[history["family"] == family]
-        for depth, line in rows.groupby("depth", sort=True):
-            ax.plot(line["epoch"], line[metric], marker="o", markersize=2, label=f"depth {depth}")
+        for depth, runs in rows.groupby("depth", sort=True):
+            line = runs.groupby("epoch")[metric].agg(["mean", "std"]).reset_index()
+            (drawn,) = ax.plot(
+                line["epoch"], line["mean"], marker="o", markersize=2, label=f"depth {depth}"
+            )
+            if line["std"].notna().any():
+                ax.fill_between(
+                    line["epoch"],
+                    line["mean"] - line["std"],
+                    line["mean"] + line["std"],
+                    color=drawn.get_color(),
+                    alpha=0.2,
+                )
         ax.set_title(family)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -47,7 +59,7 @@ def curves_by_depth(
 
 def gradient_norms_by_layer(history: pd.DataFrame) -> Figure:
     """Per-layer gradient norm (log scale) after the first and the last epoch:
-    rows are those two moments, panels are families, lines are depths."""
+    rows are those two moments, panels are families, lines are depths (mean over seeds)."""
     families = list(dict.fromkeys(history["family"]))
     columns = sorted(c for c in history.columns if c.startswith(GRAD_PREFIX))
     fig, axes = _panels(len(families), rows=2)
@@ -58,7 +70,7 @@ def gradient_norms_by_layer(history: pd.DataFrame) -> Figure:
                 (("end of epoch 1", runs["epoch"].min()), ("end of training", runs["epoch"].max()))
             ):
                 ax = axes[row_index][col]
-                record = runs[runs["epoch"] == pick][columns].iloc[0].dropna()
+                record = runs[runs["epoch"] == pick][columns].mean().dropna()
                 norms = record.to_numpy(dtype=float)
                 ax.plot(
                     np.arange(1, len(norms) + 1),
@@ -76,12 +88,21 @@ def gradient_norms_by_layer(history: pd.DataFrame) -> Figure:
     return fig
 
 
+def _over_seeds(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean and standard deviation (0 with one seed) of ``metric`` per (family, depth)."""
+    stats = summary.groupby(["family", "depth"], sort=False)[metric].agg(["mean", "std"])
+    return stats.fillna({"std": 0.0}).reset_index()
+
+
 def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
+    """Test accuracy by depth per family: the mean over seeds, error bars one std."""
     fig, axes = _panels(1, width=5.5, height=4)
     ax = axes[0][0]
-    for family, rows in summary.groupby("family", sort=False):
+    for family, rows in _over_seeds(summary, "test_accuracy").groupby("family", sort=False):
         rows = rows.sort_values("depth")
-        ax.plot(rows["depth"], rows["test_accuracy"], marker="o", label=family)
+        ax.errorbar(
+            rows["depth"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=family
+        )
     ax.set_xscale("log", base=2)
     depths = sorted(summary["depth"].unique())
     ax.set_xticks(depths, [str(d) for d in depths])
@@ -94,11 +115,13 @@ def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
 
 
 def training_time(summary: pd.DataFrame) -> Figure:
-    fig, axes = _panels(1, width=max(5.0, 0.45 * len(summary)), height=4)
+    """Training time per variant: the mean over seeds, error bars one std."""
+    stats = _over_seeds(summary, "train_seconds")
+    fig, axes = _panels(1, width=max(5.0, 0.45 * len(stats)), height=4)
     ax = axes[0][0]
-    labels = [f"{f}\nd{d}" for f, d in zip(summary["family"], summary["depth"], strict=True)]
-    ax.bar(range(len(summary)), summary["train_seconds"], color="tab:blue")
-    ax.set_xticks(range(len(summary)), labels, fontsize="x-small")
+    labels = [f"{f}\nd{d}" for f, d in zip(stats["family"], stats["depth"], strict=True)]
+    ax.bar(range(len(stats)), stats["mean"], yerr=stats["std"], color="tab:blue", capsize=2)
+    ax.set_xticks(range(len(stats)), labels, fontsize="x-small")
     ax.set_ylabel("training time (s)")
     ax.grid(alpha=0.3, axis="y")
     return fig

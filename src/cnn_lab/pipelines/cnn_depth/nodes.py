@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.data.sources import (
@@ -18,20 +17,29 @@ from cnn_lab.data.sources import (
     load_torchvision_images,
 )
 from cnn_lab.evaluation import plots
+from cnn_lab.evaluation.depth_findings import depth_findings, depth_problems, seed_statistics
+from cnn_lab.evaluation.report import Report, encode_figures
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
+from cnn_lab.pipelines.reporting import publish, run_context, section_tables, split_sizes
 from cnn_lab.tracking import child_run, log_figures, log_table
 from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.callbacks import MlflowMetrics
+from cnn_lab.training.device import resolve_device
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
 STUDY = "cnn_depth"
 logger = logging.getLogger(__name__)
 
 
-def variant_name(family: str, depth: int) -> str:
-    return f"{family}_d{depth}"
+def variant_name(family: str, depth: int, seed: int | None = None) -> str:
+    """``mlp_d8``; ``mlp_d8_s1`` when the study repeats variants over several seeds."""
+    return f"{family}_d{depth}" if seed is None else f"{family}_d{depth}_s{seed}"
+
+
+def training_seeds(config: dict[str, Any]) -> list[int]:
+    return list(config["seeds"] or [config["seed"]])
 
 
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
@@ -131,12 +139,12 @@ def _log_skipped(skipped: list[str]) -> None:
         mlflow.log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
 
 
-def _recipe(config: dict[str, Any], group: str) -> Recipe:
+def _recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
     training = dict(config["groups"][group]["training"])
     training["milestones"] = tuple(training["milestones"])
     return Recipe(
         **training,
-        seed=config["seed"],
+        seed=seed,
         device=config["device"],
         probe_batch_size=config["probe_batch_size"],
     )
@@ -150,15 +158,18 @@ def train_variant(
     group: str,
     family: str,
     depth: int,
+    seed: int | None = None,
 ) -> tuple[dict[str, Any], nn.Module]:
-    """Train one (family, depth) variant in its own nested MLflow run."""
+    """Train one (family, depth[, seed]) variant in its own nested MLflow run; ``seed``
+    None is the single-seed study, trained with its one seed."""
     if config["threads"]:
         torch.set_num_threads(config["threads"])
-    name = variant_name(family, depth)
+    name = variant_name(family, depth, seed)
+    seed = training_seeds(config)[0] if seed is None else seed
     data = SplitData.from_bundle(bundle, split)
     options = config["groups"][group]["model"]
     training = config["groups"][group]["training"]
-    recipe = _recipe(config, group)
+    recipe = _recipe(config, group, seed)
     augment_params = config["data"]["augment"]
     augment = (
         crop_and_flip(augment_params["crop_padding"], augment_params["flip"])
@@ -188,9 +199,9 @@ def train_variant(
         **{f"augment_{k}": v for k, v in augment_params.items()},
         **options,
         **training,
-        "seed": config["seed"],
+        "seed": seed,
     }
-    tags = {"study": STUDY, "variant": name, "family": family}
+    tags = {"study": STUDY, "variant": variant_name(family, depth), "family": family}
     with child_run(name, run_params, tags) as run_id:
         trained = train_model(
             build,
@@ -209,6 +220,7 @@ def train_variant(
             "group": group,
             "family": family,
             "depth": depth,
+            "seed": seed,
             "width": options.get("width"),
             "parameters": parameters,
             "status": "diverged" if history.diverged else "ok",
@@ -249,12 +261,21 @@ def train_variant(
     return result, trained.model.cpu()
 
 
+SEED_STATISTICS = ("test_accuracy", "best_val_accuracy", "train_seconds")
+
+
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One summary row per variant and one long per-epoch history table."""
+    """One summary row per variant and seed, with the mean and standard deviation across
+    seeds of each (family, depth) beside it, and one long per-epoch history table."""
     summary = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results])
+    by_variant = summary.groupby(["group", "family", "depth"], sort=False)
+    for metric in SEED_STATISTICS:
+        summary[f"{metric}_mean"] = by_variant[metric].transform("mean")
+        summary[f"{metric}_std"] = by_variant[metric].transform("std")
+    summary["seeds"] = by_variant["seed"].transform("count")
     histories = [
         pd.DataFrame(r["history"]).assign(
-            variant=r["variant"], family=r["family"], depth=r["depth"]
+            variant=r["variant"], family=r["family"], depth=r["depth"], seed=r["seed"]
         )
         for r in results
     ]
@@ -263,6 +284,7 @@ def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
         "variant",
         "family",
         "depth",
+        "seed",
         "epoch",
         "train_loss",
         "val_loss",
@@ -278,7 +300,17 @@ def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return summary, history
 
 
-def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Figure, ...]:
+FIGURES = (
+    "loss_curves",
+    "accuracy_curves",
+    "gradient_norms",
+    "accuracy_vs_depth",
+    "training_time",
+)
+
+
+def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Any, ...]:
+    """The study's figures, then the same figures encoded for the report."""
     figures = {
         "loss_curves": plots.curves_by_depth(history, "train_loss", "training loss", log=True),
         "accuracy_curves": plots.curves_by_depth(history, "val_accuracy", "validation accuracy"),
@@ -287,4 +319,57 @@ def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Figure, ..
         "training_time": plots.training_time(summary),
     }
     log_figures(figures)
-    return tuple(figures.values())
+    return (*figures.values(), encode_figures(figures))
+
+
+def analysis_model(
+    bundle: DatasetBundle,
+    config: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    *,
+    group: str,
+    family: str,
+    depth: int,
+) -> dict[str, Any]:
+    """The trained variant whose penultimate features the dataset analysis maps."""
+    model = build_model(
+        family,
+        in_shape=input_shape(bundle, config, group),
+        num_classes=bundle.train.num_classes,
+        depth=depth,
+        **config["groups"][group]["model"],
+    )
+    model.load_state_dict(state)
+    return {"model": model, "input_size": image_size(config, group), "label": f"{family}_d{depth}"}
+
+
+def write_report(
+    raw_params: dict[str, Any],
+    config: dict[str, Any],
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    summary: pd.DataFrame,
+    history: pd.DataFrame,
+    figures: dict[str, str],
+    analysis: dict[str, Any],
+) -> tuple[str, str]:
+    """The run's report (HTML and Markdown), also logged to MLflow."""
+    context = run_context(STUDY, raw_params)
+    seed_table = seed_statistics(summary)
+    problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
+    report = Report(
+        **context,
+        dataset=bundle.name,
+        split_sizes=split_sizes(bundle, split),
+        device=str(resolve_device(config["device"])),
+        precision=str(config.get("precision", "float32")),
+        tables={
+            "summary": summary,
+            "test accuracy across seeds": seed_table,
+            **section_tables(analysis),
+        },
+        figures={**figures, **analysis.get("figures", {})},
+        findings=depth_findings(summary, history),
+        problems=problems,
+    )
+    return publish(report)

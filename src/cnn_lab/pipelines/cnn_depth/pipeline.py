@@ -13,6 +13,7 @@ from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
+from cnn_lab.pipelines.reporting import analysis_pipeline
 from cnn_lab.pipelines.shared_nodes import split_dataset
 
 
@@ -37,9 +38,18 @@ def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
     return list(dict.fromkeys(grid))
 
 
-def _variant_pipeline(group: str, family: str, depth: int) -> Pipeline:
+def grid_seeds(params: dict[str, Any]) -> list[int | None]:
+    """[None] (names without a seed) for one seed; the seeds when the study repeats them."""
+    seeds = as_list(params.get("seeds"))
+    if isinstance(seeds, list) and len(seeds) > 1 and all(isinstance(s, int) for s in seeds):
+        return list(dict.fromkeys(seeds))
+    return [None]  # the validation node reports malformed seeds
+
+
+def _variant_pipeline(group: str, family: str, depth: int, seed: int | None) -> Pipeline:
     train = update_wrapper(
-        partial(nodes.train_variant, group=group, family=family, depth=depth), nodes.train_variant
+        partial(nodes.train_variant, group=group, family=family, depth=depth, seed=seed),
+        nodes.train_variant,
     )
     template = pipeline(
         [
@@ -54,7 +64,7 @@ def _variant_pipeline(group: str, family: str, depth: int) -> Pipeline:
     )
     return pipeline(
         template,
-        namespace=f"{STUDY}.{group}.{variant_name(family, depth)}",
+        namespace=f"{STUDY}.{group}.{variant_name(family, depth, seed)}",
         inputs={
             "dataset": f"{STUDY}.dataset",
             "split": f"{STUDY}.split",
@@ -63,8 +73,34 @@ def _variant_pipeline(group: str, family: str, depth: int) -> Pipeline:
     )
 
 
+def _analysis(grid: list[tuple[str, str, int]], seed: int | None) -> Pipeline:
+    """The shared dataset analysis, with the deepest variant of the first group (its last
+    family: the residual twin in the default grid) mapped beside the raw pixels."""
+    group = grid[0][0]
+    family, depth = max(((f, d) for g, f, d in grid if g == group), key=lambda fd: fd[1])
+    model = update_wrapper(
+        partial(nodes.analysis_model, group=group, family=family, depth=depth),
+        nodes.analysis_model,
+    )
+    name = variant_name(family, depth, seed)
+    pick = pipeline(
+        [
+            node(
+                model,
+                [f"{STUDY}.dataset", f"{STUDY}.config", f"{STUDY}.{group}.{name}.weights"],
+                f"{STUDY}.analysis_model",
+                name=f"{STUDY}.analysis_model",
+            )
+        ],
+        tags=["analysis"],
+    )
+    return pick + analysis_pipeline(STUDY, model=f"{STUDY}.analysis_model")
+
+
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    grid = variant_grid(run_parameters().get(STUDY, {}))
+    params = run_parameters().get(STUDY, {})
+    seeds = grid_seeds(params)
+    grid = variant_grid(params)
     prepare = pipeline(
         [
             node(
@@ -88,8 +124,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["data"],
     )
-    variants = sum((_variant_pipeline(*v) for v in grid), Pipeline([]))
-    results = [f"{STUDY}.{g}.{variant_name(f, d)}.result" for g, f, d in grid]
+    variants = sum((_variant_pipeline(*v, seed) for v in grid for seed in seeds), Pipeline([]))
+    results = [f"{STUDY}.{g}.{variant_name(f, d, s)}.result" for g, f, d in grid for s in seeds]
     report = pipeline(
         [
             node(
@@ -101,19 +137,26 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             node(
                 nodes.plot_study,
                 [f"{STUDY}.summary", f"{STUDY}.history"],
-                [
-                    f"{STUDY}.figures.{n}"
-                    for n in (
-                        "loss_curves",
-                        "accuracy_curves",
-                        "gradient_norms",
-                        "accuracy_vs_depth",
-                        "training_time",
-                    )
-                ],
+                [*(f"{STUDY}.figures.{n}" for n in nodes.FIGURES), f"{STUDY}.report_figures"],
                 name=f"{STUDY}.plot",
+            ),
+            node(
+                nodes.write_report,
+                [
+                    f"params:{STUDY}",
+                    f"{STUDY}.config",
+                    f"{STUDY}.dataset",
+                    f"{STUDY}.split",
+                    f"{STUDY}.summary",
+                    f"{STUDY}.history",
+                    f"{STUDY}.report_figures",
+                    f"{STUDY}.analysis.section",
+                ],
+                [f"{STUDY}.report.html", f"{STUDY}.report.md"],
+                name=f"{STUDY}.write_report",
             ),
         ],
         tags=["report"],
     )
-    return prepare + variants + report
+    analysis = _analysis(grid, seeds[0]) if grid else Pipeline([])
+    return prepare + variants + analysis + report

@@ -116,7 +116,9 @@ class GroupParams(StrictModel):
 
 
 class CnnDepthParams(StrictModel):
-    seed: int = 0
+    seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
+    # Every variant trains once per seed; null trains once, with ``seed``.
+    seeds: Annotated[list[int] | None, BeforeValidator(as_list)] = Field(None, min_length=1)
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     probe_batch_size: int = Field(256, ge=1)
@@ -144,6 +146,13 @@ class CnnDepthParams(StrictModel):
             for name, spec in raw["groups"].items()
         }
         return {**raw, "groups": groups}
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct; a repeated seed repeats the same run")
+        return seeds
 
     @field_validator("groups")
     @classmethod

@@ -1,0 +1,136 @@
+"""One readable document per study run: what ran, its tables, figures and findings.
+
+A run's folder of CSVs and PNGs is evidence; the report is the thing a person reads.
+It is rendered from Jinja2 templates to a self-contained HTML file (figures embedded as
+base64 PNG, so it opens offline) and a Markdown twin that diffs well in review.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
+
+FLOAT_FORMAT = "{:.4f}"
+
+
+@dataclass
+class Report:
+    """Everything a report shows; each field is computed from the run, never typed in."""
+
+    study: str
+    env: str
+    dataset: str
+    split_sizes: dict[str, int]
+    device: str
+    precision: str
+    git_commit: str | None
+    mlflow_run_id: str | None
+    changed_parameters: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
+    findings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # diverged / skipped variants
+
+
+def encode_figure(figure: Figure, dpi: int = 90) -> str:
+    """A figure as base64 PNG text, ready for an ``<img src="data:...">``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def encode_figures(figures: Mapping[str, Figure]) -> dict[str, str]:
+    return {name: encode_figure(figure) for name, figure in figures.items()}
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def changed_parameters(
+    run: Mapping[str, Any], defaults: Mapping[str, Any], root: str = ""
+) -> dict[str, tuple[Any, Any]]:
+    """``key -> (default, this run)`` for every leaf that differs, by dotted key, so the
+    reader sees what a run changed without diffing YAML files."""
+    ran, base = _flatten(run, root), _flatten(defaults, root)
+    missing = object()
+    changed = {}
+    for key in sorted(set(ran) | set(base)):
+        old, new = base.get(key, missing), ran.get(key, missing)
+        if old != new:
+            changed[key] = (
+                "(not set)" if old is missing else old,
+                "(not set)" if new is missing else new,
+            )
+    return changed
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The checked-out commit, or None outside a git checkout or without git."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _markdown_table(frame: pd.DataFrame) -> dict[str, list]:
+    """Header and formatted rows; the Markdown template lays them out."""
+    rows = [[_cell(value) for value in row] for row in frame.itertuples(index=False)]
+    return {"columns": [str(c) for c in frame.columns], "rows": rows}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else FLOAT_FORMAT.format(value)
+    return str(value)
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("cnn_lab.evaluation", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(report: Report) -> tuple[str, str]:
+    """(HTML, Markdown) of ``report``; numbers share one format in tables and text."""
+    env = _environment()
+    html_tables = {
+        name: frame.to_html(
+            index=False,
+            float_format=FLOAT_FORMAT.format,
+            na_rep="",
+            border=0,
+            classes="table",
+        )
+        for name, frame in report.tables.items()
+    }
+    markdown_tables = {name: _markdown_table(frame) for name, frame in report.tables.items()}
+    html = env.get_template("report.html.j2").render(report=report, tables=html_tables)
+    markdown = env.get_template("report.md.j2").render(report=report, tables=markdown_tables)
+    return html, markdown

@@ -1,0 +1,60 @@
+"""The shared dataset-analysis node on a tiny dataset whose class counts are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from torch import nn
+
+from cnn_lab.data.sources import DatasetBundle, LabelledImages
+from cnn_lab.params import ParameterError
+from cnn_lab.pipelines.reporting import analyse
+
+OPTIONS = {"subsample": 30, "perplexity": 5, "samples_per_class": 2}
+
+
+def _bundle() -> tuple[DatasetBundle, dict]:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [20, 12, 8]).astype(np.int64)
+    images = rng.integers(0, 256, size=(40, 3, 6, 6), dtype=np.uint8)
+    images[:, 0] = 200  # channel 0 constant: its mean and std are known
+    bundle = DatasetBundle("tiny", LabelledImages(images, labels, ["a", "b", "c"]))
+    split = {"train": list(range(0, 40, 2)), "val": list(range(1, 40, 4)), "test": [3, 7, 39]}
+    return bundle, split
+
+
+def test_counts_stats_and_figures() -> None:
+    bundle, split = _bundle()
+    counts, stats, class_counts, samples, tsne, section = analyse(bundle, split, OPTIONS)
+    expected = {
+        name: np.bincount(bundle.train.labels[idx], minlength=3).tolist()
+        for name, idx in split.items()
+    }
+    assert counts["class"].tolist() == ["a", "b", "c"]
+    for name, column in expected.items():
+        assert counts[name].tolist() == column, name
+    assert stats.loc[0, "mean"] == pytest.approx(200 / 255)
+    assert stats.loc[0, "std"] == pytest.approx(0.0)
+    assert len(stats) == 3
+    assert len(tsne.axes) == 1  # raw pixels only: no model given
+    assert len(samples.axes) == 3 * 2
+    assert len(class_counts.axes[0].patches) == 3 * 3
+    assert set(section["figures"]) == {"class_counts", "samples", "tsne"}
+    assert isinstance(section["tables"]["images per class and split"], pd.DataFrame)
+
+
+def test_trained_model_adds_a_feature_panel() -> None:
+    bundle, split = _bundle()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(108, 7), nn.ReLU(), nn.Linear(7, 3))
+    *_, tsne, _ = analyse(bundle, split, OPTIONS, {"model": model, "input_size": None})
+    assert [ax.get_title() for ax in tsne.axes] == [
+        "raw pixels",
+        "penultimate features (trained model)",
+    ]
+
+
+def test_bad_option_names_the_key() -> None:
+    bundle, split = _bundle()
+    with pytest.raises(ParameterError, match="dataset_analysis.perplexty: unknown key"):
+        analyse(bundle, split, {"perplexty": 5})

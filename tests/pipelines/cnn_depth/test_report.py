@@ -1,0 +1,77 @@
+"""The depth study's report and repeated seeds, on a 1-epoch, depth-2 run."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import mlflow_runs
+from tests.pipelines.cnn_depth.test_pipeline import TINY, _latest
+
+FAST_ANALYSIS = {"dataset_analysis.subsample": 60, "dataset_analysis.perplexity": 5}
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+def test_report_states_the_run(run_kedro, kedro_project: Path) -> None:
+    run_kedro(["cnn_depth"], {**TINY, **FAST_ANALYSIS})
+    reporting = kedro_project / "data/08_reporting/cnn_depth"
+    html = _latest(reporting, "report.html").read_text(encoding="utf-8")
+    markdown = _latest(reporting, "report.md").read_text(encoding="utf-8")
+
+    parsed = _Collect()
+    parsed.feed(html)
+    assert {"html", "body", "table", "img"} <= set(parsed.tags)
+    # Self-contained: every figure is embedded, nothing is fetched.
+    assert parsed.images and all(s.startswith("data:image/png;base64,") for s in parsed.images)
+    assert len(parsed.images) == 5 + 3  # study figures + dataset analysis
+
+    _, runs = mlflow_runs(kedro_project)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.run_id in html and parent.info.run_id in markdown
+
+    summary = pd.read_csv(_latest(reporting, "summary.csv"))
+    for accuracy in summary["test_accuracy"]:
+        assert f"{accuracy:.4f}" in html
+        assert f"{accuracy:.4f}" in markdown
+    deepest = summary[summary["family"] == "resmlp"]["test_accuracy"].iloc[0]
+    assert f"resmlp {deepest:.4f}" in markdown  # the finding quotes the table's number
+    assert "cnn_depth.training.epochs" in markdown  # a parameter changed from conf/base
+    assert "first-layer gradient norm" in markdown
+
+    artifacts = {
+        a.path for a in mlflow_runs(kedro_project)[0].list_artifacts(parent.info.run_id, "report")
+    }
+    assert artifacts == {"report/report.html", "report/report.md"}
+
+
+def test_two_seeds_give_mean_and_std(run_kedro, kedro_project: Path) -> None:
+    params = {
+        **TINY,
+        **FAST_ANALYSIS,
+        "cnn_depth.seeds": [0, 1],
+        "cnn_depth.groups.mlp.families": ["mlp", "resmlp"],
+    }
+    run_kedro(["cnn_depth"], params)
+    reporting = kedro_project / "data/08_reporting/cnn_depth"
+    summary = pd.read_csv(_latest(reporting, "summary.csv"))
+    assert sorted(summary["variant"]) == ["mlp_d2_s0", "mlp_d2_s1", "resmlp_d2_s0", "resmlp_d2_s1"]
+    for family, rows in summary.groupby("family"):
+        accuracies = rows["test_accuracy"]
+        assert rows["test_accuracy_mean"].iloc[0] == accuracies.mean(), family
+        assert abs(rows["test_accuracy_std"].iloc[0] - accuracies.std()) < 1e-12, family
+        assert (rows["seeds"] == 2).all()
+    markdown = _latest(reporting, "report.md").read_text(encoding="utf-8")
+    assert "seed-to-seed spread (sum of the stds" in markdown
