@@ -114,3 +114,31 @@ def test_unreachable_tracking_store_stops_before_training(
         run_kedro(["cnn_depth"], TWO)
     assert "mlflow.yml" in str(info.value)
     assert not (kedro_project / "data/06_models").exists()
+
+
+def test_figures_show_diverged_variants() -> None:
+    from cnn_lab.evaluation import plots
+
+    history = pd.DataFrame(
+        {
+            "family": ["mlp"] * 4,
+            "depth": [2, 2, 8, 8],
+            "epoch": [1, 2, 1, 2],
+            "train_loss": [1.0, 0.5, 2.0, float("nan")],
+            "val_accuracy": [0.5, 0.6, 0.2, 0.1],
+        }
+    )
+    figure = plots.curves_by_depth(history, "train_loss", "loss", log=True)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["depth 2", "depth 8 (diverged, epoch 2)"]
+    summary = pd.DataFrame(
+        {
+            "family": ["mlp", "mlp"],
+            "depth": [2, 8],
+            "test_accuracy": [0.6, float("nan")],
+            "status": ["ok", "diverged"],
+            "diverged_epoch": [None, 2],
+        }
+    )
+    texts = [t.get_text() for t in plots.accuracy_vs_depth(summary).axes[0].texts]
+    assert texts == ["mlp diverged (epoch 2)"]
