@@ -117,7 +117,7 @@ class CheckpointStore:
         if self.latest.exists():
             os.replace(self.latest, self.previous)
         os.replace(temporary, self.latest)
-        self._loaded = (True, checkpoint)
+        self._loaded = (False, None)  # the saved tensors are live: a later load rereads
 
     def _read(self, path: Path) -> Checkpoint | None:
         try:
