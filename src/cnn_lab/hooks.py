@@ -45,6 +45,36 @@ def default_parameters(study: str) -> dict[str, Any]:
     return dict(loaded.get(study) or {}) if isinstance(loaded, dict) else {}
 
 
+class TrackingStoreCheck:
+    """Fails the run before anything trains when the MLflow store is unreachable.
+
+    ``tryfirst``: kedro-mlflow's own hook would otherwise retry for minutes, then fail
+    with a message that does not say which setting to fix.
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        from cnn_lab.tracking_check import check_tracking_store
+
+        check_tracking_store(_configured_uri(context))
+
+
+def _configured_uri(context: Any) -> str:
+    """The URI kedro-mlflow will use: mlflow.yml's, else the environment's or ours."""
+    import os
+
+    from cnn_lab.settings import tracking_uri
+
+    try:
+        patterns = context.config_loader.config_patterns
+        if "mlflow" not in patterns:
+            patterns.update({"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]})
+        uri = (context.config_loader["mlflow"].get("server") or {}).get("mlflow_tracking_uri")
+    except Exception:  # no mlflow.yml: kedro-mlflow falls back to its defaults
+        uri = None
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri()
+
+
 class StudyGridHook:
     @hook_impl
     def after_context_created(self, context: Any) -> None:

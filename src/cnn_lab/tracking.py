@@ -12,15 +12,47 @@ from matplotlib.figure import Figure
 
 @contextmanager
 def child_run(
-    name: str, params: Mapping[str, Any], tags: Mapping[str, str]
+    name: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    *,
+    resume_run_id: str | None = None,
+    resumed_from_epoch: int = 0,
 ) -> Iterator[str | None]:
-    """A nested run under the active run, yielding its id; ``None`` when tracking is off."""
+    """A nested run under the active run, yielding its id; ``None`` when tracking is off.
+
+    A variant resumed from a checkpoint continues ``resume_run_id``; if that run is gone
+    (deleted, another tracking store) a new run is started, tagged ``resumed_from_epoch``.
+    """
     if mlflow.active_run() is None:
         yield None
         return
-    with mlflow.start_run(run_name=name, nested=True, tags=dict(tags)) as run:
+    if resume_run_id is not None and _run_exists(resume_run_id):
+        with mlflow.start_run(run_id=resume_run_id, nested=True) as run:
+            mlflow.set_tag("resumed_from_epoch", str(resumed_from_epoch))
+            yield run.info.run_id
+        return
+    tags = dict(tags)
+    if resumed_from_epoch:
+        tags["resumed_from_epoch"] = str(resumed_from_epoch)
+    with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
         mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         yield run.info.run_id
+
+
+def _run_exists(run_id: str) -> bool:
+    try:
+        return mlflow.get_run(run_id).info.lifecycle_stage == "active"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
+def last_logged_step(run_id: str | None, key: str) -> int:
+    """The highest step of metric ``key`` in ``run_id`` (0 when none)."""
+    if run_id is None:
+        return 0
+    history = mlflow.MlflowClient().get_metric_history(run_id, key)
+    return max((m.step for m in history), default=0)
 
 
 def _param_value(value: Any) -> Any:

@@ -25,20 +25,29 @@ def _panels(n: int, rows: int = 1, width: float = 4.2, height: float = 3.4):
     return fig, axes
 
 
+def diverged_at(line: pd.DataFrame) -> int | None:
+    """First epoch of a variant's history whose training loss is not finite."""
+    if "train_loss" not in line:
+        return None
+    bad = line[~np.isfinite(line["train_loss"].astype(float))]
+    return int(bad["epoch"].min()) if len(bad) else None
+
+
 def curves_by_depth(
     history: pd.DataFrame, metric: str, ylabel: str, *, log: bool = False
 ) -> Figure:
     """``metric`` against epoch: one panel per family, one line per depth; with several
-    seeds the line is their mean and the band one standard deviation either side."""
+    seeds the line is their mean and the band one standard deviation either side. A
+    diverged variant keeps its line, ends in a cross and says so in the legend."""
     families = list(dict.fromkeys(history["family"]))
     fig, axes = _panels(len(families))
     for ax, family in zip(axes[0], families, strict=True):
         rows = history[history["family"] == family]
         for depth, runs in rows.groupby("depth", sort=True):
+            diverged = diverged_at(runs)
+            label = f"depth {depth}" + (f" (diverged, epoch {diverged})" if diverged else "")
             line = runs.groupby("epoch")[metric].agg(["mean", "std"]).reset_index()
-            (drawn,) = ax.plot(
-                line["epoch"], line["mean"], marker="o", markersize=2, label=f"depth {depth}"
-            )
+            (drawn,) = ax.plot(line["epoch"], line["mean"], marker="o", markersize=2, label=label)
             if line["std"].notna().any():
                 ax.fill_between(
                     line["epoch"],
@@ -47,6 +56,11 @@ def curves_by_depth(
                     color=drawn.get_color(),
                     alpha=0.2,
                 )
+            if diverged:
+                finite = line[np.isfinite(line["mean"].astype(float))]
+                x = finite["epoch"].iloc[-1] if len(finite) else diverged
+                y = finite["mean"].iloc[-1] if len(finite) else (1.0 if log else 0.0)
+                ax.plot([x], [y], marker="x", markersize=9, color=drawn.get_color())
         ax.set_title(family)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -100,9 +114,22 @@ def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
     ax = axes[0][0]
     for family, rows in _over_seeds(summary, "test_accuracy").groupby("family", sort=False):
         rows = rows.sort_values("depth")
-        ax.errorbar(
+        (drawn, *_) = ax.errorbar(
             rows["depth"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=family
         )
+        status = summary["status"] if "status" in summary else pd.Series("ok", summary.index)
+        diverged = summary[(summary["family"] == family) & (status == "diverged")]
+        for _, row in diverged.iterrows():  # a cross at chance level or below, annotated
+            y = row["test_accuracy"] if np.isfinite(row["test_accuracy"]) else 0.0
+            ax.plot([row["depth"]], [y], marker="x", markersize=10, color=drawn.get_color())
+            ax.annotate(
+                f"{family} diverged (epoch {int(row['diverged_epoch'])})",
+                (row["depth"], y),
+                textcoords="offset points",
+                xytext=(4, 6),
+                fontsize="x-small",
+                color=drawn.get_color(),
+            )
     ax.set_xscale("log", base=2)
     depths = sorted(summary["depth"].unique())
     ax.set_xticks(depths, [str(d) for d in depths])

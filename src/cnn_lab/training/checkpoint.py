@@ -2,8 +2,9 @@
 
 A checkpoint holds everything the next epoch depends on (model, optimizer, scheduler,
 history so far, every RNG state including the batch-order generator), is written
-atomically (temporary file, then rename) and loaded with ``weights_only=True``. The
-previous good checkpoint is kept, so a truncated latest file costs one epoch, not the run.
+atomically (temporary file, fsync, then rename) and loaded with ``weights_only=True``, so
+a checkpoint file can never run code. The previous good checkpoint is kept, so a
+truncated latest file costs one epoch, not the run.
 """
 
 from __future__ import annotations
@@ -13,24 +14,45 @@ import json
 import logging
 import os
 import random
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from cnn_lab.training.engine import History
 
 logger = logging.getLogger(__name__)
+
+# Test-only: "<epoch>" or "<label>:<epoch>" SIGKILLs the process right after that epoch's
+# checkpoint is written (see ``_kill_hook``), so kill-and-resume tests need no racing sleeps.
+KILL_ENV = "CNN_LAB_KILL_AFTER_EPOCH"
 
 
 def parameters_key(*parts: Any) -> str:
     """A short stable hash of a variant's effective parameters and its data split, so a
     checkpoint is only ever resumed by the run that would have produced it."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    blob = json.dumps(parts, sort_keys=True, default=_jsonable).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return value.__dict__
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def rng_states(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    """Python, NumPy, torch (CPU and CUDA) and the named generators' states, in types
+    that ``torch.load(weights_only=True)`` accepts."""
     np_state = np.random.get_state()
     states: dict[str, Any] = {
         "python": random.getstate(),
@@ -45,8 +67,8 @@ def rng_states(generators: dict[str, torch.Generator]) -> dict[str, Any]:
 
 
 def restore_rng_states(states: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    version, state = states["python"][0], tuple(states["python"][1])
-    random.setstate((version, state, states["python"][2]))
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
     name, keys, *rest = states["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     torch.set_rng_state(states["torch"])
@@ -69,41 +91,146 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    """``<folder>/<key>.ckpt`` plus the previous good one as ``<key>.prev.ckpt``."""
+    """``<folder>/<label>-<key>.ckpt`` plus the previous good one as ``.prev.ckpt``.
 
-    def __init__(self, folder: str | Path, key: str) -> None:
+    ``extra`` is written into every checkpoint (e.g. the MLflow run id to continue).
+    """
+
+    def __init__(self, folder: str | Path, key: str, label: str = "") -> None:
         self.folder = Path(folder)
         self.key = key
-        self.latest = self.folder / f"{key}.ckpt"
-        self.previous = self.folder / f"{key}.prev.ckpt"
+        self.label = label
+        stem = f"{label}-{key}" if label else key
+        self.latest = self.folder / f"{stem}.ckpt"
+        self.previous = self.folder / f"{stem}.prev.ckpt"
+        self.extra: dict[str, Any] = {}
+        self._loaded: tuple[bool, Checkpoint | None] = (False, None)
 
     def save(self, checkpoint: Checkpoint) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        checkpoint.extra = {**checkpoint.extra, **self.extra}
         temporary = self.latest.with_suffix(".tmp")
-        torch.save(checkpoint.__dict__, temporary)
+        with open(temporary, "wb") as handle:
+            torch.save(checkpoint.__dict__, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         if self.latest.exists():
             os.replace(self.latest, self.previous)
         os.replace(temporary, self.latest)
+        self._loaded = (False, None)  # the saved tensors are live: a later load rereads
 
     def _read(self, path: Path) -> Checkpoint | None:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             return Checkpoint(**payload)
-        except Exception as err:  # truncated or corrupted: any unpickling error
+        except Exception as err:  # truncated, corrupted or unsafe: any unpickling error
             logger.warning("checkpoint %s is unreadable (%s); ignoring it", path, err)
             return None
 
     def load(self) -> Checkpoint | None:
-        """The newest readable checkpoint, falling back to the previous one."""
+        """The newest readable checkpoint, falling back to the previous one (read once)."""
+        if self._loaded[0]:
+            return self._loaded[1]
+        found = None
         for path in (self.latest, self.previous):
             if path.exists():
-                checkpoint = self._read(path)
-                if checkpoint is not None:
+                found = self._read(path)
+                if found is not None:
                     if path == self.previous:
-                        logger.warning("resuming from the previous checkpoint %s", path)
-                    return checkpoint
-        return None
+                        logger.warning(
+                            "latest checkpoint unreadable: resuming from the previous one, %s "
+                            "(epoch %d)",
+                            path,
+                            found.epoch,
+                        )
+                    break
+        self._loaded = (True, found)
+        return found
 
     def clear(self) -> None:
         for path in (self.latest, self.previous):
             path.unlink(missing_ok=True)
+        self._loaded = (True, None)
+
+
+def history_state(history: History) -> dict[str, Any]:
+    return {
+        "diverged_epoch": history.diverged_epoch,
+        "stopped_epoch": history.stopped_epoch,
+        "train_seconds": history.train_seconds,
+        "steps": history.steps,
+    }
+
+
+def restore_history(checkpoint: Checkpoint, history: History) -> None:
+    history.epochs = [dict(row) for row in checkpoint.history]
+    for name, value in checkpoint.extra.get("history", {}).items():
+        setattr(history, name, value)
+
+
+class EpochCheckpoint:
+    """What :func:`~cnn_lab.training.engine.fit` calls to resume and to save each epoch.
+
+    ``generators`` are the torch Generators the run draws from besides the global ones
+    (the batch-order generator): without them a resumed run would see other batches.
+    """
+
+    def __init__(self, store: CheckpointStore, generators: dict[str, torch.Generator]) -> None:
+        self.store = store
+        self.generators = generators
+
+    def restore(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        history: History,
+    ) -> int:
+        """Put the state after the last complete epoch back; returns that epoch (0: none)."""
+        checkpoint = self.store.load()
+        if checkpoint is None or checkpoint.finished:
+            return 0
+        model.load_state_dict(checkpoint.model)
+        optimizer.load_state_dict(checkpoint.optimizer)
+        if scheduler is not None and checkpoint.scheduler is not None:
+            scheduler.load_state_dict(checkpoint.scheduler)
+        restore_history(checkpoint, history)
+        restore_rng_states(checkpoint.rng, self.generators)
+        logger.info(
+            "[%s] resuming after epoch %d from %s",
+            self.store.label,
+            checkpoint.epoch,
+            self.store.latest.name,
+        )
+        return checkpoint.epoch
+
+    def save(
+        self,
+        epoch: int,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        history: History,
+    ) -> None:
+        self.store.save(
+            Checkpoint(
+                epoch=epoch,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                history=[dict(row) for row in history.epochs],
+                rng=rng_states(self.generators),
+                extra={"history": history_state(history)},
+            )
+        )
+        _kill_hook(self.store.label, epoch)
+
+
+def _kill_hook(label: str, epoch: int) -> None:
+    """TEST-ONLY: die like a killed process once ``epoch`` is safely on disk."""
+    target = os.environ.get(KILL_ENV)
+    if not target:
+        return
+    wanted_label, _, wanted_epoch = target.rpartition(":")
+    if str(epoch) == wanted_epoch and wanted_label in ("", label):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -10,11 +10,15 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from cnn_lab.training.callbacks import Callback, EpochState
+
+if TYPE_CHECKING:
+    from cnn_lab.training.checkpoint import EpochCheckpoint
 
 
 @dataclass
@@ -87,6 +91,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     scheduler_interval: str = "epoch",
     max_steps: int | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs; stop early on a non-finite loss
     (recorded as divergence) or when a callback asks.
@@ -95,6 +100,7 @@ def fit(
     (iteration-based recipes such as He et al.'s) instead of once per epoch;
     ``max_steps`` ends training after that many optimizer steps (the epoch in progress
     is cut short, then validated as usual).
+    ``checkpoint`` resumes after the last saved epoch and saves each finished epoch.
     """
     if scheduler_interval not in ("epoch", "iteration"):
         raise ValueError(
@@ -103,13 +109,19 @@ def fit(
     per_step = scheduler is not None and scheduler_interval == "iteration"
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = History()
-    steps = 0
+    first_epoch = 1
+    # -- checkpoint: resume after the last complete epoch (issue 8) --
+    if checkpoint is not None:
+        first_epoch = checkpoint.restore(model, optimizer, scheduler, history) + 1
+        if history.stopped_epoch is not None or history.diverged:
+            first_epoch = epochs + 1  # that run had ended; nothing left to train
+    steps, seconds_before = history.steps, history.train_seconds
     for cb in callbacks:
         cb.on_train_start(model, epochs)
     state: EpochState | None = None
     started = time.perf_counter()
     model.train()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         running = torch.zeros((), device=_device_of(model))
@@ -150,10 +162,16 @@ def fit(
         for cb in callbacks:
             cb.on_epoch_end(state)
         history.epochs.append(state.metrics)
-        if state.stop or (max_steps is not None and steps >= max_steps):
+        stop = state.stop or (max_steps is not None and steps >= max_steps)
+        if stop:
             history.stopped_epoch = epoch
+        if checkpoint is not None:  # -- checkpoint: save the epoch just finished --
+            history.steps = steps
+            history.train_seconds = seconds_before + time.perf_counter() - started
+            checkpoint.save(epoch, model, optimizer, scheduler, history)
+        if stop:
             break
-    history.train_seconds = time.perf_counter() - started
+    history.train_seconds = seconds_before + time.perf_counter() - started
     history.steps = steps
     for cb in callbacks:
         cb.on_train_end(state)

@@ -16,6 +16,13 @@ from torch import nn
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.training.batching import BatchTransform, DeviceBatches, Normalisation
 from cnn_lab.training.callbacks import Callback, GradientNormProbe, ProgressLog
+from cnn_lab.training.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    EpochCheckpoint,
+    history_state,
+    restore_history,
+)
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
@@ -103,6 +110,7 @@ def train_model(
     input_size: int | None = None,
     extra_callbacks: Sequence[Callback] = (),
     parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None,
+    checkpoint: CheckpointStore | None = None,
 ) -> TrainedModel:
     """Seed, build, train with validation each epoch, then score once on the test split
     (unless ``data.test`` is ``None``: then ``test`` is empty).
@@ -112,10 +120,14 @@ def train_model(
     ``recipe.probe_gradients`` measures per-layer gradient norms each epoch (one extra batch).
     ``augment`` applies to training batches only; ``input_size`` resizes every split's
     batches on the device (see :class:`DeviceBatches`).
+    ``checkpoint`` saves every epoch there and resumes from it; a variant it records as
+    finished is not trained again (its model, history and test scores are reused).
     """
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     model = build().to(device)
+    if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
+        return _reuse(model, done)
 
     def batches(part: LabelledImages, size: int, shuffle: bool = False) -> DeviceBatches:
         return DeviceBatches(
@@ -167,8 +179,49 @@ def train_model(
         callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
         scheduler_interval=recipe.scheduler_interval,
         max_steps=recipe.max_steps,
+        checkpoint=EpochCheckpoint(checkpoint, {"batches": train.generator})
+        if checkpoint is not None
+        else None,
     )
     scores = {}
     if data.test is not None:
         scores = evaluate(model, batches(data.test, recipe.eval_batch_size))
-    return TrainedModel(model, history, scores, probe.by_epoch if probe else {})
+    if checkpoint is not None:
+        _record_finished(checkpoint, model, history, scores)
+    return TrainedModel(model, history, scores, _gradient_norms(history) if probe else {})
+
+
+def _gradient_norms(history: History) -> dict[int, list[float]]:
+    """Per-epoch layer norms from the history (complete across a resume, unlike the probe)."""
+    return {
+        epoch: [row[k] for k in sorted(row) if k.startswith("grad_norm_")]
+        for epoch, row in enumerate(history.epochs, start=1)
+        if any(k.startswith("grad_norm_") for k in row)
+    }
+
+
+def _record_finished(
+    store: CheckpointStore, model: nn.Module, history: History, scores: dict[str, float]
+) -> None:
+    store.save(
+        Checkpoint(
+            epoch=len(history.epochs),
+            model=model.state_dict(),
+            optimizer={},
+            scheduler=None,
+            history=[dict(row) for row in history.epochs],
+            rng={},
+            extra={"history": history_state(history), "test": dict(scores)},
+            finished=True,
+        )
+    )
+
+
+def _reuse(model: nn.Module, done: Checkpoint) -> TrainedModel:
+    model.load_state_dict(done.model)
+    history = History()
+    restore_history(done, history)
+    probed = any(k.startswith("grad_norm_") for row in history.epochs for k in row)
+    return TrainedModel(
+        model, history, dict(done.extra.get("test", {})), _gradient_norms(history) if probed else {}
+    )

@@ -23,9 +23,11 @@ from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.pipelines.reporting import publish, run_context, section_tables, split_sizes
-from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.settings import find_project_root
+from cnn_lab.tracking import child_run, last_logged_step, log_figures, log_table
 from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.callbacks import MlflowMetrics
+from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
@@ -202,7 +204,26 @@ def train_variant(
         "seed": seed,
     }
     tags = {"study": STUDY, "variant": variant_name(family, depth), "family": family}
-    with child_run(name, run_params, tags) as run_id:
+    store = _checkpoints(config, name, run_params, recipe, split)
+    previous = store.load()
+    if previous is not None and previous.finished:
+        logger.info("[%s.%s] finished earlier: reusing %s", STUDY, name, store.latest.name)
+        trained = train_model(build, data, recipe, label=name, checkpoint=store)
+        run_id = previous.extra.get("mlflow_run_id")
+        return _result(trained, name, run_params, run_id), trained.model
+    resumed_epoch = previous.epoch if previous is not None else 0
+    with child_run(
+        name,
+        run_params,
+        tags,
+        resume_run_id=previous.extra.get("mlflow_run_id") if previous else None,
+        resumed_from_epoch=resumed_epoch,
+    ) as run_id:
+        store.extra["mlflow_run_id"] = run_id
+        logged = last_logged_step(run_id, "train_loss") if resumed_epoch else 0
+        if previous is not None and run_id is not None and logged < resumed_epoch:
+            _log_history(previous.history, logged)  # a new run: no gap before the resume
+            logged = resumed_epoch
         trained = train_model(
             build,
             data,
@@ -210,32 +231,11 @@ def train_variant(
             label=f"{STUDY}.{group}.{name}",
             augment=augment,
             input_size=image_size(config, group),
-            extra_callbacks=[MlflowMetrics()],
+            extra_callbacks=[MlflowMetrics(logged_through=logged)],
+            checkpoint=store,
         )
-        history = trained.history
-        table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
-        val_acc = history.column("val_accuracy") or [math.nan]
-        result = {
-            "variant": name,
-            "group": group,
-            "family": family,
-            "depth": depth,
-            "seed": seed,
-            "width": options.get("width"),
-            "parameters": parameters,
-            "status": "diverged" if history.diverged else "ok",
-            "diverged_epoch": history.diverged_epoch,
-            "epochs_run": len(history.epochs),
-            "steps": history.steps,
-            "best_val_accuracy": max(val_acc),
-            "final_val_accuracy": val_acc[-1],
-            "test_accuracy": trained.test["accuracy"],
-            "test_loss": trained.test["loss"],
-            "train_seconds": history.train_seconds,
-            "seconds_per_epoch": history.train_seconds / max(len(history.epochs), 1),
-            "mlflow_run_id": run_id,
-            "history": table.to_dict(orient="records"),
-        }
+        result = _result(trained, name, run_params, run_id)
+        table = pd.DataFrame(result["history"])
         if run_id is not None:
             import mlflow
 
@@ -248,6 +248,8 @@ def train_variant(
                 }
             )
             mlflow.set_tag("status", result["status"])
+            if result["diverged_epoch"] is not None:
+                mlflow.set_tag("diverged_epoch", str(result["diverged_epoch"]))
             log_figures({f"{name}_curves": plots.variant_curves(table, f"{STUDY}: {name}")})
     logger.info(
         "[%s.%s.%s] test accuracy %.4f (%s, %.1f s)",
@@ -262,6 +264,55 @@ def train_variant(
 
 
 SEED_STATISTICS = ("test_accuracy", "best_val_accuracy", "train_seconds")
+
+
+def _checkpoints(
+    config: dict[str, Any], name: str, run_params: dict[str, Any], recipe: Recipe, split: Any
+) -> CheckpointStore:
+    """The variant's checkpoint store, keyed by everything that shapes its training."""
+    folder = find_project_root() / config["checkpoint_dir"]
+    store = CheckpointStore(folder, parameters_key(run_params, recipe, split), label=name)
+    if not config["resume"]:
+        store.clear()  # resume: false -> a fresh start, overwriting earlier checkpoints
+    return store
+
+
+def _log_history(rows: list[dict[str, float]], logged_through: int) -> None:
+    import mlflow
+
+    for epoch, row in enumerate(rows, start=1):
+        if epoch > logged_through:
+            mlflow.log_metrics(dict(row), step=epoch)
+
+
+def _result(
+    trained: Any, name: str, run_params: dict[str, Any], run_id: str | None
+) -> dict[str, Any]:
+    """One summary row (and the per-epoch history) of a trained or reused variant."""
+    history = trained.history
+    table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
+    val_acc = history.column("val_accuracy") or [math.nan]
+    return {
+        "variant": name,
+        "group": run_params["group"],
+        "family": run_params["family"],
+        "depth": run_params["depth"],
+        "seed": run_params["seed"],
+        "width": run_params.get("width"),
+        "parameters": run_params["parameters"],
+        "status": "diverged" if history.diverged else "ok",
+        "diverged_epoch": history.diverged_epoch,
+        "epochs_run": len(history.epochs),
+        "steps": history.steps,
+        "best_val_accuracy": max(val_acc),
+        "final_val_accuracy": val_acc[-1],
+        "test_accuracy": trained.test["accuracy"],
+        "test_loss": trained.test["loss"],
+        "train_seconds": history.train_seconds,
+        "seconds_per_epoch": history.train_seconds / max(len(history.epochs), 1),
+        "mlflow_run_id": run_id,
+        "history": table.to_dict(orient="records"),
+    }
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:

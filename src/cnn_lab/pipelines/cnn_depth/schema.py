@@ -122,6 +122,10 @@ class CnnDepthParams(StrictModel):
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     probe_batch_size: int = Field(256, ge=1)
+    # Per-epoch checkpoints: a rerun resumes unfinished variants and reuses finished ones;
+    # false starts every variant afresh (docs/resume.md).
+    resume: bool = True
+    checkpoint_dir: str = Field("data/06_models/checkpoints/cnn_depth", min_length=1)
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)
     training: TrainingParams = TrainingParams()

@@ -1,0 +1,132 @@
+"""Checkpoints: kill-and-resume matches an uninterrupted run, finished variants are
+reused, truncated files fall back, and unsafe pickles are refused."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnn_lab.training.checkpoint import KILL_ENV, Checkpoint, CheckpointStore, parameters_key
+
+SCRIPT = Path(__file__).with_name("resume_script.py")
+
+
+def _run(folder: Path, epochs: int, kill: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    if kill:
+        env[KILL_ENV] = kill
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(folder), str(epochs)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _result(process: subprocess.CompletedProcess) -> dict:
+    assert process.returncode == 0, process.stderr
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An uninterrupted 4-epoch run."""
+    result = _result(_run(tmp_path_factory.mktemp("reference"), 4))
+    assert result["trained_epochs"] == 4
+    return result
+
+
+def _same_run(left: dict, right: dict) -> None:
+    for key in ("history", "test", "weights"):
+        assert left[key] == right[key], key  # exact: bit-identical on CPU
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, reference: dict) -> None:
+    killed = _run(tmp_path, 4, kill="tiny:2")
+    assert killed.returncode == -9  # SIGKILL, right after epoch 2 was saved
+    store_files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(store_files) == 2 and not any(n.endswith(".tmp") for n in store_files)
+
+    resumed = _result(_run(tmp_path, 4))
+    assert resumed["trained_epochs"] == 2  # epochs 3 and 4 only
+    _same_run(resumed, reference)
+
+    again = _result(_run(tmp_path, 4))
+    assert again["trained_epochs"] == 0  # finished: reused, not retrained
+    _same_run(again, reference)
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(
+    tmp_path: Path, reference: dict
+) -> None:
+    assert _run(tmp_path, 4, kill="tiny:3").returncode == -9
+    (latest,) = [p for p in tmp_path.iterdir() if not p.name.endswith(".prev.ckpt")]
+    latest.write_bytes(latest.read_bytes()[:200])  # a write cut short
+
+    process = _run(tmp_path, 4)
+    resumed = _result(process)
+    assert "unreadable" in process.stderr and "previous" in process.stderr
+    assert resumed["trained_epochs"] == 2  # from epoch 2's checkpoint: epochs 3 and 4
+    _same_run(resumed, reference)
+
+
+def test_changed_parameters_never_resume() -> None:
+    base = {"lr": 0.01, "epochs": 4}
+    assert parameters_key(base, [1, 2]) == parameters_key(dict(reversed(base.items())), [1, 2])
+    assert parameters_key(base, [1, 2]) != parameters_key({**base, "lr": 0.02}, [1, 2])
+    assert parameters_key(base, [1, 2]) != parameters_key(base, [1, 3])  # another split
+
+
+def _checkpoint(epoch: int) -> Checkpoint:
+    return Checkpoint(epoch, {"w": torch.full((2,), float(epoch))}, {}, None, [], {})
+
+
+def test_store_keeps_the_previous_checkpoint(tmp_path: Path, caplog) -> None:
+    store = CheckpointStore(tmp_path, "k", label="v")
+    for epoch in (1, 2):
+        store.save(_checkpoint(epoch))
+    store.latest.write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        loaded = CheckpointStore(tmp_path, "k", label="v").load()
+    assert loaded is not None and loaded.epoch == 1
+    assert "previous" in caplog.text
+    store.clear()
+    assert CheckpointStore(tmp_path, "k", label="v").load() is None
+
+
+class _Evil:
+    """Unpickling this writes a file: what a hostile checkpoint would do."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return pathlib.Path.write_text, (self.target, "pwned")
+
+
+def test_malicious_pickle_is_refused(tmp_path: Path, caplog) -> None:
+    from cnn_lab.models.resnet import load_weights
+
+    target = tmp_path / "pwned.txt"
+    store = CheckpointStore(tmp_path, "k", label="v")
+    torch.save({**_checkpoint(1).__dict__, "model": {"w": _Evil(target)}}, store.latest)
+
+    with caplog.at_level(logging.WARNING):
+        assert store.load() is None
+    assert "unreadable" in caplog.text
+    assert not target.exists()
+    with pytest.raises(Exception, match="(?i)weights"):
+        load_weights("resnet18", str(store.latest))
+    assert not target.exists()
+
+    torch.load(store.latest, weights_only=False)  # proves the payload is live
+    assert target.read_text() == "pwned"
