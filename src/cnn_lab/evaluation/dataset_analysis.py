@@ -4,6 +4,7 @@ model, of its penultimate features beside it, to show what training separated)."
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from torch import nn  # noqa: E402
 
 from cnn_lab.data.sources import DatasetBundle, LabelledImages  # noqa: E402
 from cnn_lab.training.batching import DeviceBatches, Normalisation  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -184,7 +187,12 @@ def analyse_dataset(
         features = penultimate_features(
             model, images, Normalisation.from_uint8(train.images), input_size=input_size
         )
-        maps["penultimate features (trained model)"] = tsne_embedding(features, perplexity, seed)
+        if np.isfinite(features).all():
+            maps["penultimate features (trained model)"] = tsne_embedding(
+                features, perplexity, seed
+            )
+        else:  # a diverged model: there is nothing to embed, and the report names it
+            logger.warning("penultimate features are not finite (diverged model): no t-SNE")
     figures = {
         "class_counts": _counts_figure(counts),
         "samples": _samples_figure(train, samples_per_class, seed),
