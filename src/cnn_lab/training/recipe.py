@@ -19,6 +19,15 @@ from cnn_lab.training.callbacks import Callback, GradientNormProbe, ProgressLog
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
+from cnn_lab.training.performance import (
+    PerformanceOptions,
+    apply_process_settings,
+    resolve_performance,
+)
+
+# Studies that have not adopted the performance block train as before: fp32, default
+# layout (the allocator setting changes speed, never results).
+PLAIN = PerformanceOptions(precision="fp32", channels_last="off", cudnn_benchmark="off")
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class Recipe:
     probe_batch_size: int = 256
     # Per-layer gradient norms each epoch; off for studies that freeze layers or skip them.
     probe_gradients: bool = True
+    # Precision, channels_last, compile, cuDNN autotuning, allocator (training/performance.py).
+    performance: PerformanceOptions = PLAIN
 
 
 @dataclass
@@ -91,6 +102,8 @@ class TrainedModel:
     history: History
     test: dict[str, float]
     gradient_norms: dict[int, list[float]] = field(default_factory=dict)
+    # The resolved performance choices (MLflow params: what ran, not what was asked).
+    performance: dict[str, Any] = field(default_factory=dict)
 
 
 def train_model(
@@ -116,6 +129,17 @@ def train_model(
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     model = build().to(device)
+    # --- performance (issue 11): precision, layout, compile, process settings ---
+    performance = apply_process_settings(
+        resolve_performance(
+            recipe.performance,
+            device,
+            convolutional=any(isinstance(m, nn.Conv2d) for m in model.modules()),
+        )
+    )
+    model = performance.prepare_model(model)
+    trained_module = performance.compiled(model)
+    # --- end performance ---
 
     def batches(part: LabelledImages, size: int, shuffle: bool = False) -> DeviceBatches:
         return DeviceBatches(
@@ -128,6 +152,7 @@ def train_model(
             seed=recipe.seed,
             augment=augment if shuffle else None,
             input_size=input_size,
+            memory_format=performance.memory_format,
         )
 
     train = batches(data.train, recipe.batch_size, shuffle=True)
@@ -158,7 +183,7 @@ def train_model(
         warmup_lr=recipe.warmup_lr,
     )
     history = fit(
-        model,
+        trained_module,
         train,
         optimizer=optimizer,
         epochs=recipe.epochs,
@@ -167,8 +192,13 @@ def train_model(
         callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
         scheduler_interval=recipe.scheduler_interval,
         max_steps=recipe.max_steps,
+        performance=performance,
     )
     scores = {}
     if data.test is not None:
-        scores = evaluate(model, batches(data.test, recipe.eval_batch_size))
-    return TrainedModel(model, history, scores, probe.by_epoch if probe else {})
+        scores = evaluate(
+            trained_module, batches(data.test, recipe.eval_batch_size), performance=performance
+        )
+    return TrainedModel(
+        model, history, scores, probe.by_epoch if probe else {}, performance.as_params()
+    )

@@ -25,6 +25,7 @@ from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.tracking import child_run, log_figures, log_table
 from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.callbacks import MlflowMetrics
+from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
 STUDY = "cnn_depth"
@@ -38,7 +39,13 @@ def variant_name(family: str, depth: int) -> str:
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
     with each group's ``training`` block completed from the top-level one."""
-    return validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
+    config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
+    if config["performance"]["precision"] == "fp16" and config["device"] not in ("auto", "cuda"):
+        raise ParameterError(
+            f"{STUDY}.performance.precision: 'fp16' needs device cuda (gradient scaling), "
+            f"but {STUDY}.device is {config['device']!r}; use bf16 or fp32"
+        )
+    return config
 
 
 def _load(data: dict[str, Any]) -> DatasetBundle:
@@ -150,6 +157,7 @@ def _recipe(config: dict[str, Any], group: str) -> Recipe:
         seed=config["seed"],
         device=config["device"],
         probe_batch_size=config["probe_batch_size"],
+        performance=PerformanceOptions(**config["performance"]),
     )
 
 
@@ -232,6 +240,8 @@ def train_variant(
             "test_loss": trained.test["loss"],
             "train_seconds": history.train_seconds,
             "seconds_per_epoch": history.train_seconds / max(len(history.epochs), 1),
+            "precision": trained.performance["perf_precision"],
+            "channels_last": trained.performance["perf_channels_last"],
             "mlflow_run_id": run_id,
             "history": table.to_dict(orient="records"),
         }
@@ -246,6 +256,7 @@ def train_variant(
                     "best_val_accuracy": result["best_val_accuracy"],
                 }
             )
+            mlflow.log_params(trained.performance)
             mlflow.set_tag("status", result["status"])
             log_figures({f"{name}_curves": plots.variant_curves(table, f"{STUDY}: {name}")})
     logger.info(
