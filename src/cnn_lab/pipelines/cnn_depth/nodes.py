@@ -40,7 +40,8 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
     with each group's ``training`` block completed from the top-level one."""
     config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
-    if config["performance"]["precision"] == "fp16" and config["device"] not in ("auto", "cuda"):
+    cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
+    if config["performance"]["precision"] == "fp16" and not cuda:
         raise ParameterError(
             f"{STUDY}.performance.precision: 'fp16' needs device cuda (gradient scaling), "
             f"but {STUDY}.device is {config['device']!r}; use bf16 or fp32"
