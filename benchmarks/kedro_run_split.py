@@ -37,10 +37,12 @@ def main() -> None:
             now = time.perf_counter() - start
             if first_node is None and "Running node" in line:
                 first_node = now
+                print(f"start-up (to first node) {now:.1f} s", flush=True)
             match = VARIANT.search(line)
             if match:
                 training += float(match.group(1))
                 variants += 1
+                print(f"{now:7.1f} s  {line.strip()[-90:]}", flush=True)
         code = child.wait()
     total = time.perf_counter() - start
     if code:
