@@ -2,6 +2,11 @@
 minimal hand-written PyTorch loop, same model, same data, alternated in one process.
 
     python benchmarks/cnn_overhead.py [--samples 512] [--rounds 5] [--threads 1]
+        [--precision bf16] [--channels-last]
+
+``--precision``/``--channels-last`` apply to both loops alike (the engine through its
+``performance`` argument and ``DeviceBatches(memory_format=...)``, the hand loop with
+``torch.autocast`` and ``.to(memory_format=...)``).
 
 Prints samples/s of each (median over rounds, after one warm-up epoch each) and
 ``ratio engine/hand`` per model (1.00 = no overhead; higher = engine faster).
@@ -20,7 +25,15 @@ import torch
 from torch import nn
 
 from cnn_lab.models import build_model
-from cnn_lab.training import DeviceBatches, Normalisation, fit, resolve_device
+from cnn_lab.training import (
+    DeviceBatches,
+    Normalisation,
+    Performance,
+    PerformanceOptions,
+    fit,
+    resolve_device,
+    resolve_performance,
+)
 
 CASES = (
     ("cifar_resnet", 20, {}),
@@ -33,16 +46,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def engine_epoch(model: nn.Module, batches: DeviceBatches, optimizer) -> float:
+def engine_epoch(
+    model: nn.Module, batches: DeviceBatches, optimizer, performance: Performance
+) -> float:
     _sync(batches.device)
     start = time.perf_counter()
-    fit(model, batches, optimizer=optimizer, epochs=1)
+    fit(model, batches, optimizer=optimizer, epochs=1, performance=performance)
     _sync(batches.device)
     return time.perf_counter() - start
 
 
 def hand_epoch(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, batch_size: int, seed: int
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer,
+    batch_size: int,
+    seed: int,
+    dtype: torch.dtype | None,
 ) -> float:
     """What a person writes without an engine: shuffle, slice, step."""
     loss_fn = nn.CrossEntropyLoss()
@@ -51,10 +72,13 @@ def hand_epoch(
     start = time.perf_counter()
     model.train()
     order = torch.randperm(len(x), generator=generator).to(x.device)
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else None
+    fmt = fmt or torch.contiguous_format
     for i in range(0, len(x), batch_size):
         index = order[i : i + batch_size]
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[index]), y[index])
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(x[index].contiguous(memory_format=fmt)), y[index])
         loss.backward()
         optimizer.step()
     _sync(x.device)
@@ -68,6 +92,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -76,16 +102,26 @@ def main() -> None:
     labels = rng.integers(0, 10, args.samples)
     norm = Normalisation.from_uint8(images)
     # The hand loop gets its inputs already normalised (its best case).
-    x = norm.apply(torch.as_tensor(images).to(device))
+    options = PerformanceOptions(
+        precision=args.precision,
+        channels_last="on" if args.channels_last else "off",
+        allocator=False,  # benchmarks/flops.py measures the allocator setting
+    )
+    performance = resolve_performance(options, device, convolutional=True)
+    fmt = performance.memory_format or torch.contiguous_format
+    x = norm.apply(torch.as_tensor(images).to(device)).contiguous(memory_format=fmt)
     y = torch.as_tensor(labels, dtype=torch.long).to(device)
     print(
         f"device {device}, threads {args.threads}, {args.samples} samples 3x32x32, "
-        f"batch {args.batch_size}, {args.rounds} alternated rounds"
+        f"batch {args.batch_size}, {performance.precision}, channels_last "
+        f"{performance.channels_last}, {args.rounds} alternated rounds"
     )
     for family, depth, options in CASES:
         torch.manual_seed(0)
         base = build_model(family, in_shape=(3, 32, 32), num_classes=10, depth=depth, **options)
-        models = {name: copy.deepcopy(base).to(device) for name in ("engine", "hand")}
+        models = {
+            name: copy.deepcopy(base).to(device, memory_format=fmt) for name in ("engine", "hand")
+        }
         optims = {
             name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
             for name, m in models.items()
@@ -97,11 +133,20 @@ def main() -> None:
             device=device,
             normalisation=norm,
             shuffle=True,
+            memory_format=performance.memory_format,
         )
         times: dict[str, list[float]] = {"engine": [], "hand": []}
         for round_ in range(args.rounds + 1):  # round 0 warms both up
-            t_engine = engine_epoch(models["engine"], batches, optims["engine"])
-            t_hand = hand_epoch(models["hand"], x, y, optims["hand"], args.batch_size, round_)
+            t_engine = engine_epoch(models["engine"], batches, optims["engine"], performance)
+            t_hand = hand_epoch(
+                models["hand"],
+                x,
+                y,
+                optims["hand"],
+                args.batch_size,
+                round_,
+                performance.autocast_dtype,
+            )
             if round_:
                 times["engine"].append(t_engine)
                 times["hand"].append(t_hand)

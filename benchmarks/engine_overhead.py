@@ -6,7 +6,10 @@ machine noise hits both alike. The hand loop gets the most favourable form of th
 (a pre-normalised float tensor); the engine does its usual uint8 -> normalised float
 conversion per batch. Prints samples/s of each and, last, ``ratio engine/hand: X.XX``.
 
-    python benchmarks/engine_overhead.py [--rounds 5] [--epochs 3] [--threads 1]
+    python benchmarks/engine_overhead.py [--rounds 5] [--epochs 3] [--threads 1] [--precision bf16]
+
+``--precision bf16`` runs both under bf16 autocast (the engine through its
+``performance`` argument, the hand loop with ``torch.autocast``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,20 @@ import torch
 from torch import nn
 
 from cnn_lab.models import build_model
-from cnn_lab.training import DeviceBatches, Normalisation, build_optimizer, fit
+from cnn_lab.training import (
+    DeviceBatches,
+    Normalisation,
+    PerformanceOptions,
+    build_optimizer,
+    fit,
+    resolve_performance,
+)
+
+CPU = torch.device("cpu")
+
+
+def autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +49,7 @@ def new_model(seed: int, depth: int, width: int) -> nn.Module:
     return build_model("mlp", in_shape=(1, 8, 8), num_classes=10, depth=depth, width=width)
 
 
-def run_engine(images, labels, norm, *, epochs, batch_size, depth, width) -> float:
+def run_engine(images, labels, norm, *, epochs, batch_size, depth, width, precision) -> float:
     model = new_model(0, depth, width)
     batches = DeviceBatches(
         images,
@@ -45,12 +61,14 @@ def run_engine(images, labels, norm, *, epochs, batch_size, depth, width) -> flo
         seed=0,
     )
     optimizer = build_optimizer("adam", model.parameters(), lr=1e-3)
+    options = PerformanceOptions(precision=precision, channels_last="off", allocator=False)
+    performance = resolve_performance(options, CPU, convolutional=False)
     start = time.perf_counter()
-    fit(model, batches, optimizer=optimizer, epochs=epochs)
+    fit(model, batches, optimizer=optimizer, epochs=epochs, performance=performance)
     return epochs * len(labels) / (time.perf_counter() - start)
 
 
-def run_hand(inputs, targets, *, epochs, batch_size, depth, width) -> float:
+def run_hand(inputs, targets, *, epochs, batch_size, depth, width, precision) -> float:
     model = new_model(0, depth, width)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
@@ -62,7 +80,8 @@ def run_hand(inputs, targets, *, epochs, batch_size, depth, width) -> float:
         for i in range(0, n, batch_size):
             index = order[i : i + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs[index]), targets[index])
+            with autocast(precision):
+                loss = loss_fn(model(inputs[index]), targets[index])
             loss.backward()
             optimizer.step()
     return epochs * n / (time.perf_counter() - start)
@@ -77,6 +96,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -84,7 +104,13 @@ def main() -> None:
     norm = Normalisation.from_uint8(images)
     inputs = norm.apply(torch.as_tensor(images))
     targets = torch.as_tensor(labels, dtype=torch.long)
-    shape = dict(epochs=args.epochs, batch_size=args.batch_size, depth=args.depth, width=args.width)
+    shape = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        depth=args.depth,
+        width=args.width,
+        precision=args.precision,
+    )
     run_engine(images, labels, norm, **{**shape, "epochs": 1})  # warm-up
     run_hand(inputs, targets, **{**shape, "epochs": 1})
     engine, hand = [], []
@@ -94,7 +120,8 @@ def main() -> None:
     e, h = statistics.median(engine), statistics.median(hand)
     print(
         f"MLP depth {args.depth} width {args.width}, {args.samples} samples, batch "
-        f"{args.batch_size}, {args.threads} thread(s), {args.rounds} rounds x {args.epochs} epochs"
+        f"{args.batch_size}, {args.threads} thread(s), {args.precision}, "
+        f"{args.rounds} rounds x {args.epochs} epochs"
     )
     print(f"engine: {e:,.0f} samples/s (median; rounds {', '.join(f'{x:,.0f}' for x in engine)})")
     print(f"hand:   {h:,.0f} samples/s (median; rounds {', '.join(f'{x:,.0f}' for x in hand)})")

@@ -13,6 +13,7 @@ from cnn_lab.training.callbacks import (
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit, predict
 from cnn_lab.training.optim import build_optimizer, build_scheduler
+from cnn_lab.training.performance import Performance, PerformanceOptions, resolve_performance
 
 __all__ = [
     "Callback",
@@ -23,6 +24,8 @@ __all__ = [
     "History",
     "MlflowMetrics",
     "Normalisation",
+    "Performance",
+    "PerformanceOptions",
     "ProgressLog",
     "SplitEvaluation",
     "build_optimizer",
@@ -31,5 +34,6 @@ __all__ = [
     "fit",
     "predict",
     "resolve_device",
+    "resolve_performance",
     "seed_everything",
 ]

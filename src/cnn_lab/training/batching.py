@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cnn_lab.training.performance import to_memory_format
+
 BatchTransform = Callable[[Tensor, torch.Generator | None], Tensor]
 
 
@@ -83,6 +85,7 @@ class DeviceBatches:
         augment: BatchTransform | None = None,
         drop_last: bool = False,
         input_size: int | None = None,
+        memory_format: torch.memory_format | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -96,6 +99,7 @@ class DeviceBatches:
         self.shuffle = shuffle
         self.augment = augment
         self.input_size = input_size
+        self.memory_format = memory_format  # channels_last batches for channels_last models
         self.drop_last = drop_last
         # A CPU generator keeps the order identical on every device for the same seed.
         self.generator = torch.Generator().manual_seed(seed)
@@ -116,7 +120,7 @@ class DeviceBatches:
             batch = resize(batch, self.input_size)
         if self.augment is not None:
             batch = self.augment(batch, self.generator)
-        return batch
+        return to_memory_format(batch, self.memory_format)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = self.num_samples

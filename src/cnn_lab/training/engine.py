@@ -6,6 +6,7 @@ loop has no per-step host synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from cnn_lab.training.callbacks import Callback, EpochState
+from cnn_lab.training.performance import Performance
 
 if TYPE_CHECKING:
     from cnn_lab.training.checkpoint import EpochCheckpoint
@@ -45,17 +47,22 @@ def _device_of(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], loss_fn: nn.Module | None = None
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    loss_fn: nn.Module | None = None,
+    performance: Performance | None = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy over ``batches``, in eval mode."""
+    """Mean loss and accuracy over ``batches``, in eval mode (under the training run's
+    autocast when ``performance`` is given, so validation sees what training saw)."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
     model.eval()
     total_loss = total_correct = None
     count = 0
     for inputs, targets in batches:
-        logits = model(inputs)
-        loss = loss_fn(logits, targets).detach() * len(targets)
+        with _autocast(performance):
+            logits = model(inputs)
+            loss = loss_fn(logits, targets).detach().float() * len(targets)
         correct = (logits.argmax(dim=1) == targets).sum()
         total_loss = loss if total_loss is None else total_loss + loss
         total_correct = correct if total_correct is None else total_correct + correct
@@ -79,6 +86,10 @@ def predict(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> tuple
     return torch.cat(logits), torch.cat(targets)
 
 
+def _autocast(performance: Performance | None) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext() if performance is None else performance.autocast()
+
+
 def fit(
     model: nn.Module,
     train: Iterable[tuple[Tensor, Tensor]],
@@ -92,6 +103,7 @@ def fit(
     scheduler_interval: str = "epoch",
     max_steps: int | None = None,
     checkpoint: EpochCheckpoint | None = None,
+    performance: Performance | None = None,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs; stop early on a non-finite loss
     (recorded as divergence) or when a callback asks.
@@ -99,7 +111,8 @@ def fit(
     ``scheduler_interval="iteration"`` steps the scheduler after every optimizer step
     (iteration-based recipes such as He et al.'s) instead of once per epoch;
     ``max_steps`` ends training after that many optimizer steps (the epoch in progress
-    is cut short, then validated as usual).
+    is cut short, then validated as usual). ``performance`` runs forward and loss under
+    its autocast (fp16 with a GradScaler); ``None`` is plain fp32.
     ``checkpoint`` resumes after the last saved epoch and saves each finished epoch.
     """
     if scheduler_interval not in ("epoch", "iteration"):
@@ -108,6 +121,7 @@ def fit(
         )
     per_step = scheduler is not None and scheduler_interval == "iteration"
     loss_fn = loss_fn or nn.CrossEntropyLoss()
+    scaler = performance.make_scaler() if performance is not None else None
     history = History()
     first_epoch = 1
     # -- checkpoint: resume after the last complete epoch (issue 8) --
@@ -128,9 +142,17 @@ def fit(
         seen = epoch_steps = 0
         for inputs, targets in train:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), targets)
-            loss.backward()
-            optimizer.step()
+            # --- precision (issue 11): autocast around forward + loss, fp16 scaling ---
+            with _autocast(performance):
+                loss = loss_fn(model(inputs), targets)
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            # --- end precision ---
             if per_step:
                 scheduler.step()
             running += loss.detach() * len(targets)
@@ -151,7 +173,7 @@ def fit(
             "batch_time": train_time / max(epoch_steps, 1),
         }
         if val is not None:
-            scores = evaluate(model, val, loss_fn)
+            scores = evaluate(model, val, loss_fn, performance)
             metrics["val_loss"], metrics["val_accuracy"] = scores["loss"], scores["accuracy"]
         metrics["epoch_time"] = time.perf_counter() - epoch_start
         state = EpochState(model, optimizer, epoch, epochs, metrics)

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from cnn_lab.training.batching import BatchTransform, Normalisation
+from cnn_lab.training.performance import to_memory_format
 
 
 class LoaderBatches:
@@ -32,6 +33,7 @@ class LoaderBatches:
         augment: BatchTransform | None = None,
         workers: int = 0,
         drop_last: bool = False,
+        memory_format: torch.memory_format | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -40,6 +42,7 @@ class LoaderBatches:
         self.device = device
         self.normalisation = normalisation
         self.augment = augment
+        self.memory_format = memory_format  # channels_last batches for channels_last models
         self.generator = torch.Generator().manual_seed(seed)  # shuffling and augmentation
         sampler = (
             RandomSampler(dataset, generator=self.generator)
@@ -69,4 +72,4 @@ class LoaderBatches:
             batch = self.normalisation.apply(images)
             if self.augment is not None:
                 batch = self.augment(batch, self.generator)
-            yield batch, labels
+            yield to_memory_format(batch, self.memory_format), labels

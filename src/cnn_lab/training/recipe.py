@@ -26,6 +26,15 @@ from cnn_lab.training.checkpoint import (
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
+from cnn_lab.training.performance import (
+    PerformanceOptions,
+    apply_process_settings,
+    resolve_performance,
+)
+
+# Studies that have not adopted the performance block train as before: fp32, default
+# layout (the allocator setting changes speed, never results).
+PLAIN = PerformanceOptions(precision="fp32", channels_last="off", cudnn_benchmark="off")
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class Recipe:
     probe_batch_size: int = 256
     # Per-layer gradient norms each epoch; off for studies that freeze layers or skip them.
     probe_gradients: bool = True
+    # Precision, channels_last, compile, cuDNN autotuning, allocator (training/performance.py).
+    performance: PerformanceOptions = PLAIN
 
 
 @dataclass
@@ -98,6 +109,8 @@ class TrainedModel:
     history: History
     test: dict[str, float]
     gradient_norms: dict[int, list[float]] = field(default_factory=dict)
+    # The resolved performance choices (MLflow params: what ran, not what was asked).
+    performance: dict[str, Any] = field(default_factory=dict)
 
 
 def train_model(
@@ -126,8 +139,19 @@ def train_model(
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     model = build().to(device)
+    # --- performance (issue 11): precision, layout, compile, process settings ---
+    performance = apply_process_settings(
+        resolve_performance(
+            recipe.performance,
+            device,
+            convolutional=any(isinstance(m, nn.Conv2d) for m in model.modules()),
+        )
+    )
+    model = performance.prepare_model(model)
+    trained_module = performance.compiled(model)
+    # --- end performance ---
     if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
-        return _reuse(model, done)
+        return _reuse(model, done, performance.as_params())
 
     def batches(part: LabelledImages, size: int, shuffle: bool = False) -> DeviceBatches:
         return DeviceBatches(
@@ -140,6 +164,7 @@ def train_model(
             seed=recipe.seed,
             augment=augment if shuffle else None,
             input_size=input_size,
+            memory_format=performance.memory_format,
         )
 
     train = batches(data.train, recipe.batch_size, shuffle=True)
@@ -170,7 +195,7 @@ def train_model(
         warmup_lr=recipe.warmup_lr,
     )
     history = fit(
-        model,
+        trained_module,
         train,
         optimizer=optimizer,
         epochs=recipe.epochs,
@@ -182,13 +207,17 @@ def train_model(
         checkpoint=EpochCheckpoint(checkpoint, {"batches": train.generator})
         if checkpoint is not None
         else None,
+        performance=performance,
     )
     scores = {}
     if data.test is not None:
-        scores = evaluate(model, batches(data.test, recipe.eval_batch_size))
+        scores = evaluate(
+            trained_module, batches(data.test, recipe.eval_batch_size), performance=performance
+        )
     if checkpoint is not None:
         _record_finished(checkpoint, model, history, scores)
-    return TrainedModel(model, history, scores, _gradient_norms(history) if probe else {})
+    norms = _gradient_norms(history) if probe else {}
+    return TrainedModel(model, history, scores, norms, performance.as_params())
 
 
 def _gradient_norms(history: History) -> dict[int, list[float]]:
@@ -217,11 +246,10 @@ def _record_finished(
     )
 
 
-def _reuse(model: nn.Module, done: Checkpoint) -> TrainedModel:
+def _reuse(model: nn.Module, done: Checkpoint, performance: dict[str, Any]) -> TrainedModel:
     model.load_state_dict(done.model)
     history = History()
     restore_history(done, history)
     probed = any(k.startswith("grad_norm_") for row in history.epochs for k in row)
-    return TrainedModel(
-        model, history, dict(done.extra.get("test", {})), _gradient_norms(history) if probed else {}
-    )
+    norms = _gradient_norms(history) if probed else {}
+    return TrainedModel(model, history, dict(done.extra.get("test", {})), norms, performance)

@@ -87,6 +87,9 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     for child in children:
         assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1
         assert child.data.params["depth"] == "2"
+        # The resolved performance choices are logged with each variant (MLPs: no layout).
+        assert child.data.params["perf_precision"] in {"fp32", "bf16"}
+        assert child.data.params["perf_channels_last"] == "False"
         assert [a.path for a in client.list_artifacts(child.info.run_id, "figures")]
     parent_figures = [a.path for a in client.list_artifacts(parents[0].info.run_id, "figures")]
     assert "figures/gradient_norms.png" in parent_figures

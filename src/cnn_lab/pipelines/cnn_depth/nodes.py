@@ -29,6 +29,7 @@ from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.callbacks import MlflowMetrics
 from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
 from cnn_lab.training.device import resolve_device
+from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
 STUDY = "cnn_depth"
@@ -47,7 +48,14 @@ def training_seeds(config: dict[str, Any]) -> list[int]:
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
     with each group's ``training`` block completed from the top-level one."""
-    return validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
+    config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
+    cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
+    if config["performance"]["precision"] == "fp16" and not cuda:
+        raise ParameterError(
+            f"{STUDY}.performance.precision: 'fp16' needs device cuda (gradient scaling), "
+            f"but {STUDY}.device is {config['device']!r}; use bf16 or fp32"
+        )
+    return config
 
 
 def _load(data: dict[str, Any]) -> DatasetBundle:
@@ -149,6 +157,7 @@ def _recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
         seed=seed,
         device=config["device"],
         probe_batch_size=config["probe_batch_size"],
+        performance=PerformanceOptions(**config["performance"]),
     )
 
 
@@ -247,6 +256,7 @@ def train_variant(
                     "best_val_accuracy": result["best_val_accuracy"],
                 }
             )
+            mlflow.log_params(trained.performance)
             mlflow.set_tag("status", result["status"])
             if result["diverged_epoch"] is not None:
                 mlflow.set_tag("diverged_epoch", str(result["diverged_epoch"]))
@@ -261,6 +271,13 @@ def train_variant(
         result["train_seconds"],
     )
     return result, trained.model.cpu()
+
+
+def _precisions_that_ran(summary: pd.DataFrame) -> str:
+    """What the variants trained in (resolved from ``performance.precision``), e.g. fp32."""
+    if "precision" not in summary:
+        return "fp32"
+    return ", ".join(sorted({str(p) for p in summary["precision"].dropna()})) or "fp32"
 
 
 SEED_STATISTICS = ("test_accuracy", "best_val_accuracy", "train_seconds")
@@ -310,6 +327,8 @@ def _result(
         "test_loss": trained.test["loss"],
         "train_seconds": history.train_seconds,
         "seconds_per_epoch": history.train_seconds / max(len(history.epochs), 1),
+        "precision": trained.performance.get("perf_precision"),
+        "channels_last": trained.performance.get("perf_channels_last"),
         "mlflow_run_id": run_id,
         "history": table.to_dict(orient="records"),
     }
@@ -413,7 +432,7 @@ def write_report(
         dataset=bundle.name,
         split_sizes=split_sizes(bundle, split),
         device=str(resolve_device(config["device"])),
-        precision=str(config.get("precision", "float32")),
+        precision=_precisions_that_ran(summary),
         tables={
             "summary": summary,
             "test accuracy across seeds": seed_table,

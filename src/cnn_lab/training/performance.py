@@ -1,0 +1,227 @@
+"""How fast a run trains: precision, memory layout, compilation, threads, allocator.
+
+Every choice is a parameter with an ``auto`` default that is resolved once per run against
+the device actually used; the resolved choices come back as a flat dict so each variant
+logs what really ran (not what was asked for). Knows nothing of Kedro or MLflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SWITCHES = ("auto", "on", "off")
+
+# glibc mallopt parameter numbers (malloc.h).
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+# Keep large blocks: fresh activations otherwise page-fault on every step (issue 11:
+# 151 -> 214 samples/s for the depth-8 CNN on one CPU thread).
+ALLOCATOR_SETTINGS = {
+    "mmap_threshold": (_M_MMAP_THRESHOLD, 1 << 30),
+    "trim_threshold": (_M_TRIM_THRESHOLD, 4 << 30),
+    "top_pad": (_M_TOP_PAD, 1 << 30),
+}
+
+
+@dataclass(frozen=True)
+class PerformanceOptions:
+    """What a study's ``performance`` block asks for (before resolution)."""
+
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: str = "off"
+    cudnn_benchmark: str = "auto"
+    allocator: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for key in ("channels_last", "compile", "cudnn_benchmark"):
+            if getattr(self, key) not in SWITCHES:
+                raise ValueError(f"{key} must be one of {SWITCHES}, got {getattr(self, key)!r}")
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """AVX-512 BF16 or AMX advertised by the CPU (Linux). Without them oneDNN emulates
+    bf16 and a matmul runs several times *slower* than float32 (measured 27 vs 143
+    GFLOP/s on an AVX-512 CPU without the BF16 extension)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return cpu_has_fast_bf16()
+    return False
+
+
+def _switch(value: str, auto: bool) -> bool:
+    return auto if value == "auto" else value == "on"
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Resolved choices for one run on one device."""
+
+    device: torch.device
+    precision: str  # fp32 | bf16 | fp16
+    channels_last: bool
+    compile: bool
+    cudnn_benchmark: bool
+    allocator: str  # "on", "off" or why it could not be applied
+    threads: int
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Forward pass and loss under mixed precision (a no-op in fp32)."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def make_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 needs loss scaling against gradient underflow; bf16 does not."""
+        return torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def compiled(self, model: nn.Module) -> nn.Module:
+        """The module to train: compiled when asked (parameters shared with ``model``)."""
+        return torch.compile(model) if self.compile else model
+
+    @property
+    def memory_format(self) -> torch.memory_format | None:
+        return torch.channels_last if self.channels_last else None
+
+    def as_params(self) -> dict[str, Any]:
+        """Flat dict for MLflow params: what ran."""
+        return {
+            "perf_device": str(self.device),
+            "perf_precision": self.precision,
+            "perf_channels_last": self.channels_last,
+            "perf_compile": self.compile,
+            "perf_cudnn_benchmark": self.cudnn_benchmark,
+            "perf_allocator": self.allocator,
+            "perf_threads": self.threads,
+        }
+
+
+def resolve_performance(
+    options: PerformanceOptions,
+    device: torch.device,
+    *,
+    convolutional: bool,
+    allow_reduced_precision: bool = True,
+) -> Performance:
+    """Turn ``auto`` into concrete choices for ``device``; refuse impossible requests
+    (fp16 off CUDA) before any training.
+
+    ``auto`` precision is bf16 where the hardware runs it fast and the study allows
+    reduced precision, else fp32; ``auto`` channels_last follows (CNNs only); compile is
+    off unless asked (10-40 s of compilation per model did not pay on CPU).
+    """
+    precision = options.precision
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device (gradient scaling); got {device}")
+    if precision == "bf16" and device.type == "mps":
+        raise ValueError("precision 'bf16' is not supported on MPS here; use fp32")
+    if precision == "auto":
+        precision = "bf16" if allow_reduced_precision and bf16_is_fast(device) else "fp32"
+    channels_last = convolutional and _switch(
+        options.channels_last, device.type == "cuda" or precision == "bf16"
+    )
+    cudnn_benchmark = device.type == "cuda" and _switch(options.cudnn_benchmark, True)
+    return Performance(
+        device=device,
+        precision=precision,
+        channels_last=channels_last,
+        compile=_switch(options.compile, False),
+        cudnn_benchmark=cudnn_benchmark,
+        allocator="on" if options.allocator else "off",
+        threads=torch.get_num_threads(),
+    )
+
+
+def apply_process_settings(performance: Performance) -> Performance:
+    """Settings that hold for the whole process: cuDNN autotuning and the allocator.
+    Returns ``performance`` with ``allocator`` saying what actually happened."""
+    if performance.device.type == "cuda":
+        torch.backends.cudnn.benchmark = performance.cudnn_benchmark
+    allocator = performance.allocator
+    if allocator == "on":
+        allocator = keep_large_blocks()
+    return Performance(**{**performance.__dict__, "allocator": allocator})
+
+
+def keep_large_blocks() -> str:
+    """Tell glibc's malloc to keep large freed blocks instead of returning them to the
+    OS (``mallopt``, same as the ``MALLOC_*_`` environment variables). Returns "on", or
+    why not: a no-op off Linux/glibc."""
+    if not sys.platform.startswith("linux"):
+        return f"unsupported ({sys.platform})"
+    name = ctypes.util.find_library("c") or "libc.so.6"
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "unsupported (no glibc mallopt)"
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    failed = [
+        key
+        for key, (param, value) in ALLOCATOR_SETTINGS.items()
+        if not mallopt(param, min(value, 2**31 - 1))
+    ]
+    return "on" if not failed else f"refused ({', '.join(failed)})"
+
+
+def to_memory_format(batch: Tensor, memory_format: torch.memory_format | None) -> Tensor:
+    """Image batches (N x C x H x W) in ``memory_format``; other tensors unchanged."""
+    if memory_format is None or batch.dim() != 4:
+        return batch
+    return batch.contiguous(memory_format=memory_format)
+
+
+@contextlib.contextmanager
+def observed_autocast(model: nn.Module) -> Iterator[list[torch.dtype | None]]:
+    """Record, per forward call, the autocast dtype active inside ``model`` (None when
+    autocast is off): proof that the logged precision is the one that ran."""
+    seen: list[torch.dtype | None] = []
+
+    def hook(module: nn.Module, inputs: Any) -> None:
+        device_type = "cuda" if any(p.is_cuda for p in module.parameters()) else "cpu"
+        enabled = torch.is_autocast_enabled(device_type)
+        seen.append(torch.get_autocast_dtype(device_type) if enabled else None)
+
+    handle = model.register_forward_pre_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
