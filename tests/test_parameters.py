@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-from cnn_lab.hooks import run_parameters
+from cnn_lab.hooks import default_parameters
 from cnn_lab.params import ParameterError
 
 STUDIES = ["cnn_depth", "init_study", "cam", "transfer", "artworks"]
@@ -29,7 +29,7 @@ def _validate(study: str, params: dict) -> dict:
 
 @pytest.mark.parametrize("study", STUDIES)
 def test_defaults_pass_and_unknown_keys_fail(study: str) -> None:
-    params = copy.deepcopy(run_parameters()[study])
+    params = copy.deepcopy(default_parameters(study))
     _validate(study, params)
     params["seeed"] = 1
     with pytest.raises(ParameterError, match=rf"{study}\.seeed: unknown key \(given 1\)"):
@@ -37,7 +37,7 @@ def test_defaults_pass_and_unknown_keys_fail(study: str) -> None:
 
 
 def test_every_kind_of_problem_in_one_message() -> None:
-    params = copy.deepcopy(run_parameters()["cnn_depth"])
+    params = copy.deepcopy(default_parameters("cnn_depth"))
     params["training"]["lr"] = "fast"  # type
     params["data"]["val_ratio"] = 1.5  # range
     params["training"]["optimizer"] = "adamm"  # allowed name

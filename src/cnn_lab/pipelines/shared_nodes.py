@@ -1,8 +1,11 @@
-"""Nodes more than one study uses, written once."""
+"""Nodes (and the node group) more than one study uses, written once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.data.sources import DatasetBundle
 from cnn_lab.data.splits import stratified_split
@@ -17,4 +20,29 @@ def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, An
         val_ratio=data["val_ratio"],
         seed=config["seed"],
         test_ratio=None if bundle.test is not None else data["test_ratio"],
+    )
+
+
+def data_preparation(
+    study: str,
+    validate: Callable[[dict[str, Any]], dict[str, Any]],
+    prepare: Callable[[dict[str, Any]], DatasetBundle],
+) -> Pipeline:
+    """validate parameters -> ``<study>.config`` -> dataset -> saved split: the opening of
+    every study whose data is one :class:`DatasetBundle`; validation runs first, so a bad
+    parameter stops the run before anything is read."""
+    return pipeline(
+        [
+            node(
+                validate, f"params:{study}", f"{study}.config", name=f"{study}.validate_parameters"
+            ),
+            node(prepare, f"{study}.config", f"{study}.dataset", name=f"{study}.prepare_dataset"),
+            node(
+                split_dataset,
+                [f"{study}.dataset", f"{study}.config"],
+                f"{study}.split",
+                name=f"{study}.split_dataset",
+            ),
+        ],
+        tags=["data"],
     )

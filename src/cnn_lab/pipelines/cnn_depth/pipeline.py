@@ -14,7 +14,7 @@ from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import split_dataset
+from cnn_lab.pipelines.shared_nodes import data_preparation
 
 
 def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -101,29 +101,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     params = run_parameters().get(STUDY, {})
     seeds = grid_seeds(params)
     grid = variant_grid(params)
-    prepare = pipeline(
-        [
-            node(
-                nodes.validate_config,
-                f"params:{STUDY}",
-                f"{STUDY}.config",
-                name=f"{STUDY}.validate_parameters",
-            ),
-            node(
-                nodes.prepare_dataset,
-                f"{STUDY}.config",
-                f"{STUDY}.dataset",
-                name=f"{STUDY}.prepare_dataset",
-            ),
-            node(
-                split_dataset,
-                [f"{STUDY}.dataset", f"{STUDY}.config"],
-                f"{STUDY}.split",
-                name=f"{STUDY}.split_dataset",
-            ),
-        ],
-        tags=["data"],
-    )
+    prepare = data_preparation(STUDY, nodes.validate_config, nodes.prepare_dataset)
     variants = sum((_variant_pipeline(*v, seed) for v in grid for seed in seeds), Pipeline([]))
     results = [f"{STUDY}.{g}.{variant_name(f, d, s)}.result" for g, f, d in grid for s in seeds]
     report = pipeline(

@@ -15,7 +15,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.nodes import FIGURES, KERNEL_SCHEMES, NETWORKS, RUNS, STUDY
-from cnn_lab.pipelines.shared_nodes import split_dataset
+from cnn_lab.pipelines.shared_nodes import data_preparation
 
 
 def _namespace(network: str, scheme: str) -> str:
@@ -58,29 +58,7 @@ def _run_pipeline(network: str, scheme: str) -> Pipeline:
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    prepare = pipeline(
-        [
-            node(
-                nodes.validate_config,
-                f"params:{STUDY}",
-                f"{STUDY}.config",
-                name=f"{STUDY}.validate_parameters",
-            ),
-            node(
-                nodes.prepare_dataset,
-                f"{STUDY}.config",
-                f"{STUDY}.dataset",
-                name=f"{STUDY}.prepare_dataset",
-            ),
-            node(
-                split_dataset,
-                [f"{STUDY}.dataset", f"{STUDY}.config"],
-                f"{STUDY}.split",
-                name=f"{STUDY}.split_dataset",
-            ),
-        ],
-        tags=["data"],
-    )
+    prepare = data_preparation(STUDY, nodes.validate_config, nodes.prepare_dataset)
     shared = pipeline(
         [
             node(
