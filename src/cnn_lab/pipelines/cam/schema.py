@@ -9,7 +9,8 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
-from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.optim import SCHEDULERS
+from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 
 DATA_SOURCES = ("shapes", "imagenette")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
@@ -57,17 +58,10 @@ class DataParams(StrictModel):
     shapes: ShapesParams = ShapesParams()
 
 
-class TrainingParams(StrictModel):
-    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    batch_size: int = Field(64, ge=1)
+class TrainingParams(BaseTrainingParams):
     eval_batch_size: int = Field(256, ge=1)
     epochs: int = Field(10, ge=1)
     scheduler: Literal[SCHEDULERS] = "cosine"  # type: ignore[valid-type]
-    step_size: int = Field(10, ge=1)
-    gamma: float = Field(0.5, gt=0, le=1)
 
 
 class AugmentParams(StrictModel):

@@ -9,7 +9,8 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
-from cnn_lab.training.optim import INTERVALS, OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.optim import INTERVALS
+from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.performance import PRECISIONS, SWITCHES
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
@@ -43,17 +44,7 @@ class DataParams(StrictModel):
     augment: AugmentParams = AugmentParams()
 
 
-class TrainingParams(StrictModel):
-    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
-    epochs: int = Field(20, ge=1)
-    scheduler: Literal[SCHEDULERS] = "step"  # type: ignore[valid-type]
-    step_size: int = Field(10, ge=1)
-    gamma: float = Field(0.5, gt=0, le=1)
+class TrainingParams(BaseTrainingParams):
     # Iteration-based recipes: step the scheduler per batch, milestones and step_size
     # then count iterations; warm-up at warmup_lr for warmup_steps; stop at max_steps.
     scheduler_interval: Literal[INTERVALS] = "epoch"  # type: ignore[valid-type]

@@ -11,6 +11,7 @@ from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.search import PRUNERS
 
 DATASETS = ("digits", "mnist", "cifar10", "cifar100")
@@ -59,17 +60,9 @@ class ModelParams(StrictModel):
     freeze_bn_stats: bool = True
 
 
-class TrainingParams(StrictModel):
-    optimizer: Optimizer = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
+class TrainingParams(BaseTrainingParams):
     epochs: int = Field(10, ge=1)
     scheduler: Literal[SCHEDULERS] = "none"  # type: ignore[valid-type]
-    step_size: int = Field(10, ge=1)
-    gamma: float = Field(0.5, gt=0, le=1)
 
 
 class SourceParams(StrictModel):
