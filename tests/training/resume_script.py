@@ -1,7 +1,8 @@
 """A tiny variant trained with checkpoints, for kill-and-resume tests run as a subprocess.
 
-Usage: python resume_script.py <checkpoint folder> <epochs> [scheduler]. Prints one JSON
-line: the epochs this process trained and the final metrics.
+Usage: python resume_script.py <checkpoint folder> <epochs> [scheduler] [early]. ``early``
+adds early stopping that can only improve in epoch 1 (patience 2: it stops after epoch 3).
+Prints one JSON line: the epochs this process trained and the final metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from cnn_lab.data.sources import LabelledImages
 from cnn_lab.models import build_model
 from cnn_lab.training.batching import Normalisation
-from cnn_lab.training.callbacks import Callback, EpochState
+from cnn_lab.training.callbacks import Callback, EarlyStopping, EpochState
 from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
@@ -42,12 +43,15 @@ def tiny_data() -> SplitData:
     return SplitData(train, part(64, 80), part(80, 96), Normalisation.from_uint8(train.images))
 
 
-def main(folder: str, epochs: int, scheduler: str = "step") -> None:
+def main(folder: str, epochs: int, scheduler: str = "step", early: str = "") -> None:
     torch.set_num_threads(1)
     recipe = Recipe(epochs=epochs, batch_size=8, lr=0.01, scheduler=scheduler, step_size=2)
     data = tiny_data()
     store = CheckpointStore(folder, parameters_key(recipe, "tiny"), label="tiny")
     counter = CountEpochs()
+    callbacks: list[Callback] = [counter]
+    if early:
+        callbacks.append(EarlyStopping("val_accuracy", patience=2, min_delta=1.0))
 
     def build() -> torch.nn.Module:
         # Dropout draws from the global torch RNG: a resume must restore it too.
@@ -57,13 +61,14 @@ def main(folder: str, epochs: int, scheduler: str = "step") -> None:
         )
 
     trained = train_model(
-        build, data, recipe, label="tiny", extra_callbacks=[counter], checkpoint=store
+        build, data, recipe, label="tiny", extra_callbacks=callbacks, checkpoint=store
     )
     keys = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm_00")
     print(
         json.dumps(
             {
                 "trained_epochs": counter.count,
+                "stopped_epoch": trained.history.stopped_epoch,
                 "history": [{k: row.get(k) for k in keys} for row in trained.history.epochs],
                 "test": trained.test,
                 "weights": float(

@@ -19,12 +19,14 @@ from cnn_lab.training.checkpoint import KILL_ENV, Checkpoint, CheckpointStore, p
 SCRIPT = Path(__file__).with_name("resume_script.py")
 
 
-def _run(folder: Path, epochs: int, kill: str | None = None) -> subprocess.CompletedProcess:
+def _run(
+    folder: Path, epochs: int, kill: str | None = None, *extra: str
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
     if kill:
         env[KILL_ENV] = kill
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(folder), str(epochs)],
+        [sys.executable, str(SCRIPT), str(folder), str(epochs), *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -63,6 +65,20 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, reference: dict) 
     again = _result(_run(tmp_path, 4))
     assert again["trained_epochs"] == 0  # finished: reused, not retrained
     _same_run(again, reference)
+
+
+def test_early_stopping_state_survives_a_kill(tmp_path: Path) -> None:
+    """Killed between its best epoch (1) and its stop (3), a resumed run must still stop
+    at epoch 3 with epoch 1's weights: patience and best weights live in the checkpoint."""
+    early = ("step", "early")
+    reference = _result(_run(tmp_path / "reference", 8, None, *early))
+    assert reference["stopped_epoch"] == 3 and reference["trained_epochs"] == 3
+
+    assert _run(tmp_path / "killed", 8, "tiny:2", *early).returncode == -9
+    resumed = _result(_run(tmp_path / "killed", 8, None, *early))
+    assert resumed["trained_epochs"] == 1  # epoch 3 only, then the patience ran out
+    assert resumed["stopped_epoch"] == 3
+    _same_run(resumed, reference)
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous_one(

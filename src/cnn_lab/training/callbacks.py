@@ -39,6 +39,13 @@ class Callback:
     def on_train_end(self, state: EpochState | None) -> None:
         pass
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a resumed run needs to carry on (None: nothing); saved in checkpoints."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Linear and convolutional layers in forward order (registration order)."""
@@ -167,10 +174,26 @@ class EarlyStopping(Callback):
         self.best_epoch = 0
         self.stopped_epoch: int | None = None
         self._best_state: dict[str, Any] | None = None
+        self._model: nn.Module | None = None
 
     def on_train_start(self, model: nn.Module, epochs: int) -> None:
         # A callback reused for a second fit must not remember the first one's best.
         self.best, self.best_epoch, self.stopped_epoch, self._best_state = None, 0, None, None
+        self._model = model
+
+    def state_dict(self) -> dict[str, Any]:
+        # Without this a resumed run would forget its best epoch and patience count,
+        # stop later than an uninterrupted one and restore other weights.
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "best_state": self._best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.stopped_epoch, self._best_state = state["stopped_epoch"], state["best_state"]
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -197,5 +220,6 @@ class EarlyStopping(Callback):
             state.stop = True
 
     def on_train_end(self, state: EpochState | None) -> None:
-        if state is not None and self.restore_best and self._best_state is not None:
-            state.model.load_state_dict(self._best_state)
+        # ``state`` is None when a resumed run had already stopped: restore all the same.
+        if self._model is not None and self.restore_best and self._best_state is not None:
+            self._model.load_state_dict(self._best_state)

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from cnn_lab.training.callbacks import Callback
     from cnn_lab.training.engine import History
 
 logger = logging.getLogger(__name__)
@@ -185,8 +187,10 @@ class EpochCheckpoint:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         history: History,
+        callbacks: Sequence[Callback] = (),
     ) -> int:
-        """Put the state after the last complete epoch back; returns that epoch (0: none)."""
+        """Put the state after the last complete epoch back (callbacks' too, e.g. early
+        stopping's best score); returns that epoch (0: none)."""
         checkpoint = self.store.load()
         if checkpoint is None or checkpoint.finished:
             return 0
@@ -196,6 +200,10 @@ class EpochCheckpoint:
             scheduler.load_state_dict(checkpoint.scheduler)
         restore_history(checkpoint, history)
         restore_rng_states(checkpoint.rng, self.generators)
+        states = checkpoint.extra.get("callbacks", {})
+        for key, callback in _callback_keys(callbacks).items():
+            if key in states:
+                callback.load_state_dict(states[key])
         logger.info(
             "[%s] resuming after epoch %d from %s",
             self.store.label,
@@ -211,7 +219,13 @@ class EpochCheckpoint:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         history: History,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
+        states = {
+            key: state
+            for key, callback in _callback_keys(callbacks).items()
+            if (state := callback.state_dict()) is not None
+        }
         self.store.save(
             Checkpoint(
                 epoch=epoch,
@@ -220,10 +234,15 @@ class EpochCheckpoint:
                 scheduler=scheduler.state_dict() if scheduler is not None else None,
                 history=[dict(row) for row in history.epochs],
                 rng=rng_states(self.generators),
-                extra={"history": history_state(history)},
+                extra={"history": history_state(history), "callbacks": states},
             )
         )
         _kill_hook(self.store.label, epoch)
+
+
+def _callback_keys(callbacks: Sequence[Callback]) -> dict[str, Callback]:
+    """Position and class name: a resumed run passes the same callbacks in the same order."""
+    return {f"{index}:{type(cb).__name__}": cb for index, cb in enumerate(callbacks)}
 
 
 def _kill_hook(label: str, epoch: int) -> None:

@@ -124,14 +124,14 @@ def fit(
     scaler = performance.make_scaler() if performance is not None else None
     history = History()
     first_epoch = 1
+    for cb in callbacks:
+        cb.on_train_start(model, epochs)
     # -- checkpoint: resume after the last complete epoch (issue 8) --
     if checkpoint is not None:
-        first_epoch = checkpoint.restore(model, optimizer, scheduler, history) + 1
+        first_epoch = checkpoint.restore(model, optimizer, scheduler, history, callbacks) + 1
         if history.stopped_epoch is not None or history.diverged:
             first_epoch = epochs + 1  # that run had ended; nothing left to train
     steps, seconds_before = history.steps, history.train_seconds
-    for cb in callbacks:
-        cb.on_train_start(model, epochs)
     state: EpochState | None = None
     started = time.perf_counter()
     model.train()
@@ -190,7 +190,7 @@ def fit(
         if checkpoint is not None:  # -- checkpoint: save the epoch just finished --
             history.steps = steps
             history.train_seconds = seconds_before + time.perf_counter() - started
-            checkpoint.save(epoch, model, optimizer, scheduler, history)
+            checkpoint.save(epoch, model, optimizer, scheduler, history, callbacks)
         if stop:
             break
     history.train_seconds = seconds_before + time.perf_counter() - started
