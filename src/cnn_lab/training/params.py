@@ -1,17 +1,19 @@
-"""The optimisation knobs every study's ``training`` parameter block shares.
+"""The parameter schemas every study shares: the ``training`` block's optimisation
+knobs, and the run options (checkpoints, performance) of the study's top level.
 
-Studies subclass :class:`TrainingParams` to change a default or add their own keys, so a
-learning rate or a batch size is validated the same way everywhere.
+Studies subclass these to change a default or add their own keys, so a learning rate or a
+precision is validated the same way everywhere.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from cnn_lab.params import StrictModel
+from cnn_lab.params import ParameterError, StrictModel
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.performance import PRECISIONS, SWITCHES
 
 
 class TrainingParams(StrictModel):
@@ -25,3 +27,50 @@ class TrainingParams(StrictModel):
     scheduler: Literal[SCHEDULERS] = "step"  # type: ignore[valid-type]
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.5, gt=0, le=1)
+
+
+def _switch(value: Any) -> Any:
+    """YAML reads a bare on/off as a boolean: take it as the switch it was meant as."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+Switch = Annotated[Literal[SWITCHES], BeforeValidator(_switch)]  # type: ignore[valid-type]
+
+
+class PerformanceParams(StrictModel):
+    """Speed knobs (docs/performance.md); ``auto`` resolves against the device used and
+    the choice that ran is logged to MLflow as ``perf_*`` params of each variant."""
+
+    # auto: bf16 where the hardware runs it fast (CUDA with bf16, CPU with AVX-512 BF16
+    # or AMX), else fp32. fp16 (CUDA only) trains with gradient scaling.
+    precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
+    # auto: on for CNNs on CUDA, or on CPU when training in bf16.
+    channels_last: Switch = "auto"
+    compile: Switch = "off"
+    cudnn_benchmark: Switch = "auto"
+    # glibc keeps large freed blocks (mallopt); a no-op off Linux/glibc.
+    allocator: bool = True
+
+
+class CheckpointedRunParams(StrictModel):
+    """What every study's top level shares about how its variants run: per-epoch
+    checkpoints (docs/resume.md) and speed options (docs/performance.md)."""
+
+    # A rerun resumes unfinished variants and reuses finished ones; false starts afresh.
+    resume: bool = True
+    # None: data/06_models/checkpoints/<study>
+    checkpoint_dir: str | None = Field(None, min_length=1)
+    performance: PerformanceParams = PerformanceParams()
+
+
+def check_precision(config: dict[str, Any], study: str) -> None:
+    """fp16 needs CUDA's gradient scaling: say so before anything is read or trained."""
+    import torch
+
+    device = config.get("device", "auto")
+    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if config["performance"]["precision"] == "fp16" and not cuda:
+        raise ParameterError(
+            f"{study}.performance.precision: 'fp16' needs device cuda (gradient scaling), "
+            f"but {study}.device is {device!r}; use bf16 or fp32"
+        )

@@ -23,12 +23,11 @@ from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.pipelines.reporting import publish, run_context, section_tables, split_sizes
-from cnn_lab.settings import find_project_root
-from cnn_lab.tracking import child_run, last_logged_step, log_figures, log_table
+from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.augment import crop_and_flip
-from cnn_lab.training.callbacks import MlflowMetrics
-from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
 from cnn_lab.training.device import resolve_device
+from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
@@ -49,12 +48,7 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
     with each group's ``training`` block completed from the top-level one."""
     config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
-    cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
-    if config["performance"]["precision"] == "fp16" and not cuda:
-        raise ParameterError(
-            f"{STUDY}.performance.precision: 'fp16' needs device cuda (gradient scaling), "
-            f"but {STUDY}.device is {config['device']!r}; use bf16 or fp32"
-        )
+    check_precision(config, STUDY)
     return config
 
 
@@ -213,26 +207,8 @@ def train_variant(
         "seed": seed,
     }
     tags = {"study": STUDY, "variant": variant_name(family, depth), "family": family}
-    store = _checkpoints(config, name, run_params, recipe, split)
-    previous = store.load()
-    if previous is not None and previous.finished:
-        logger.info("[%s.%s] finished earlier: reusing %s", STUDY, name, store.latest.name)
-        trained = train_model(build, data, recipe, label=name, checkpoint=store)
-        run_id = previous.extra.get("mlflow_run_id")
-        return _result(trained, name, run_params, run_id), trained.model
-    resumed_epoch = previous.epoch if previous is not None else 0
-    with child_run(
-        name,
-        run_params,
-        tags,
-        resume_run_id=previous.extra.get("mlflow_run_id") if previous else None,
-        resumed_from_epoch=resumed_epoch,
-    ) as run_id:
-        store.extra["mlflow_run_id"] = run_id
-        logged = last_logged_step(run_id, "train_loss") if resumed_epoch else 0
-        if previous is not None and run_id is not None and logged < resumed_epoch:
-            _log_history(previous.history, logged)  # a new run: no gap before the resume
-            logged = resumed_epoch
+    store = checkpoint_store(STUDY, name, config, run_params, recipe, split)
+    with variant_run(store, name, run_params, tags) as run:
         trained = train_model(
             build,
             data,
@@ -240,12 +216,14 @@ def train_variant(
             label=f"{STUDY}.{group}.{name}",
             augment=augment,
             input_size=image_size(config, group),
-            extra_callbacks=[MlflowMetrics(logged_through=logged)],
+            extra_callbacks=run.callbacks,
             checkpoint=store,
         )
-        result = _result(trained, name, run_params, run_id)
-        table = pd.DataFrame(result["history"])
-        if run_id is not None:
+        result = _result(trained, name, run_params, run.run_id)
+        if run.reused:
+            logger.info("[%s.%s] finished earlier: reused %s", STUDY, name, store.latest.name)
+            return result, trained.model
+        if run.logging:
             import mlflow
 
             mlflow.log_metrics(
@@ -260,6 +238,7 @@ def train_variant(
             mlflow.set_tag("status", result["status"])
             if result["diverged_epoch"] is not None:
                 mlflow.set_tag("diverged_epoch", str(result["diverged_epoch"]))
+            table = pd.DataFrame(result["history"])
             log_figures({f"{name}_curves": plots.variant_curves(table, f"{STUDY}: {name}")})
     logger.info(
         "[%s.%s.%s] test accuracy %.4f (%s, %.1f s)",
@@ -281,25 +260,6 @@ def _precisions_that_ran(summary: pd.DataFrame) -> str:
 
 
 SEED_STATISTICS = ("test_accuracy", "best_val_accuracy", "train_seconds")
-
-
-def _checkpoints(
-    config: dict[str, Any], name: str, run_params: dict[str, Any], recipe: Recipe, split: Any
-) -> CheckpointStore:
-    """The variant's checkpoint store, keyed by everything that shapes its training."""
-    folder = find_project_root() / config["checkpoint_dir"]
-    store = CheckpointStore(folder, parameters_key(run_params, recipe, split), label=name)
-    if not config["resume"]:
-        store.clear()  # resume: false -> a fresh start, overwriting earlier checkpoints
-    return store
-
-
-def _log_history(rows: list[dict[str, float]], logged_through: int) -> None:
-    import mlflow
-
-    for epoch, row in enumerate(rows, start=1):
-        if epoch > logged_through:
-            mlflow.log_metrics(dict(row), step=epoch)
 
 
 def _result(

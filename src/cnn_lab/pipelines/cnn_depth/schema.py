@@ -10,8 +10,8 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import INTERVALS
+from cnn_lab.training.params import CheckpointedRunParams
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
-from cnn_lab.training.performance import PRECISIONS, SWITCHES
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
@@ -107,44 +107,16 @@ class GroupParams(StrictModel):
         return self
 
 
-def _switch(value: Any) -> Any:
-    """YAML reads a bare on/off as a boolean: take it as the switch it was meant as."""
-    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-
-
-Switch = Annotated[Literal[SWITCHES], BeforeValidator(_switch)]  # type: ignore[valid-type]
-
-
-class PerformanceParams(StrictModel):
-    """Speed knobs (docs/performance.md); ``auto`` resolves against the device used and
-    the choice that ran is logged to MLflow as ``perf_*`` params of each variant."""
-
-    # auto: bf16 where the hardware runs it fast (CUDA with bf16, CPU with AVX-512 BF16
-    # or AMX), else fp32. fp16 (CUDA only) trains with gradient scaling.
-    precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
-    # auto: on for CNNs on CUDA, or on CPU when training in bf16.
-    channels_last: Switch = "auto"
-    compile: Switch = "off"
-    cudnn_benchmark: Switch = "auto"
-    # glibc keeps large freed blocks (mallopt); a no-op off Linux/glibc.
-    allocator: bool = True
-
-
-class CnnDepthParams(StrictModel):
+class CnnDepthParams(CheckpointedRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
     # Every variant trains once per seed; null trains once, with ``seed``.
     seeds: Annotated[list[int] | None, BeforeValidator(as_list)] = Field(None, min_length=1)
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     probe_batch_size: int = Field(256, ge=1)
-    # Per-epoch checkpoints: a rerun resumes unfinished variants and reuses finished ones;
-    # false starts every variant afresh (docs/resume.md).
-    resume: bool = True
-    checkpoint_dir: str = Field("data/06_models/checkpoints/cnn_depth", min_length=1)
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)
     training: TrainingParams = TrainingParams()
-    performance: PerformanceParams = PerformanceParams()
 
     @model_validator(mode="before")
     @classmethod
