@@ -3,15 +3,13 @@ without a writable MLflow store."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT_ROOT, mlflow_runs
+from tests.conftest import mlflow_runs
+from tests.resume_support import kedro_run_killed
 
 TWO = {
     "cnn_depth.groups.cnn.enabled": False,
@@ -31,25 +29,8 @@ def _summaries(project: Path) -> list[pd.DataFrame]:
     ]
 
 
-def _kedro_run_killed(project: Path, params: dict, kill: str) -> int:
-    """``kedro run`` in a subprocess, SIGKILLed by the checkpoint's test-only hook."""
-    listed = ",".join(
-        f"{k}={' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in params.items()
-    )
-    env = {**os.environ, "CNN_LAB_KILL_AFTER_EPOCH": kill, "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    process = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines=cnn_depth", f"--params={listed}"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return process.returncode
-
-
 def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: Path) -> None:
-    assert _kedro_run_killed(kedro_project, TWO, kill="resmlp_d2:1") == -9
+    assert kedro_run_killed(kedro_project, "cnn_depth", TWO, kill="resmlp_d2:1") == -9
     checkpoints = kedro_project / "data/06_models/checkpoints/cnn_depth"
     assert len(list(checkpoints.glob("mlp_d2-*.ckpt"))) == 2  # finished before the kill
     assert len(list(checkpoints.glob("resmlp_d2-*.ckpt"))) == 1  # epoch 1 only

@@ -112,3 +112,20 @@ def test_paper_env_asks_for_mnist_and_names_the_key(run_kedro, kedro_project: Pa
     ):
         run_kedro(["init_study"], params, env="paper")
     assert not (kedro_project / "data/06_models").exists()
+
+
+def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: Path) -> None:
+    from tests.resume_support import check_kill_and_resume
+
+    two_epochs = {**TINY, "init_study.training.epochs": 2}
+    summary = check_kill_and_resume(
+        run_kedro,
+        kedro_project,
+        "init_study",
+        two_epochs,
+        kill="NetA2-HT:1",
+        summary="data/08_reporting/init_study/summary.csv",
+        key="run",
+        metrics=["max_test_accuracy", "final_test_accuracy", "final_train_loss", "epochs_run"],
+    )
+    assert summary["epochs_run"].tolist() == [2] * 6

@@ -32,10 +32,13 @@ from cnn_lab.models.tiny import (
 )
 from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
-from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches
-from cnn_lab.training.callbacks import MlflowMetrics, SplitEvaluation
+from cnn_lab.training.callbacks import SplitEvaluation
 from cnn_lab.training.device import resolve_device, seed_everything
+from cnn_lab.training.params import check_precision
+from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
 STUDY = "init_study"
@@ -52,7 +55,9 @@ def run_label(network: str, scheme: str) -> str:
 
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config."""
-    return validate_parameters(InitStudyParams, raw, STUDY).model_dump()
+    config = validate_parameters(InitStudyParams, raw, STUDY).model_dump()
+    check_precision(config, STUDY)
+    return config
 
 
 def _resized(images: LabelledImages | None, size: int) -> LabelledImages | None:
@@ -106,6 +111,7 @@ def _recipe(config: dict[str, Any]) -> Recipe:
         seed=config["seed"],
         device=config["device"],
         probe_batch_size=config["probe_batch_size"],
+        performance=PerformanceOptions(**config["performance"]),
     )
 
 
@@ -182,19 +188,21 @@ def train_run(
         "seed": config["seed"],
     }
     tags = {"study": STUDY, "variant": name, "network": network, "scheme": scheme}
-    with child_run(name, run_params, tags) as run_id:
+    store = checkpoint_store(STUDY, name, config, run_params, recipe, split)
+    with variant_run(store, name, run_params, tags) as run:
         trained = train_model(
             build,
             data,
             recipe,
             label=f"{STUDY}.{name}",
-            extra_callbacks=[SplitEvaluation(test_batches, "test"), MlflowMetrics()],
+            extra_callbacks=[SplitEvaluation(test_batches, "test"), *run.callbacks],
+            checkpoint=store,
         )
         result = {
             **_result_row(network, scheme, trained, trainable, total),
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": run.run_id,
         }
-        if run_id is not None:
+        if run.logging:
             import mlflow
 
             mlflow.log_metrics(
@@ -209,6 +217,7 @@ def train_run(
                     )
                 }
             )
+            mlflow.log_params(trained.performance)
             mlflow.set_tag("status", result["status"])
             kernels = {"before": initial["conv1.weight"], "after": trained.model.conv1.weight}
             log_figures({f"{name}_kernels": init_plots.kernel_grid(kernels, name)})

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from cnn_lab.params import StrictModel
 from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
+from cnn_lab.training.params import CheckpointedRunParams
 
 
 class InitDataParams(StrictModel):
@@ -26,7 +27,7 @@ class InitDataParams(StrictModel):
     image_size: int = Field(28, ge=9, description="square side every image is resized to")
 
 
-class InitStudyParams(StrictModel):
+class InitStudyParams(CheckpointedRunParams):
     seed: int = 0
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
