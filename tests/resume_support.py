@@ -12,24 +12,29 @@ from typing import Any
 
 import pandas as pd
 
-from tests.conftest import PROJECT_ROOT, mlflow_runs
+from tests.conftest import PROJECT_ROOT, mlflow_runs, nested
 
 
 def kedro_run_killed(project: Path, pipeline: str, params: dict[str, Any], kill: str) -> int:
     """``kedro run`` in a subprocess, SIGKILLed right after ``kill`` ("<label>:<epoch>")
-    is checkpointed; returns the exit status (-9 when the kill happened)."""
-    listed = ",".join(
-        f"{k}={' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in params.items()
-    )
+    is checkpointed; returns the exit status (-9 when the kill happened). ``params`` go
+    through a conf/local file, so lists need no command-line quoting."""
+    import yaml
+
+    overrides = project / "conf/local/parameters_killed_run.yml"
+    overrides.write_text(yaml.safe_dump(nested(params)))
     env = {**os.environ, "CNN_LAB_KILL_AFTER_EPOCH": kill, "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    process = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", f"--pipelines={pipeline}", f"--params={listed}"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", f"--pipelines={pipeline}"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        overrides.unlink()
     assert process.returncode in (0, -9), process.stderr[-3000:]
     return process.returncode
 

@@ -171,3 +171,19 @@ def test_shipped_parameters_validate(env: str) -> None:
         assert config.models["resnet18"].freeze == "head"
         assert config.models["resnet18"].options["weights"] == "imagenet"
         assert config.models["small_cnn"].options["widths"] == [64, 128, 256, 512]
+
+
+def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: Path) -> None:
+    from tests.resume_support import check_kill_and_resume
+
+    table = check_kill_and_resume(
+        run_kedro,
+        kedro_project,
+        "cam",
+        {**TINY, "cam.models.small_cnn.training.epochs": 2},
+        kill="small_cnn:1",
+        summary="data/08_reporting/cam/localisation.csv",
+        key="method",
+        metrics=["accuracy", "localisation", "pointing_game", "mean_iou"],
+    )
+    assert {"resnet18", "small_cnn"} <= set(table["method"])

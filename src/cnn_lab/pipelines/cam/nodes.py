@@ -20,10 +20,12 @@ from cnn_lab.evaluation import cam, cam_plots
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines.cam.schema import CamParams
-from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches, Normalisation
-from cnn_lab.training.callbacks import MlflowMetrics
 from cnn_lab.training.device import resolve_device
+from cnn_lab.training.params import check_precision
+from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
 STUDY = "cam"
@@ -63,6 +65,7 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
     with each model's weights resolved (``weights_fallback``)."""
     config = validate_parameters(CamParams, raw, STUDY).model_dump()
+    check_precision(config, STUDY)
     for name, model in config["models"].items():
         model["weights_fallback"] = _check_weights(name, model)
     return config
@@ -166,7 +169,11 @@ def train_variant(
     augment = spec["augment"]
     crops = RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
     recipe = Recipe(
-        **spec["training"], seed=config["seed"], device=config["device"], probe_gradients=False
+        **spec["training"],
+        seed=config["seed"],
+        device=config["device"],
+        probe_gradients=False,
+        performance=PerformanceOptions(**config["performance"]),
     )
     probe = _build(bundle, spec)
     weights = "none" if spec["weights_fallback"] else spec["options"].get("weights", "none")
@@ -185,7 +192,8 @@ def train_variant(
         "seed": config["seed"],
     }
     tags = {"study": STUDY, "variant": name, "family": spec["family"]}
-    with child_run(name, run_params, tags) as run_id:
+    store = checkpoint_store(STUDY, name, config, run_params, recipe, split)
+    with variant_run(store, name, run_params, tags) as run:
         use_crops = augment["crop_size"] is not None or augment["flip"]
         trained = train_model(
             lambda: _build(bundle, spec),
@@ -193,7 +201,8 @@ def train_variant(
             recipe,
             label=f"{STUDY}.{name}",
             augment=crops if use_crops else None,
-            extra_callbacks=[MlflowMetrics()],
+            extra_callbacks=run.callbacks,
+            checkpoint=store,
         )
         history = trained.history
         val_acc = history.column("val_accuracy") or [math.nan]
@@ -211,13 +220,14 @@ def train_variant(
             "test_loss": trained.test["loss"],
             "train_seconds": history.train_seconds,
             "normalisation": {"mean": data.normalisation.mean, "std": data.normalisation.std},
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": run.run_id,
             "history": history.epochs,
         }
-        if run_id is not None:
+        if run.logging:
             import mlflow
 
             mlflow.log_metrics({k: result[k] for k in ("test_accuracy", "train_seconds")})
+            mlflow.log_params(trained.performance)
             mlflow.set_tag("status", result["status"])
     logger.info(
         "[%s.%s] test accuracy %.4f (%.1f s)",

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import SCHEDULERS
+from cnn_lab.training.params import CheckpointedRunParams
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 
 DATA_SOURCES = ("shapes", "imagenette")
@@ -115,7 +116,7 @@ class ModelParams(StrictModel):
         return self
 
 
-class CamParams(StrictModel):
+class CamParams(CheckpointedRunParams):
     seed: int = 0
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
