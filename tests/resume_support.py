@@ -54,10 +54,12 @@ def check_kill_and_resume(
     summary: str,
     key: str,
     metrics: list[str],
+    run_name: str | None = None,
 ) -> pd.DataFrame:
     """Kill after ``kill``, rerun (resumes), run afresh (``resume: false``): the resumed
     summary must equal the fresh one exactly on ``metrics`` (bit-identical on CPU), and
-    the killed variant's MLflow run must be continued, not duplicated. Returns the summary."""
+    the killed variant's MLflow run (``run_name``, by default the checkpoint label) must be
+    continued, not duplicated. Returns the summary."""
     assert kedro_run_killed(project, pipeline, params, kill) == -9
     run_kedro([pipeline], params)
     run_kedro([pipeline], {**params, f"{pipeline}.resume": False})
@@ -69,7 +71,7 @@ def check_kill_and_resume(
 
     label, _, epoch = kill.rpartition(":")
     _, runs = mlflow_runs(project)
-    named = [r for r in runs if r.data.tags.get("mlflow.runName") == label]
+    named = [r for r in runs if r.data.tags.get("mlflow.runName") == (run_name or label)]
     continued = [r for r in named if r.data.tags.get("resumed_from_epoch") == epoch]
     assert len(continued) == 1, [r.data.tags for r in named]
     assert len(named) == 2  # the continued run and the fresh run: no third, duplicate one

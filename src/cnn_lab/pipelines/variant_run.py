@@ -20,7 +20,7 @@ class VariantRun:
     """What a node needs inside :func:`variant_run`: pass ``store`` and ``callbacks`` to
     training, and log its own results only when ``logging``."""
 
-    store: CheckpointStore
+    store: CheckpointStore | None
     run_id: str | None
     reused: bool  # finished earlier: training returns the stored result at once
     resumed_from_epoch: int = 0
@@ -47,7 +47,7 @@ def checkpoint_store(
 
 @contextmanager
 def variant_run(
-    store: CheckpointStore,
+    store: CheckpointStore | None,
     name: str,
     params: Mapping[str, Any],
     tags: Mapping[str, str],
@@ -56,9 +56,9 @@ def variant_run(
 
     A finished variant opens no run (its results were logged when it finished). A new
     run for a resumed variant first gets the epochs its lost run had logged, so its
-    metric histories have neither gaps nor duplicates.
+    metric histories have neither gaps nor duplicates. ``store`` None: a plain new run.
     """
-    previous = store.load()
+    previous = store.load() if store is not None else None
     if previous is not None and previous.finished:
         yield VariantRun(store, previous.extra.get("mlflow_run_id"), reused=True)
         return
@@ -70,7 +70,8 @@ def variant_run(
         resume_run_id=previous.extra.get("mlflow_run_id") if previous else None,
         resumed_from_epoch=resumed_epoch,
     ) as run_id:
-        store.extra["mlflow_run_id"] = run_id
+        if store is not None:
+            store.extra["mlflow_run_id"] = run_id
         logged = last_logged_step(run_id, "train_loss") if resumed_epoch else 0
         if previous is not None and run_id is not None and logged < resumed_epoch:
             _log_history(previous, logged)  # a new run: no gap before the resume

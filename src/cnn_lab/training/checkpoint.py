@@ -42,6 +42,29 @@ def parameters_key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def fingerprint(*values: Any) -> str:
+    """A hash of arrays, tensors and dicts of tensors by content (for inputs, such as the
+    images of a split or source weights, that a node gets as data, not as indices)."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                digest.update(str(key).encode())
+                feed(value[key])
+        elif isinstance(value, torch.Tensor):
+            feed(value.detach().cpu().contiguous().numpy())
+        elif isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        else:
+            digest.update(repr(value).encode())
+
+    for value in values:
+        feed(value)
+    return digest.hexdigest()[:16]
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "__dataclass_fields__"):
         return value.__dict__
@@ -200,10 +223,7 @@ class EpochCheckpoint:
             scheduler.load_state_dict(checkpoint.scheduler)
         restore_history(checkpoint, history)
         restore_rng_states(checkpoint.rng, self.generators)
-        states = checkpoint.extra.get("callbacks", {})
-        for key, callback in _callback_keys(callbacks).items():
-            if key in states:
-                callback.load_state_dict(states[key])
+        load_callback_states(callbacks, checkpoint.extra.get("callbacks", {}))
         logger.info(
             "[%s] resuming after epoch %d from %s",
             self.store.label,
@@ -221,11 +241,7 @@ class EpochCheckpoint:
         history: History,
         callbacks: Sequence[Callback] = (),
     ) -> None:
-        states = {
-            key: state
-            for key, callback in _callback_keys(callbacks).items()
-            if (state := callback.state_dict()) is not None
-        }
+        states = callback_states(callbacks)
         self.store.save(
             Checkpoint(
                 epoch=epoch,
@@ -241,8 +257,28 @@ class EpochCheckpoint:
 
 
 def _callback_keys(callbacks: Sequence[Callback]) -> dict[str, Callback]:
-    """Position and class name: a resumed run passes the same callbacks in the same order."""
-    return {f"{index}:{type(cb).__name__}": cb for index, cb in enumerate(callbacks)}
+    """Class name and rank among callbacks of that class: stable when callbacks without
+    state (e.g. MLflow logging, absent when a finished variant is reused) come and go."""
+    keys: dict[str, Callback] = {}
+    for callback in callbacks:
+        name = type(callback).__name__
+        rank = sum(key.startswith(f"{name}:") for key in keys)
+        keys[f"{name}:{rank}"] = callback
+    return keys
+
+
+def callback_states(callbacks: Sequence[Callback]) -> dict[str, Any]:
+    return {
+        key: state
+        for key, callback in _callback_keys(callbacks).items()
+        if (state := callback.state_dict()) is not None
+    }
+
+
+def load_callback_states(callbacks: Sequence[Callback], states: dict[str, Any]) -> None:
+    for key, callback in _callback_keys(callbacks).items():
+        if key in states:
+            callback.load_state_dict(states[key])
 
 
 def _kill_hook(label: str, epoch: int) -> None:

@@ -20,7 +20,9 @@ from cnn_lab.training.checkpoint import (
     Checkpoint,
     CheckpointStore,
     EpochCheckpoint,
+    callback_states,
     history_state,
+    load_callback_states,
     restore_history,
 )
 from cnn_lab.training.device import resolve_device, seed_everything
@@ -151,7 +153,7 @@ def train_model(
     trained_module = performance.compiled(model)
     # --- end performance ---
     if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
-        return _reuse(model, done, performance.as_params())
+        return _reuse(model, done, performance.as_params(), extra_callbacks)
 
     def batches(part: LabelledImages, size: int, shuffle: bool = False) -> DeviceBatches:
         return DeviceBatches(
@@ -215,7 +217,7 @@ def train_model(
             trained_module, batches(data.test, recipe.eval_batch_size), performance=performance
         )
     if checkpoint is not None:
-        _record_finished(checkpoint, model, history, scores)
+        _record_finished(checkpoint, model, history, scores, extra_callbacks)
     norms = _gradient_norms(history) if probe else {}
     return TrainedModel(model, history, scores, norms, performance.as_params())
 
@@ -230,8 +232,14 @@ def _gradient_norms(history: History) -> dict[int, list[float]]:
 
 
 def _record_finished(
-    store: CheckpointStore, model: nn.Module, history: History, scores: dict[str, float]
+    store: CheckpointStore,
+    model: nn.Module,
+    history: History,
+    scores: dict[str, float],
+    callbacks: Sequence[Callback],
 ) -> None:
+    """The finished variant, with its callbacks' final states (early stopping's best
+    epoch...), so a reuse reports exactly what the training run reported."""
     store.save(
         Checkpoint(
             epoch=len(history.epochs),
@@ -240,14 +248,21 @@ def _record_finished(
             scheduler=None,
             history=[dict(row) for row in history.epochs],
             rng={},
-            extra={"history": history_state(history), "test": dict(scores)},
+            extra={
+                "history": history_state(history),
+                "test": dict(scores),
+                "callbacks": callback_states(callbacks),
+            },
             finished=True,
         )
     )
 
 
-def _reuse(model: nn.Module, done: Checkpoint, performance: dict[str, Any]) -> TrainedModel:
+def _reuse(
+    model: nn.Module, done: Checkpoint, performance: dict[str, Any], callbacks: Sequence[Callback]
+) -> TrainedModel:
     model.load_state_dict(done.model)
+    load_callback_states(callbacks, done.extra.get("callbacks", {}))
     history = History()
     restore_history(done, history)
     probed = any(k.startswith("grad_norm_") for row in history.epochs for k in row)

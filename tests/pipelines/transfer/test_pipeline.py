@@ -107,3 +107,29 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     assert "figures/param_importances.png" in search_figures
     parent_figures = [a.path for a in client.list_artifacts(parent_id, "figures")]
     assert "figures/optimizer_curves.png" in parent_figures
+
+
+def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: Path) -> None:
+    """Killed after epoch 1 of the 'all' preset (patience 1: early stopping's state must
+    survive); an in-memory search so both runs search alike."""
+    from tests.resume_support import check_kill_and_resume
+
+    summary = check_kill_and_resume(
+        run_kedro,
+        kedro_project,
+        "transfer",
+        {
+            **TINY,
+            "transfer.source.training.epochs": 1,
+            "transfer.finetune.presets": ["all"],
+            "transfer.optimizers.names": ["sgd"],
+            "transfer.search.n_trials": 1,
+            "transfer.search.storage": "memory",
+        },
+        kill="finetune.all:1",
+        run_name="all",
+        summary="data/08_reporting/transfer/summary.csv",
+        key="approach",
+        metrics=["approach", "val_accuracy", "test_accuracy", "epochs_run", "best_epoch"],
+    )
+    assert summary["approach"].tolist() == ["all", "logistic", "sgd_lr3e-03", "svm", "tuned"]

@@ -40,11 +40,15 @@ from cnn_lab.models.resnet import (
 )
 from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams, TransferParams
+from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
 from cnn_lab.tracking import child_run, log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches
-from cnn_lab.training.callbacks import Callback, EarlyStopping, MlflowMetrics
+from cnn_lab.training.callbacks import Callback, EarlyStopping
+from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.engine import evaluate
+from cnn_lab.training.params import check_precision
+from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 from cnn_lab.training.search import (
     PruningCallback,
@@ -78,6 +82,7 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     fit the model fails now, naming the keys, rather than after data preparation.
     """
     config = validate_parameters(TransferParams, raw, STUDY).model_dump()
+    check_precision(config, STUDY)
     weights = config["source"]["weights"]
     if weights not in ("train", "imagenet"):
         try:
@@ -209,7 +214,13 @@ def _recipe(config: dict[str, Any], training: dict[str, Any], **overrides: Any) 
     )
     settings = {k: training[k] for k in keys} | overrides
     # Per-layer gradient norms are the depth study's question, not this one's.
-    return Recipe(**settings, seed=config["seed"], device=config["device"], probe_gradients=False)
+    return Recipe(
+        **settings,
+        seed=config["seed"],
+        device=config["device"],
+        probe_gradients=False,
+        performance=PerformanceOptions(**config["performance"]),
+    )
 
 
 def train_source(
@@ -221,18 +232,21 @@ def train_source(
     weights = config["source"]["weights"]
     training = config["source"]["training"]
     params = {"study": STUDY, "dataset": source.name, "weights": weights, **config["model"]}
-    with child_run("source", params, {"study": STUDY, "variant": "source"}) as run_id:
-        if weights != "train":
+    tags = {"study": STUDY, "variant": "source"}
+    if weights != "train":
+        with child_run("source", params, tags) as run_id:
             model = build_source_model(config, weights)
-            result = {"weights": weights, "trained": False, "mlflow_run_id": run_id}
-            return model, result
-        data = SplitData.from_bundle(source, split)
+            return model, {"weights": weights, "trained": False, "mlflow_run_id": run_id}
+    recipe = _recipe(config, training)
+    store = checkpoint_store(STUDY, "source", config, params, recipe, split)
+    with variant_run(store, "source", params, tags) as run:
         trained = train_model(
             lambda: build_source_model(config),
-            data,
-            _recipe(config, training),
+            SplitData.from_bundle(source, split),
+            recipe,
             label=f"{STUDY}.source",
-            extra_callbacks=[MlflowMetrics()],
+            extra_callbacks=run.callbacks,
+            checkpoint=store,
         )
         val = trained.history.column("val_accuracy")
         result = {
@@ -243,12 +257,13 @@ def train_source(
             "test_accuracy": trained.test["accuracy"],
             "train_seconds": trained.history.train_seconds,
             "parameters": count_parameters(trained.model),
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": run.run_id,
         }
-        if run_id is not None:
+        if run.logging:
             import mlflow
 
             mlflow.log_metrics({"source_test_accuracy": result["test_accuracy"]})
+            mlflow.log_params(trained.performance)
     logger.info(
         "[%s.source] %s: test accuracy %.4f (%.1f s)",
         STUDY,
@@ -351,9 +366,11 @@ def _finetune(
     batch_size: int,
     dropout: float,
     extra_callbacks: Sequence[Callback] = (),
+    checkpointed: bool = True,
 ) -> tuple[dict[str, Any], nn.Module]:
     """One fine-tuning run in its own nested MLflow run, with early stopping on
-    validation accuracy and the best epoch's weights restored."""
+    validation accuracy and the best epoch's weights restored. ``checkpointed``: saved
+    each epoch and resumed after a kill (search trials are not: Optuna reruns them)."""
     _threads(config)
     ft, stop = config["finetune"], config["early_stopping"]
     multiplier = ft["backbone_lr_multiplier"]
@@ -379,16 +396,21 @@ def _finetune(
         "trainable_parameters": trainable,
         "seed": config["seed"],
     }
-    with child_run(name, run_params, {"study": STUDY, "variant": name, "group": group}) as run_id:
+    tags = {"study": STUDY, "variant": name, "group": group}
+    splits = (data.train.images, data.train.labels, data.val.images, data.val.labels)
+    key = (run_params, recipe, fingerprint(*splits, source_state))
+    store = checkpoint_store(STUDY, f"{group}.{name}", config, *key) if checkpointed else None
+    with variant_run(store, name, run_params, tags) as run:
         trained = train_model(
             build,
             data,
             recipe,
             label=f"{STUDY}.{group}.{name}",
-            extra_callbacks=[MlflowMetrics(), stopper, *extra_callbacks],
+            extra_callbacks=[*run.callbacks, stopper, *extra_callbacks],
             parameter_groups=lambda m: head_parameter_groups(
                 m, lr=lr, backbone_lr_multiplier=multiplier
             ),
+            checkpoint=store,
         )
         history = trained.history
         table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
@@ -408,12 +430,13 @@ def _finetune(
             "best_epoch": stopper.best_epoch,
             "stopped_epoch": stopper.stopped_epoch,
             "status": "diverged" if history.diverged else "ok",
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": run.run_id,
             "history": table.to_dict(orient="records"),
         }
-        if run_id is not None:
+        if run.logging:
             import mlflow
 
+            mlflow.log_params(trained.performance)
             mlflow.log_metrics(
                 {
                     "best_val_accuracy": result["val_accuracy"],
@@ -521,6 +544,7 @@ def search(
                 preset=s["preset"],
                 optimizer=config["finetune"]["optimizer"],
                 extra_callbacks=[pruning],
+                checkpointed=False,
                 **sampled,
             )
             trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])

@@ -11,6 +11,7 @@ from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.params import CheckpointedRunParams
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.search import PRUNERS
 
@@ -158,7 +159,7 @@ class BaselineParams(StrictModel):
     logistic: LogisticParams = LogisticParams()
 
 
-class TransferParams(StrictModel):
+class TransferParams(CheckpointedRunParams):
     seed: int = 0
     device: Literal[DEVICE_CHOICES] = "auto"  # type: ignore[valid-type]
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
