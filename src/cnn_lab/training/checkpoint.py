@@ -193,6 +193,33 @@ def restore_history(checkpoint: Checkpoint, history: History) -> None:
         setattr(history, name, value)
 
 
+def record_finished(
+    store: CheckpointStore,
+    model: nn.Module,
+    history: History,
+    scores: dict[str, float],
+    callbacks: Sequence[Callback] = (),
+) -> None:
+    """The finished variant, with its callbacks' final states (early stopping's best
+    epoch...), so a reuse reports exactly what the training run reported."""
+    store.save(
+        Checkpoint(
+            epoch=len(history.epochs),
+            model=model.state_dict(),
+            optimizer={},
+            scheduler=None,
+            history=[dict(row) for row in history.epochs],
+            rng={},
+            extra={
+                "history": history_state(history),
+                "test": dict(scores),
+                "callbacks": callback_states(callbacks),
+            },
+            finished=True,
+        )
+    )
+
+
 class EpochCheckpoint:
     """What :func:`~cnn_lab.training.engine.fit` calls to resume and to save each epoch.
 

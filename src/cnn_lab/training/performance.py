@@ -181,6 +181,21 @@ def apply_process_settings(performance: Performance) -> Performance:
     return Performance(**{**performance.__dict__, "allocator": allocator})
 
 
+def set_up_model(
+    options: PerformanceOptions, model: nn.Module, device: torch.device
+) -> tuple[Performance, nn.Module, nn.Module]:
+    """Resolve ``options`` for ``model`` on ``device``, apply the process settings, and
+    return (what ran, the model in its memory layout, the module to train: compiled or
+    the same model). Saves and loads go through the second, training through the third."""
+    performance = apply_process_settings(
+        resolve_performance(
+            options, device, convolutional=any(isinstance(m, nn.Conv2d) for m in model.modules())
+        )
+    )
+    model = performance.prepare_model(model)
+    return performance, model, performance.compiled(model)
+
+
 def keep_large_blocks() -> str:
     """Tell glibc's malloc to keep large freed blocks instead of returning them to the
     OS (``mallopt``, same as the ``MALLOC_*_`` environment variables). Returns "on", or

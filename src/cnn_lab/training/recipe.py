@@ -20,19 +20,14 @@ from cnn_lab.training.checkpoint import (
     Checkpoint,
     CheckpointStore,
     EpochCheckpoint,
-    callback_states,
-    history_state,
     load_callback_states,
+    record_finished,
     restore_history,
 )
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
-from cnn_lab.training.performance import (
-    PerformanceOptions,
-    apply_process_settings,
-    resolve_performance,
-)
+from cnn_lab.training.performance import PerformanceOptions, set_up_model
 
 # Studies that have not adopted the performance block train as before: fp32, default
 # layout (the allocator setting changes speed, never results).
@@ -142,16 +137,7 @@ def train_model(
     seed_everything(recipe.seed)
     model = build().to(device)
     # --- performance (issue 11): precision, layout, compile, process settings ---
-    performance = apply_process_settings(
-        resolve_performance(
-            recipe.performance,
-            device,
-            convolutional=any(isinstance(m, nn.Conv2d) for m in model.modules()),
-        )
-    )
-    model = performance.prepare_model(model)
-    trained_module = performance.compiled(model)
-    # --- end performance ---
+    performance, model, trained_module = set_up_model(recipe.performance, model, device)
     if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
         return _reuse(model, done, performance.as_params(), extra_callbacks)
 
@@ -217,7 +203,7 @@ def train_model(
             trained_module, batches(data.test, recipe.eval_batch_size), performance=performance
         )
     if checkpoint is not None:
-        _record_finished(checkpoint, model, history, scores, extra_callbacks)
+        record_finished(checkpoint, model, history, scores, extra_callbacks)
     norms = _gradient_norms(history) if probe else {}
     return TrainedModel(model, history, scores, norms, performance.as_params())
 
@@ -229,33 +215,6 @@ def _gradient_norms(history: History) -> dict[int, list[float]]:
         for epoch, row in enumerate(history.epochs, start=1)
         if any(k.startswith("grad_norm_") for k in row)
     }
-
-
-def _record_finished(
-    store: CheckpointStore,
-    model: nn.Module,
-    history: History,
-    scores: dict[str, float],
-    callbacks: Sequence[Callback],
-) -> None:
-    """The finished variant, with its callbacks' final states (early stopping's best
-    epoch...), so a reuse reports exactly what the training run reported."""
-    store.save(
-        Checkpoint(
-            epoch=len(history.epochs),
-            model=model.state_dict(),
-            optimizer={},
-            scheduler=None,
-            history=[dict(row) for row in history.epochs],
-            rng={},
-            extra={
-                "history": history_state(history),
-                "test": dict(scores),
-                "callbacks": callback_states(callbacks),
-            },
-            finished=True,
-        )
-    )
 
 
 def _reuse(

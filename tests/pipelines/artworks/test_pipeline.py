@@ -140,3 +140,27 @@ def test_unknown_variant_stops_before_reading_data(run_kedro, kedro_project: Pat
         run_kedro(["artworks"], {**tiny(kedro_project), "artworks.run": ["scratch", "vit"]})
     assert "unknown variant(s) ['vit']; allowed: scratch, finetune" in str(info.value)
     assert not (kedro_project / "data/02_intermediate/artworks").exists()
+
+
+def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: Path) -> None:
+    """The DataLoader path: killed after epoch 1, resumed, equal to an uninterrupted run."""
+    from tests.resume_support import check_kill_and_resume
+
+    make_download(kedro_project / "data/01_raw/artworks")
+    params = {
+        **tiny(kedro_project),
+        "artworks.run": ["scratch"],
+        "artworks.training.epochs": 2,
+        "artworks.data.workers": 1,
+    }
+    summary = check_kill_and_resume(
+        run_kedro,
+        kedro_project,
+        "artworks",
+        params,
+        kill="scratch:1",
+        summary="data/08_reporting/artworks/summary.csv",
+        key="variant",
+        metrics=["test_accuracy", "test_macro_f1", "best_val_accuracy", "epochs_run"],
+    )
+    assert summary["epochs_run"].tolist() == [2]

@@ -23,15 +23,19 @@ from cnn_lab.models import count_parameters
 from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
-from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.augment import BatchAugment
 from cnn_lab.training.batching import Normalisation
-from cnn_lab.training.callbacks import MlflowMetrics, ProgressLog
+from cnn_lab.training.callbacks import ProgressLog
+from cnn_lab.training.checkpoint import EpochCheckpoint, record_finished, restore_history
 from cnn_lab.training.device import resolve_device, seed_everything
-from cnn_lab.training.engine import fit, predict
+from cnn_lab.training.engine import History, fit, predict
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.loss import balanced_class_weights
 from cnn_lab.training.optim import build_optimizer, build_scheduler
+from cnn_lab.training.params import check_precision
+from cnn_lab.training.performance import PerformanceOptions, set_up_model
 
 STUDY = "artworks"
 SPLITS = ("train", "val", "test")
@@ -47,7 +51,9 @@ def _mlflow_active() -> bool:
 
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config."""
-    return validate_parameters(ArtworksParams, raw, STUDY).model_dump()
+    config = validate_parameters(ArtworksParams, raw, STUDY).model_dump()
+    check_precision(config, STUDY)
+    return config
 
 
 def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -183,7 +189,9 @@ def _loss(config: dict[str, Any], train_labels: np.ndarray, k: int, device) -> n
     return nn.CrossEntropyLoss(weight=weights.to(device))
 
 
-def _batches(store, images, split, norm, config, device, part: str) -> LoaderBatches:
+def _batches(
+    store, images, split, norm, config, device, part: str, memory_format=None
+) -> LoaderBatches:
     rows = split[part]
     training = part == "train"
     aug = config["augmentation"]
@@ -203,6 +211,7 @@ def _batches(store, images, split, norm, config, device, part: str) -> LoaderBat
         seed=config["seed"],
         augment=augment if training and augment.active else None,
         workers=config["data"]["workers"],
+        memory_format=memory_format,
     )
 
 
@@ -227,10 +236,14 @@ def train_variant(
     model = build_variant(
         variant, num_classes=k, model=config["model"], weights=settings["weights"]
     ).to(device)
+    performance, model, trained_module = set_up_model(
+        PerformanceOptions(**config["performance"]), model, device
+    )
     store = open_store(images, decoded, config)
     norm = Normalisation(tuple(normalisation["mean"]), tuple(normalisation["std"]))
     train, val, test = (
-        _batches(store, images, split, norm, config, device, part) for part in SPLITS
+        _batches(store, images, split, norm, config, device, part, performance.memory_format)
+        for part in SPLITS
     )
     training = config["training"]
     optimizer = build_optimizer(
@@ -268,17 +281,29 @@ def train_variant(
         "seed": config["seed"],
         "device": str(device),
     }
-    with child_run(variant, run_params, {"study": STUDY, "variant": variant}) as run_id:
-        history = fit(
-            model,
-            train,
-            optimizer=optimizer,
-            epochs=training["epochs"],
-            val=val,
-            scheduler=scheduler,
-            loss_fn=loss_fn,
-            callbacks=[ProgressLog(f"{STUDY}.{variant}"), MlflowMetrics()],
-        )
+    checkpoints = checkpoint_store(
+        STUDY, variant, config, run_params, config["performance"], split, index_report
+    )
+    with variant_run(checkpoints, variant, run_params, {"study": STUDY, "variant": variant}) as run:
+        done = checkpoints.load()
+        if done is not None and done.finished:  # its test scores are recomputed below
+            model.load_state_dict(done.model)
+            history = History()
+            restore_history(done, history)
+        else:
+            history = fit(
+                trained_module,
+                train,
+                optimizer=optimizer,
+                epochs=training["epochs"],
+                val=val,
+                scheduler=scheduler,
+                loss_fn=loss_fn,
+                callbacks=[ProgressLog(f"{STUDY}.{variant}"), *run.callbacks],
+                checkpoint=EpochCheckpoint(checkpoints, {"batches": train.generator}),
+                performance=performance,
+            )
+            record_finished(checkpoints, model, history, {})
         started = time.perf_counter()
         logits, targets = predict(model, test)
         scores = torch.softmax(logits, dim=1).numpy()
@@ -303,7 +328,7 @@ def train_variant(
             **{f"test_{name}": value for name, value in metrics.items()},
             "train_seconds": history.train_seconds,
             "test_seconds": time.perf_counter() - started,
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": run.run_id,
             "class_names": class_names,
             "test_rows": list(split["test"]),
             "y_true": y_true.tolist(),
@@ -311,10 +336,11 @@ def train_variant(
             "per_class": report.to_dict(orient="records"),
             "history": history.epochs,
         }
-        if run_id is not None:
+        if run.logging:
             import mlflow
 
             mlflow.log_metrics({f"test_{n}": v for n, v in metrics.items()})
+            mlflow.log_params(performance.as_params())
             mlflow.set_tag("status", result["status"])
             log_table(report, "tables/per_class_report.csv")
             # per-epoch curves are MLflow metrics (logged with step = epoch), charted there

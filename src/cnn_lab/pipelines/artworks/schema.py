@@ -10,6 +10,7 @@ from cnn_lab.params import StrictModel, as_list
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.params import CheckpointedRunParams
 
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -83,7 +84,7 @@ class ReportParams(StrictModel):
     top_k: int = Field(5, ge=1)
 
 
-class ArtworksParams(StrictModel):
+class ArtworksParams(CheckpointedRunParams):
     seed: int = 0
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
