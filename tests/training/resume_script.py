@@ -2,12 +2,16 @@
 
 Usage: python resume_script.py <checkpoint folder> <epochs> [scheduler] [early]. ``early``
 adds early stopping that can only improve in epoch 1 (patience 2: it stops after epoch 3).
+``KILL_AT_BATCH=<n>`` in the environment SIGKILLs the process as it is handed its n-th
+training batch (counted from the start of this process): a kill in the middle of an epoch.
 Prints one JSON line: the epochs this process trained and the final metrics.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 
 import numpy as np
@@ -43,6 +47,22 @@ def tiny_data() -> SplitData:
     return SplitData(train, part(64, 80), part(80, 96), Normalisation.from_uint8(train.images))
 
 
+def _kill_at_batch(n: int):
+    """An identity batch transform (draws no random numbers) that dies at batch ``n``."""
+    if not n:
+        return None
+    seen = 0
+
+    def identity(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        nonlocal seen
+        seen += 1
+        if seen == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return batch
+
+    return identity
+
+
 def main(folder: str, epochs: int, scheduler: str = "step", early: str = "") -> None:
     torch.set_num_threads(1)
     recipe = Recipe(epochs=epochs, batch_size=8, lr=0.01, scheduler=scheduler, step_size=2)
@@ -61,7 +81,13 @@ def main(folder: str, epochs: int, scheduler: str = "step", early: str = "") -> 
         )
 
     trained = train_model(
-        build, data, recipe, label="tiny", extra_callbacks=callbacks, checkpoint=store
+        build,
+        data,
+        recipe,
+        label="tiny",
+        augment=_kill_at_batch(int(os.environ.get("KILL_AT_BATCH", 0))),
+        extra_callbacks=callbacks,
+        checkpoint=store,
     )
     keys = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm_00")
     print(

@@ -67,6 +67,26 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, reference: dict) 
     _same_run(again, reference)
 
 
+def test_kill_in_the_middle_of_an_epoch_resumes_from_the_last_complete_one(
+    tmp_path: Path, reference: dict
+) -> None:
+    """8 batches per epoch: batch 13 is the middle of epoch 2, so epoch 1 is on disk and
+    half of epoch 2 is lost; the rerun redoes epoch 2 from epoch 1's state."""
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    killed = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path), "4"],
+        env={**env, "KILL_AT_BATCH": "13"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9
+    assert len(list(tmp_path.glob("*.ckpt"))) == 1  # epoch 1 only; no .prev yet, no .tmp
+    resumed = _result(_run(tmp_path, 4))
+    assert resumed["trained_epochs"] == 3  # epochs 2, 3 and 4
+    _same_run(resumed, reference)
+
+
 def test_early_stopping_state_survives_a_kill(tmp_path: Path) -> None:
     """Killed between its best epoch (1) and its stop (3), a resumed run must still stop
     at epoch 3 with epoch 1's weights: patience and best weights live in the checkpoint."""
