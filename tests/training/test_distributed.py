@@ -63,6 +63,41 @@ def test_single_process_is_not_distributed() -> None:
     assert distributed.shard_bounds(5) == (0, 5)
 
 
+def _as_rank(monkeypatch: pytest.MonkeyPatch, rank: int, world: int) -> None:
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_shares_of_a_batch_cover_it_in_rank_order(
+    monkeypatch: pytest.MonkeyPatch, world: int
+) -> None:
+    for size in (1, 5, 16, 17):
+        bounds = []
+        for rank in range(world):
+            _as_rank(monkeypatch, rank, world)
+            bounds.append(distributed.shard_bounds(size))
+        assert bounds[0][0] == 0 and bounds[-1][1] == size
+        assert all(bounds[r][1] == bounds[r + 1][0] for r in range(world - 1))
+        assert max(hi - lo for lo, hi in bounds) - min(hi - lo for lo, hi in bounds) <= 1
+
+
+def test_batch_sizes_that_cannot_be_split_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _as_rank(monkeypatch, 0, 4)
+    images, labels = ddp_script.tiny_images(12, 0)
+    norm = ddp_script.Normalisation((0.3,), (0.2,))
+    with pytest.raises(ValueError, match="batch_size 2 is smaller than the 4 processes"):
+        ddp_script.DeviceBatches(
+            images, labels, batch_size=2, device=ddp_script.CPU, normalisation=norm, shard=True
+        )
+    dataset = ddp_script.RecordingImages(12, 0)
+    with pytest.raises(ValueError, match="batch_size 6 does not split evenly over 4 processes"):
+        ddp_script.loader_batches(dataset, 6, shuffle=True)
+    with pytest.raises(ValueError, match="batch_size 3 is smaller than the 4 processes"):
+        ddp_script.loader_batches(dataset, 3, shuffle=False)
+
+
 @pytest.mark.parametrize("case", ["cnn", "mlp"])
 def test_two_processes_match_one_with_the_same_global_batch(
     ranks: list[dict[str, Any]], case: str

@@ -115,6 +115,11 @@ def _rank_batches(
 ) -> tuple[Sampler[list[int]], DistributedSampler | None]:
     """This rank's batches of position lists, and the sampler to ``set_epoch`` (if any)."""
     world = distributed.world_size()
+    if batch_size < world:
+        raise ValueError(
+            f"batch_size {batch_size} is smaller than the {world} processes it is split over: "
+            "use a batch size of at least the process count"
+        )
     if shuffle:
         if batch_size % world:
             raise ValueError(
