@@ -11,6 +11,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from cnn_lab.ranks import is_main_process
+
 _run_parameters: dict[str, Any] | None = None
 _run_env: str | None = None
 
@@ -54,6 +56,8 @@ class TrackingStoreCheck:
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
+        if not is_main_process():  # torchrun: only rank 0 tracks
+            return
         from cnn_lab.tracking_check import check_tracking_store
 
         check_tracking_store(_configured_uri(context))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
+from cnn_lab.distributed_hooks import DistributedRunHooks, plugins_to_disable
 from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck
 
 
@@ -28,7 +29,9 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{find_project_root()}/mlflow.db"
 
 
-HOOKS = (TrackingStoreCheck(), StudyGridHook())
+HOOKS = (TrackingStoreCheck(), StudyGridHook(), DistributedRunHooks())
+# torchrun: kedro-mlflow runs on rank 0 only (one MLflow run per launch; distributed_hooks.py).
+DISABLE_HOOKS_FOR_PLUGINS = plugins_to_disable()
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

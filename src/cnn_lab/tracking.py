@@ -9,6 +9,8 @@ from typing import Any
 import mlflow
 from matplotlib.figure import Figure
 
+from cnn_lab.ranks import is_main_process
+
 
 @contextmanager
 def child_run(
@@ -24,6 +26,9 @@ def child_run(
     A variant resumed from a checkpoint continues ``resume_run_id``; if that run is gone
     (deleted, another tracking store) a new run is started, tagged ``resumed_from_epoch``.
     """
+    if not is_main_process():  # torchrun: only rank 0 tracks
+        yield None
+        return
     if mlflow.active_run() is None:
         yield None
         return
@@ -60,6 +65,8 @@ def _param_value(value: Any) -> Any:
 
 
 def log_figures(figures: Mapping[str, Figure], folder: str = "figures") -> None:
+    if not is_main_process():  # torchrun: only rank 0 tracks
+        return
     if mlflow.active_run() is None:
         return
     for name, figure in figures.items():
@@ -68,12 +75,16 @@ def log_figures(figures: Mapping[str, Figure], folder: str = "figures") -> None:
 
 def log_table(table: Any, artifact_file: str) -> None:
     """A pandas table as a CSV artifact of the active run."""
+    if not is_main_process():  # torchrun: only rank 0 tracks
+        return
     if mlflow.active_run() is None:
         return
     mlflow.log_text(table.to_csv(index=False), artifact_file)
 
 
 def log_text(text: str, artifact_file: str) -> None:
+    if not is_main_process():  # torchrun: only rank 0 tracks
+        return
     if mlflow.active_run() is None:
         return
     mlflow.log_text(text, artifact_file)

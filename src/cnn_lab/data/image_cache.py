@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -120,7 +121,8 @@ def decode_all(
     array = partial = None
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".partial.npy")
+        # One partial file per process: the ranks of a torchrun launch all decode at once.
+        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npy")
         array = np.lib.format.open_memmap(partial, "w+", np.uint8, (len(files), 3, size, size))
     pool = ThreadPoolExecutor(workers) if workers > 0 else None  # PIL releases the GIL
     try:

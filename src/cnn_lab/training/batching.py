@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cnn_lab.training import distributed
 from cnn_lab.training.performance import to_memory_format
 
 BatchTransform = Callable[[Tensor, torch.Generator | None], Tensor]
@@ -70,7 +71,14 @@ def resize(batch: Tensor, size: int) -> Tensor:
 
 
 class DeviceBatches:
-    """Shuffled mini-batches sliced from tensors resident on ``device``."""
+    """Shuffled mini-batches sliced from tensors resident on ``device``.
+
+    ``shard``: under torchrun, yield only this rank's contiguous share of every batch
+    (:func:`~cnn_lab.training.distributed.shard_bounds`). Every rank draws the same order
+    from the same seeded generator, so the ranks' shares of a batch are exactly the batch a
+    single process would train on: ``batch_size`` is the global batch. No effect in one
+    process; off by default, for callers that read every sample themselves.
+    """
 
     def __init__(
         self,
@@ -86,9 +94,16 @@ class DeviceBatches:
         drop_last: bool = False,
         input_size: int | None = None,
         memory_format: torch.memory_format | None = None,
+        shard: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.sharded = shard and distributed.is_distributed()
+        if self.sharded and batch_size < distributed.world_size():
+            raise ValueError(
+                f"batch_size {batch_size} is smaller than the {distributed.world_size()} "
+                "processes it is split over: use a batch size of at least the process count"
+            )
         self.images = torch.as_tensor(images).to(device)
         self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
         if len(self.images) != len(self.labels):
@@ -132,9 +147,26 @@ class DeviceBatches:
             stop = min(start + self.batch_size, n)
             if self.drop_last and stop - start < self.batch_size:
                 break
+            if self.sharded:
+                yield self._share(order, start, stop)
+                continue
             if order is None:
                 images, labels = self.images[start:stop], self.labels[start:stop]
             else:
                 index = order[start:stop]
                 images, labels = self.images[index], self.labels[index]
             yield self.prepare(images), labels
+
+    def _share(self, order: Tensor | None, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        """This rank's part of batch ``[start, stop)``. With augmentation the whole batch is
+        prepared and then sliced: the generator makes the same draws as in one process and
+        stays in step on every rank (it also draws the next epoch's order)."""
+        if self.augment is None:
+            lo, hi = distributed.shard_bounds(stop - start)
+            start, stop = start + lo, start + hi
+        index = slice(start, stop) if order is None else order[start:stop]
+        inputs, labels = self.prepare(self.images[index]), self.labels[index]
+        if self.augment is not None:
+            lo, hi = distributed.shard_bounds(len(labels))
+            inputs, labels = inputs[lo:hi], labels[lo:hi]
+        return inputs, labels

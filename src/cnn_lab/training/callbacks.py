@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cnn_lab.ranks import is_main_process
+
 logger = logging.getLogger(__name__)
 
 
@@ -111,6 +113,8 @@ class ProgressLog(Callback):
         self.label = label
 
     def on_epoch_end(self, state: EpochState) -> None:
+        if not is_main_process():  # torchrun: one progress line per epoch, from rank 0
+            return
         m = state.metrics
         parts = [f"[{self.label}] epoch {state.epoch}/{state.epochs}"]
         for key in ("train_loss", "val_loss", "val_accuracy"):
@@ -148,6 +152,8 @@ class MlflowMetrics(Callback):
         self.logged_through = logged_through
 
     def on_epoch_end(self, state: EpochState) -> None:
+        if not is_main_process():  # torchrun: rank 0 tracks
+            return
         import mlflow
 
         if mlflow.active_run() is not None and state.epoch > self.logged_through:

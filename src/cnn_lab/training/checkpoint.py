@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnn_lab.training.distributed import broadcast_object, is_distributed, is_main_process
+
 if TYPE_CHECKING:
     from cnn_lab.training.callbacks import Callback
     from cnn_lab.training.engine import History
@@ -132,6 +134,9 @@ class CheckpointStore:
         self._loaded: tuple[bool, Checkpoint | None] = (False, None)
 
     def save(self, checkpoint: Checkpoint) -> None:
+        if not is_main_process():  # torchrun: rank 0 writes; the others only forget their copy
+            self._loaded = (False, None)
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         checkpoint.extra = {**checkpoint.extra, **self.extra}
         temporary = self.latest.with_suffix(".tmp")
@@ -153,9 +158,21 @@ class CheckpointStore:
             return None
 
     def load(self) -> Checkpoint | None:
-        """The newest readable checkpoint, falling back to the previous one (read once)."""
+        """The newest readable checkpoint, falling back to the previous one (read once).
+
+        Under torchrun rank 0 reads and sends what it found to every rank, so all resume
+        from the same epoch even without a shared filesystem (every rank must call this).
+        """
         if self._loaded[0]:
             return self._loaded[1]
+        if is_distributed():
+            found = broadcast_object(self._read_latest() if is_main_process() else None)
+        else:
+            found = self._read_latest()
+        self._loaded = (True, found)
+        return found
+
+    def _read_latest(self) -> Checkpoint | None:
         found = None
         for path in (self.latest, self.previous):
             if path.exists():
@@ -169,12 +186,12 @@ class CheckpointStore:
                             found.epoch,
                         )
                     break
-        self._loaded = (True, found)
         return found
 
     def clear(self) -> None:
-        for path in (self.latest, self.previous):
-            path.unlink(missing_ok=True)
+        if is_main_process():  # torchrun: rank 0 deletes; every rank starts afresh
+            for path in (self.latest, self.previous):
+                path.unlink(missing_ok=True)
         self._loaded = (True, None)
 
 

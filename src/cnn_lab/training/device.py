@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import torch
 
+from cnn_lab.training import distributed
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The device ``name`` asks for; under torchrun, this rank's own GPU (``cuda:LOCAL_RANK``)."""
+    device = _resolve(name)
+    if distributed.is_distributed():
+        if name == "auto" and device.type == "mps":
+            device = torch.device("cpu")  # no process-group backend carries MPS tensors
+        return distributed.process_device(device)
+    return device
+
+
+def _resolve(name: str) -> torch.device:
     if name not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {name!r}")
     if name == "auto":

@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from cnn_lab.training import distributed
 from cnn_lab.training.callbacks import Callback, EpochState
 from cnn_lab.training.performance import Performance
 
@@ -60,6 +62,8 @@ def evaluate(
     total_loss = total_correct = None
     count = 0
     for inputs, targets in batches:
+        if len(targets) == 0:
+            continue  # a rank's empty share of a last batch smaller than the process count
         with _autocast(performance):
             logits = model(inputs)
             loss = loss_fn(logits, targets).detach().float() * len(targets)
@@ -68,6 +72,13 @@ def evaluate(
         total_correct = correct if total_correct is None else total_correct + correct
         count += len(targets)
     model.train(was_training)
+    if distributed.is_sharded(batches):  # torchrun: add up every rank's share
+        total_loss, total_correct, count = distributed.reduce_sums(
+            0.0 if total_loss is None else total_loss,
+            0 if total_correct is None else total_correct,
+            count,
+            device=_device_of(model),
+        )
     if count == 0:
         raise ValueError("cannot evaluate on an empty split")
     return {"loss": float(total_loss) / count, "accuracy": float(total_correct) / count}
@@ -75,15 +86,35 @@ def evaluate(
 
 @torch.no_grad()
 def predict(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """Logits and targets for every sample of ``batches``, on the CPU."""
+    """Logits and targets for every sample of ``batches``, on the CPU (under torchrun with
+    sharded batches: every rank's shares gathered back into the single-process order)."""
     was_training = model.training
     model.eval()
     logits, targets = [], []
     for inputs, labels in batches:
+        if len(labels) == 0:
+            continue  # an empty share (torchrun): see _gather_shares
         logits.append(model(inputs).float().cpu())
         targets.append(labels.cpu())
     model.train(was_training)
+    if distributed.is_sharded(batches):
+        logits, targets = _gather_shares(logits, targets)
     return torch.cat(logits), torch.cat(targets)
+
+
+def _gather_shares(
+    logits: list[Tensor], targets: list[Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Batch by batch, rank 0's share, then rank 1's...: each batch's shares are contiguous
+    slices in rank order, and only the last batch can leave a rank without a share."""
+    shares = distributed.all_gather_object(list(zip(logits, targets, strict=True)))
+    ordered = [
+        part[index]
+        for index in range(max(len(part) for part in shares))
+        for part in shares
+        if index < len(part)
+    ]
+    return [lg for lg, _ in ordered], [tg for _, tg in ordered]
 
 
 def _autocast(performance: Performance | None) -> contextlib.AbstractContextManager:
@@ -104,6 +135,7 @@ def fit(
     max_steps: int | None = None,
     checkpoint: EpochCheckpoint | None = None,
     performance: Performance | None = None,
+    sync_batch_norm: bool = True,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs; stop early on a non-finite loss
     (recorded as divergence) or when a callback asks.
@@ -114,6 +146,12 @@ def fit(
     is cut short, then validated as usual). ``performance`` runs forward and loss under
     its autocast (fp16 with a GradScaler); ``None`` is plain fp32.
     ``checkpoint`` resumes after the last saved epoch and saves each finished epoch.
+
+    Under torchrun the steps run through DistributedDataParallel (training/distributed.py)
+    on this rank's shares of ``train`` (``DeviceBatches(shard=True)``, ``LoaderBatches``):
+    each share's loss is weighted by its part of the global batch, losses and metrics are
+    added across ranks and rank 0's epoch record goes to all, so every rank returns the same
+    history. ``sync_batch_norm``: on CUDA, BatchNorm statistics over the global batch.
     """
     if scheduler_interval not in ("epoch", "iteration"):
         raise ValueError(
@@ -122,6 +160,9 @@ def fit(
     per_step = scheduler is not None and scheduler_interval == "iteration"
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     scaler = performance.make_scaler() if performance is not None else None
+    spread = distributed.is_distributed()  # torchrun: one shard of every batch per rank
+    if isinstance(model, DistributedDataParallel):
+        model = model.module  # wrapped here, for the length of this fit
     history = History()
     first_epoch = 1
     for cb in callbacks:
@@ -133,68 +174,97 @@ def fit(
             first_epoch = epochs + 1  # that run had ended; nothing left to train
     steps, seconds_before = history.steps, history.train_seconds
     state: EpochState | None = None
-    started = time.perf_counter()
-    model.train()
-    for epoch in range(first_epoch, epochs + 1):
-        epoch_start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        running = torch.zeros((), device=_device_of(model))
-        seen = epoch_steps = 0
-        for inputs, targets in train:
-            optimizer.zero_grad(set_to_none=True)
-            # --- precision (issue 11): autocast around forward + loss, fp16 scaling ---
-            with _autocast(performance):
-                loss = loss_fn(model(inputs), targets)
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
+    with contextlib.ExitStack() as stack:
+        train_module = (
+            stack.enter_context(_data_parallel(model, sync_batch_norm)) if spread else model
+        )
+        device = _device_of(model)
+        started = time.perf_counter()
+        model.train()
+        for epoch in range(first_epoch, epochs + 1):
+            epoch_start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            running = torch.zeros((), device=device)
+            seen = epoch_steps = 0
+            for inputs, targets in train:
+                optimizer.zero_grad(set_to_none=True)
+                # --- precision (issue 11): autocast around forward + loss, fp16 scaling ---
+                with _autocast(performance):
+                    outputs = train_module(inputs)
+                    # An empty share (last batch smaller than the process count) still
+                    # steps, with zero gradients, so every rank's DDP stays in lockstep.
+                    loss = loss_fn(outputs, targets) if len(targets) else outputs.sum() * 0.0
+                objective = loss * distributed.batch_share(len(targets), device) if spread else loss
+                if scaler is None:
+                    objective.backward()
+                    optimizer.step()
+                else:
+                    scaler.scale(objective).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                # --- end precision ---
+                if per_step:
+                    scheduler.step()
+                running += loss.detach() * len(targets)
+                seen += len(targets)
+                steps += 1
+                epoch_steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    break
+            if spread:  # every rank's loss sum and sample count; rank 0's BatchNorm statistics
+                total, count = distributed.reduce_sums(running, seen, device=device)
+                train_loss = total / max(count, 1)
+                distributed.broadcast_buffers(model)
             else:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            # --- end precision ---
-            if per_step:
+                train_loss = float(running) / max(seen, 1)  # reading it waits for the device
+            # Optimisation alone (no validation, no callbacks): what a frozen layer speeds up.
+            train_time = time.perf_counter() - epoch_start
+            if scheduler is not None and not per_step:
                 scheduler.step()
-            running += loss.detach() * len(targets)
-            seen += len(targets)
-            steps += 1
-            epoch_steps += 1
-            if max_steps is not None and steps >= max_steps:
+            metrics: dict[str, float] = {
+                "train_loss": train_loss,
+                "lr": lr,
+                "train_time": train_time,
+                "batch_time": train_time / max(epoch_steps, 1),
+            }
+            if val is not None:
+                scores = evaluate(model, val, loss_fn, performance)
+                metrics["val_loss"], metrics["val_accuracy"] = scores["loss"], scores["accuracy"]
+            metrics["epoch_time"] = time.perf_counter() - epoch_start
+            if spread:  # rank 0's timings, so the row is the same on every rank
+                metrics = distributed.broadcast_object(metrics)
+            state = EpochState(model, optimizer, epoch, epochs, metrics)
+            if not math.isfinite(metrics["train_loss"]):
+                history.diverged_epoch = epoch
+                history.epochs.append(metrics)
                 break
-        train_loss = float(running) / max(seen, 1)  # reading it waits for the device
-        # Optimisation alone (no validation, no callbacks): what a frozen layer speeds up.
-        train_time = time.perf_counter() - epoch_start
-        if scheduler is not None and not per_step:
-            scheduler.step()
-        metrics: dict[str, float] = {
-            "train_loss": train_loss,
-            "lr": lr,
-            "train_time": train_time,
-            "batch_time": train_time / max(epoch_steps, 1),
-        }
-        if val is not None:
-            scores = evaluate(model, val, loss_fn, performance)
-            metrics["val_loss"], metrics["val_accuracy"] = scores["loss"], scores["accuracy"]
-        metrics["epoch_time"] = time.perf_counter() - epoch_start
-        state = EpochState(model, optimizer, epoch, epochs, metrics)
-        if not math.isfinite(metrics["train_loss"]):
-            history.diverged_epoch = epoch
-            history.epochs.append(metrics)
-            break
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+            if spread:  # probes and stop decisions as rank 0 saw them
+                state.metrics, state.stop = distributed.broadcast_object(
+                    (state.metrics, state.stop)
+                )
+            history.epochs.append(state.metrics)
+            stop = state.stop or (max_steps is not None and steps >= max_steps)
+            if stop:
+                history.stopped_epoch = epoch
+            if checkpoint is not None:  # -- checkpoint: save the epoch just finished --
+                history.steps = steps
+                history.train_seconds = seconds_before + time.perf_counter() - started
+                checkpoint.save(epoch, model, optimizer, scheduler, history, callbacks)
+            if stop:
+                break
+        history.train_seconds = seconds_before + time.perf_counter() - started
+        history.steps = steps
         for cb in callbacks:
-            cb.on_epoch_end(state)
-        history.epochs.append(state.metrics)
-        stop = state.stop or (max_steps is not None and steps >= max_steps)
-        if stop:
-            history.stopped_epoch = epoch
-        if checkpoint is not None:  # -- checkpoint: save the epoch just finished --
-            history.steps = steps
-            history.train_seconds = seconds_before + time.perf_counter() - started
-            checkpoint.save(epoch, model, optimizer, scheduler, history, callbacks)
-        if stop:
-            break
-    history.train_seconds = seconds_before + time.perf_counter() - started
-    history.steps = steps
-    for cb in callbacks:
-        cb.on_train_end(state)
+            cb.on_train_end(state)
     return history
+
+
+@contextlib.contextmanager
+def _data_parallel(model: nn.Module, sync_batch_norm: bool) -> Iterator[nn.Module]:
+    """``model`` under DistributedDataParallel; a compiled model is compiled again around
+    the wrapper (the order torch.compile supports for DDP's bucketed gradient sync)."""
+    base = getattr(model, "_orig_mod", model)
+    with distributed.data_parallel(base, sync_batch_norm=sync_batch_norm) as wrapped:
+        yield torch.compile(wrapped) if base is not model else wrapped

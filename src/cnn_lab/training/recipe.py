@@ -141,7 +141,9 @@ def train_model(
     if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
         return _reuse(model, done, performance.as_params(), extra_callbacks)
 
-    def batches(part: LabelledImages, size: int, shuffle: bool = False) -> DeviceBatches:
+    def batches(
+        part: LabelledImages, size: int, shuffle: bool = False, shard: bool = True
+    ) -> DeviceBatches:
         return DeviceBatches(
             part.images,
             part.labels,
@@ -153,6 +155,7 @@ def train_model(
             augment=augment if shuffle else None,
             input_size=input_size,
             memory_format=performance.memory_format,
+            shard=shard,  # torchrun: each rank its share of every batch
         )
 
     train = batches(data.train, recipe.batch_size, shuffle=True)
@@ -160,7 +163,9 @@ def train_model(
     callbacks: list[Callback] = []
     probe: GradientNormProbe | None = None
     if recipe.probe_gradients:
-        probe_inputs, probe_targets = next(iter(batches(data.train, recipe.probe_batch_size)))
+        probe_inputs, probe_targets = next(
+            iter(batches(data.train, recipe.probe_batch_size, shard=False))
+        )
         probe = GradientNormProbe(probe_inputs, probe_targets)
         callbacks.append(probe)
 
