@@ -32,6 +32,9 @@ class DatasetAnalysis:
     figures: dict[str, Figure]
 
 
+EXACT_TSNE_POINTS = 1000
+
+
 def split_parts(bundle: DatasetBundle, split: dict[str, Any]) -> dict[str, LabelledImages]:
     """The named splits of ``bundle`` (``test: official`` is the source's own test set)."""
     pool = bundle.train
@@ -78,9 +81,11 @@ def tsne_embedding(points: np.ndarray, perplexity: float, seed: int) -> np.ndarr
     from sklearn.manifold import TSNE
 
     perplexity = min(perplexity, max(1.0, (len(points) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        points.astype(np.float32)
-    )
+    # Barnes-Hut only pays off for thousands of points: on the default 300 the exact
+    # method took 4.8 s against 8-12 s here (O(n^2) memory: 8 MB at 1,000 points).
+    method = "exact" if len(points) <= EXACT_TSNE_POINTS else "barnes_hut"
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, method=method)
+    return tsne.fit_transform(points.astype(np.float32))
 
 
 def penultimate_features(
