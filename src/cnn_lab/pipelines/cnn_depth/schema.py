@@ -5,7 +5,14 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cnn_lab.params import StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
@@ -15,6 +22,20 @@ from cnn_lab.training.performance import PRECISIONS, SWITCHES
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
+
+
+def _distinct_seeds(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct; a repeated seed repeats the same run")
+    return seeds
+
+
+# ``seeds``: every variant trains once per seed; null trains once, with ``seed``.
+Seeds = Annotated[
+    Annotated[list[int], Field(min_length=1)] | None,
+    BeforeValidator(as_list),
+    AfterValidator(_distinct_seeds),
+]
 
 
 class ImageFolderParams(StrictModel):
@@ -132,8 +153,7 @@ class PerformanceParams(StrictModel):
 
 class CnnDepthParams(StrictModel):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
-    # Every variant trains once per seed; null trains once, with ``seed``.
-    seeds: Annotated[list[int] | None, BeforeValidator(as_list)] = Field(None, min_length=1)
+    seeds: Seeds = None
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     probe_batch_size: int = Field(256, ge=1)
@@ -166,13 +186,6 @@ class CnnDepthParams(StrictModel):
             for name, spec in raw["groups"].items()
         }
         return {**raw, "groups": groups}
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
-        if seeds is not None and len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be distinct; a repeated seed repeats the same run")
-        return seeds
 
     @field_validator("groups")
     @classmethod
