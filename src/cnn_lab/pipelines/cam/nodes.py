@@ -17,8 +17,11 @@ from torch import nn
 from cnn_lab.data.random_crops import RandomCrops
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation import cam, cam_plots
+from cnn_lab.evaluation.findings import diverged
+from cnn_lab.evaluation.study_findings import cam_findings
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cam.schema import CamParams
 from cnn_lab.tracking import child_run, log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches, Normalisation
@@ -405,3 +408,87 @@ def render(
     }
     log_figures(figures)
     return figures["cam_grid"], figures["cam_top_k"]
+
+
+# --- what people read: the dataset analysis's model and the report ------------------------
+
+MODEL_COLUMNS = [
+    "model",
+    "family",
+    "weights_used",
+    "parameters",
+    "trainable_parameters",
+    "status",
+    "epochs_run",
+    "best_val_accuracy",
+    "test_accuracy",
+    "train_seconds",
+    "mlflow_run_id",
+]
+
+
+def analysis_model(
+    bundle: DatasetBundle,
+    config: dict[str, Any],
+    result: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """The trained model ``name`` (its saved weights), whose penultimate features (global
+    average pooled maps) the dataset analysis maps beside the raw pixels."""
+    spec = config["models"][name]
+    options = dict(spec["options"])
+    if "weights" in options:
+        options["weights"] = "none"  # the saved state replaces them: nothing to download
+    model = build_model(
+        spec["family"],
+        in_shape=bundle.train.image_shape,
+        num_classes=bundle.train.num_classes,
+        **options,
+    )
+    model.load_state_dict(state)
+    return {
+        "model": model,
+        "input_size": None,
+        "normalisation": result["normalisation"],
+        "label": name,
+    }
+
+
+def write_report(
+    raw_params: dict[str, Any],
+    config: dict[str, Any],
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    localisation: pd.DataFrame,
+    analysis: dict[str, Any],
+    cam_grid: str,
+    cam_top_k: str,
+    *results: dict[str, Any],
+) -> tuple[str, str]:
+    """The run's report (HTML and Markdown), also logged to MLflow: localisation against
+    chance, each model's training, the CAM figures and the dataset analysis."""
+    models = pd.DataFrame([{k: r.get(k) for k in MODEL_COLUMNS} for r in results])
+    problems = diverged(models, "model") + [
+        f"{name}: pretrained weights missing, trained from scratch instead "
+        f"({STUDY}.models.{name}.scratch_if_weights_missing)"
+        for name, spec in config["models"].items()
+        if spec["weights_fallback"]
+    ]
+    return reporting.write_report(
+        STUDY,
+        raw_params,
+        dataset=bundle.name,
+        split_sizes=reporting.split_sizes(bundle, split),
+        device=str(resolve_device(config["device"])),
+        precision="fp32",
+        tables={
+            "localisation (CAMs and chance maps)": localisation.astype({"images": "Int64"}),
+            "models": models,
+        },
+        figures={"cam_grid": cam_grid, "cam_top_k": cam_top_k},
+        findings=cam_findings(localisation, models, config["iou"]),
+        problems=problems,
+        sections=(analysis,),
+    )

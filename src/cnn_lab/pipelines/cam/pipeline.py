@@ -1,5 +1,6 @@
 """The CAM study as a Kedro pipeline: data preparation, one namespaced modular pipeline
-per model (train, then explain), and the report (localisation table, figures)."""
+per model (train, then explain), the localisation table and figures, the dataset analysis
+and the report."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.nodes import STUDY
+from cnn_lab.pipelines.reporting import analysis_pipeline
 from cnn_lab.pipelines.shared_nodes import split_dataset
 
 SHARED = ["dataset", "split", "boxes", "examples", "config"]
@@ -107,4 +109,36 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + models + report
+    return prepare + models + report + _results(names)
+
+
+def _results(names: list[str]) -> Pipeline:
+    """The dataset analysis (the first model's features beside the raw pixels) and the
+    report that ends the run."""
+    s = STUDY
+    analysis = analysis_pipeline(s, model=f"{s}.analysis_model" if names else None)
+    if names:
+        pick = node(
+            _bind(nodes.analysis_model, name=names[0]),
+            [f"{s}.dataset", f"{s}.config", f"{s}.{names[0]}.result", f"{s}.{names[0]}.weights"],
+            f"{s}.analysis_model",
+            name=f"{s}.analysis_model",
+        )
+        analysis = pipeline([pick], tags=["analysis"]) + analysis
+    report = node(
+        nodes.write_report,
+        [
+            f"params:{s}",
+            f"{s}.config",
+            f"{s}.dataset",
+            f"{s}.split",
+            f"{s}.localisation",
+            f"{s}.analysis.section",
+            f"{s}.figures.cam_grid",
+            f"{s}.figures.cam_top_k",
+            *(f"{s}.{n}.result" for n in names),
+        ],
+        [f"{s}.report.html", f"{s}.report.md"],
+        name=f"{s}.write_report",
+    )
+    return analysis + pipeline([report], tags=["report"])
