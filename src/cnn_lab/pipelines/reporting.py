@@ -77,7 +77,10 @@ def analyse(
             f"{prefix}images per class and split": result.counts,
             f"{prefix}channel mean and std (training split, [0, 1] scale)": result.channel_stats,
         },
-        "figures": {f"{prefix}{name}": png for name, png in encode_figures(result.figures).items()},
+        "figures": {
+            f"{prefix or 'dataset analysis: '}{name}": png
+            for name, png in encode_figures(result.figures).items()
+        },
     }
     figures = [result.figures[name] for name in ANALYSIS_FIGURES]
     return (result.counts, result.channel_stats, *figures, section)
@@ -218,8 +221,3 @@ def write_report(
         problems=problems,
     )
     return publish(report)
-
-
-def figure_names(names: tuple[str, ...] | list[str], prefix: str) -> list[str]:
-    """Catalog names of saved figures (``FigureDataset``: they load as base64 PNG)."""
-    return [f"{prefix}.{name}" for name in names]

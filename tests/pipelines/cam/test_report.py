@@ -32,4 +32,6 @@ def test_report_states_localisation_against_chance(run_kedro, kedro_project: Pat
     assert "['circle', 'square', 'cross']" in markdown  # a changed list parameter, unescaped
 
     split = json.loads((kedro_project / "data/05_model_input/cam/split.json").read_text())
-    check_analysis(kedro_project, "cam", {p: len(split[p]) for p in ("train", "val", "test")})
+    assert split["test"] == "official"  # the generated test set: shapes.test_size images
+    counts = {"train": len(split["train"]), "val": len(split["val"]), "test": 12}
+    check_analysis(kedro_project, "cam", counts)
