@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tests.conftest import mlflow_runs
 
-FAST_ANALYSIS = {"dataset_analysis.subsample": 60, "dataset_analysis.perplexity": 5}
 PNG_DATA = "data:image/png;base64,"
 
 

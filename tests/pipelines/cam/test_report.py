@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from tests.pipelines.cam.test_pipeline import TINY
-from tests.pipelines.report_checks import FAST_ANALYSIS, check_analysis, latest, read_report
+from tests.pipelines.report_checks import check_analysis, latest, read_report
 
 
 def test_report_states_localisation_against_chance(run_kedro, kedro_project: Path) -> None:
-    run_kedro(["cam"], {**TINY, **FAST_ANALYSIS})
+    run_kedro(["cam"], TINY)
     html, markdown, parsed = read_report(kedro_project, "cam")
     assert len(parsed.images) == 2 + 3  # CAM grids + dataset analysis
 

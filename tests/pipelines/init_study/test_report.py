@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from tests.pipelines.init_study.test_pipeline import TINY
-from tests.pipelines.report_checks import FAST_ANALYSIS, check_analysis, latest, read_report
+from tests.pipelines.report_checks import check_analysis, latest, read_report
 
 
 def test_two_seed_report(run_kedro, kedro_project: Path) -> None:
-    run_kedro(["init_study"], {**TINY, **FAST_ANALYSIS, "init_study.seeds": [0, 1]})
+    run_kedro(["init_study"], {**TINY, "init_study.seeds": [0, 1]})
     reporting = kedro_project / "data/08_reporting/init_study"
     html, markdown, parsed = read_report(kedro_project, "init_study")
     assert len(parsed.images) == 5 + 3  # study figures + dataset analysis

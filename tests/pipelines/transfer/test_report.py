@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.pipelines.report_checks import FAST_ANALYSIS, check_analysis, latest, read_report
+from tests.pipelines.report_checks import check_analysis, latest, read_report
 from tests.pipelines.transfer.test_pipeline import TINY
 
 
 def test_report_compares_baseline_and_fine_tuning(run_kedro, kedro_project: Path) -> None:
-    run_kedro(["transfer"], {**TINY, **FAST_ANALYSIS})
+    run_kedro(["transfer"], TINY)
     html, markdown, parsed = read_report(kedro_project, "transfer")
     assert len(parsed.images) == 3 + 3 + 2 * 3  # study + search + two dataset analyses
 
