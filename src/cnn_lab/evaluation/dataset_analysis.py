@@ -58,9 +58,6 @@ class ImageSplits:
     def train_size(self) -> int:
         return len(self.labels["train"])
 
-    def split_sizes(self) -> dict[str, int]:
-        return {name: len(labels) for name, labels in self.labels.items()}
-
 
 def bundle_splits(bundle: DatasetBundle, split: dict[str, Any]) -> ImageSplits:
     """The view of an in-memory bundle under ``split`` (``test: official`` included)."""

@@ -110,18 +110,35 @@ def init_problems(differences: pd.DataFrame) -> list[str]:
 # --- cam --------------------------------------------------------------------------------
 
 
+CAM_METRICS = ("localisation", "pointing_game", "mean_iou", "accuracy")
+
+
+def cam_seed_table(localisation: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each model's CAM scores and accuracy."""
+    cams = localisation[localisation["kind"] == "cam"]
+    table = cams.groupby("method", sort=False)[list(CAM_METRICS)].agg(["mean", "std"])
+    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    return table.assign(seeds=cams.groupby("method", sort=False).size()).reset_index()
+
+
 def cam_findings(localisation: pd.DataFrame, models: pd.DataFrame, iou: float) -> list[str]:
-    """Each model's CAM localisation against the chance maps (uniform and centred),
-    its pointing game against the centred map's, and its test accuracy."""
+    """Each model's CAM localisation against the chance maps (uniform and centred) and
+    the ratio to the better one, its pointing game against the centred map's, and its
+    test accuracy; with several seeds the means, stds and whether the gap to chance (and
+    between the best two models) exceeds the seed-to-seed spread."""
     cams = localisation[localisation["kind"] == "cam"]
     chance = localisation[localisation["kind"] == "chance"].set_index("method")
+    stats = {
+        metric: seed_statistics(cams, ["method"], metric).set_index("method")
+        for metric in CAM_METRICS
+    }
     findings = []
-    for _, row in cams.iterrows():
-        accuracy = f"test accuracy {fmt(row['accuracy'])}"
-        if chance.empty or pd.isna(row["localisation"]):
+    for method, layer in cams.drop_duplicates("method")[["method", "feature_layer"]].values:
+        local, accuracy = stats["localisation"].loc[method], stats["accuracy"].loc[method]
+        if chance.empty or pd.isna(local["mean"]):
             findings.append(
-                f"{row['method']}: {accuracy}; the data has no object boxes, so "
-                f"localisation is not measured"
+                f"{method}: test accuracy {mean_text(accuracy)}; the data has no object "
+                f"boxes, so localisation is not measured"
             )
             continue
         against = ", ".join(
@@ -129,32 +146,40 @@ def cam_findings(localisation: pd.DataFrame, models: pd.DataFrame, iou: float) -
             f"chance map"
             for name in chance.index
         )
+        images = int(cams[cams["method"] == method]["images"].iloc[0])
         text = (
-            f"{row['method']} (CAMs of layer {row['feature_layer']}): localisation "
-            f"{fmt(row['localisation'])} of {int(row['images'])} test images (CAM box IoU >= "
-            f"{iou:g} with the object's box) vs {against}"
+            f"{method} (CAMs of layer {layer}, {images} test images): localisation "
+            f"{mean_text(local)} (share of CAM boxes with IoU >= {iou:g} with the object's "
+            f"box) vs {against}"
         )
         best_chance = chance["localisation"].max()
         if best_chance > 0:
-            text += f"; {row['localisation'] / best_chance:.2f} times the better chance map"
+            text += f"; {local['mean'] / best_chance:.2f} times the better chance map"
+        if local["seeds"] > 1:  # chance maps are exact: the spread is the model's own
+            gap = local["mean"] - best_chance
+            verdict = "exceeds" if abs(gap) > local["std"] else "does not exceed"
+            text += (
+                f"; the gap to it, {gap:+.4f}, {verdict} the seed-to-seed std {local['std']:.4f}"
+            )
         if "chance_centred" in chance.index:
             text += (
-                f"; pointing game {fmt(row['pointing_game'])} vs "
+                f"; pointing game {mean_text(stats['pointing_game'].loc[method])} vs "
                 f"{fmt(chance.loc['chance_centred', 'pointing_game'])} (centred map)"
             )
-        findings.append(text + f"; {accuracy}")
-    if len(cams) > 1 and not chance.empty and cams["localisation"].notna().all():
-        best = cams.loc[cams["localisation"].idxmax()]
+        findings.append(text + f"; test accuracy {mean_text(accuracy)}")
+    local = stats["localisation"]
+    if len(local) > 1 and not chance.empty and local["mean"].notna().all():
+        ranked = local.sort_values("mean", ascending=False)
+        best, second = ranked.iloc[0], ranked.iloc[1]
         findings.append(
-            f"best localisation: {best['method']} ({fmt(best['localisation'])}); best test "
-            f"accuracy: {cams.loc[cams['accuracy'].idxmax(), 'method']} "
-            f"({fmt(cams['accuracy'].max())})"
+            f"best localisation: {best.name} minus {second.name}: "
+            f"{best['mean'] - second['mean']:+.4f}" + spread_verdict(second, best)
         )
-    for _, row in models.iterrows():
+    for _, row in models.drop_duplicates("model").iterrows():
         findings.append(
             f"{row['model']}: {int(row['trainable_parameters'])} of {int(row['parameters'])} "
-            f"parameters trained for {int(row['epochs_run'])} epoch(s) in "
-            f"{row['train_seconds']:.1f} s, weights {row['weights_used']}"
+            f"parameters trained for {int(row['epochs_run'])} epoch(s), weights "
+            f"{row['weights_used']}"
         )
     return findings
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
-from cnn_lab.params import StrictModel, as_list
+from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import INTERVALS
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
@@ -22,20 +15,6 @@ from cnn_lab.training.performance import PRECISIONS, SWITCHES
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
-
-
-def _distinct_seeds(seeds: list[int] | None) -> list[int] | None:
-    if seeds is not None and len(set(seeds)) != len(seeds):
-        raise ValueError("seeds must be distinct; a repeated seed repeats the same run")
-    return seeds
-
-
-# ``seeds``: every variant trains once per seed; null trains once, with ``seed``.
-Seeds = Annotated[
-    Annotated[list[int], Field(min_length=1)] | None,
-    BeforeValidator(as_list),
-    AfterValidator(_distinct_seeds),
-]
 
 
 class ImageFolderParams(StrictModel):

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from cnn_lab.params import StrictModel
-from cnn_lab.pipelines.cnn_depth.schema import DeviceName, Seeds, TrainingParams
+from cnn_lab.params import Seeds, StrictModel
+from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
 
 
 class InitDataParams(StrictModel):
