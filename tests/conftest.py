@@ -50,9 +50,16 @@ def nested(dotted: dict[str, Any]) -> dict[str, Any]:
     return OmegaConf.to_container(conf)
 
 
+# Every study maps a t-SNE in its dataset analysis; at the default 300 images that costs
+# seconds per run. Pipeline tests map 60 unless they set their own (the analysis itself is
+# tested in tests/evaluation/test_dataset_analysis.py).
+FAST_ANALYSIS = {"dataset_analysis.subsample": 60, "dataset_analysis.perplexity": 5}
+
+
 @pytest.fixture
 def run_kedro(kedro_project: Path) -> Callable[..., dict[str, Any]]:
-    """Run pipelines in-process like ``kedro run --pipelines=... --params=...``."""
+    """Run pipelines in-process like ``kedro run --pipelines=... --params=...`` (with the
+    small dataset analysis of :data:`FAST_ANALYSIS` unless ``params`` overrides it)."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -64,7 +71,9 @@ def run_kedro(kedro_project: Path) -> Callable[..., dict[str, Any]]:
     ) -> dict[str, Any]:
         bootstrap_project(kedro_project)
         with KedroSession.create(
-            project_path=kedro_project, env=env, runtime_params=nested(params or {})
+            project_path=kedro_project,
+            env=env,
+            runtime_params=nested({**FAST_ANALYSIS, **(params or {})}),
         ) as session:
             return session.run(pipeline_names=pipelines, **run_kwargs)
 

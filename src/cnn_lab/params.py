@@ -3,9 +3,9 @@ the value given and what is allowed, raised before any data is loaded or trained
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -54,3 +54,17 @@ def as_list(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [value]
     return value
+
+
+def _distinct_seeds(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct; a repeated seed repeats the same run")
+    return seeds
+
+
+# A study's ``seeds``: every variant trains once per seed; null trains once, with ``seed``.
+Seeds = Annotated[
+    Annotated[list[int], Field(min_length=1)] | None,
+    BeforeValidator(as_list),
+    AfterValidator(_distinct_seeds),
+]

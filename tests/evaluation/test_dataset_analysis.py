@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from torch import nn
 
+from cnn_lab.data.image_cache import decode_all
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
+from cnn_lab.evaluation.dataset_analysis import channel_statistics, store_splits
 from cnn_lab.params import ParameterError
 from cnn_lab.pipelines.reporting import analyse
 
@@ -40,7 +45,11 @@ def test_counts_stats_and_figures() -> None:
     assert len(tsne.axes) == 1  # raw pixels only: no model given
     assert len(samples.axes) == 3 * 2
     assert len(class_counts.axes[0].patches) == 3 * 3
-    assert set(section["figures"]) == {"class_counts", "samples", "tsne"}
+    assert set(section["figures"]) == {
+        "dataset analysis: class_counts",
+        "dataset analysis: samples",
+        "dataset analysis: tsne",
+    }
     assert isinstance(section["tables"]["images per class and split"], pd.DataFrame)
 
 
@@ -58,3 +67,36 @@ def test_bad_option_names_the_key() -> None:
     bundle, split = _bundle()
     with pytest.raises(ParameterError, match="dataset_analysis.perplexty: unknown key"):
         analyse(bundle, split, {"perplexty": 5})
+
+
+def test_a_decoded_image_store_is_analysed_like_the_same_images_in_memory(
+    tmp_path: Path,
+) -> None:
+    """artworks' images live in a decoded-image store, not a DatasetBundle: its view
+    gives the same counts and statistics without loading the store whole."""
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], [10, 6, 4]).astype(np.int64)
+    images = rng.integers(0, 256, size=(20, 3, 8, 8), dtype=np.uint8)
+    paths = []
+    for i, image in enumerate(images):  # PNG: lossless, so the store holds these pixels
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image.transpose(1, 2, 0)).save(paths[-1])
+    store, kept, unreadable = decode_all(paths, 8, cache_dir=tmp_path / "cache")
+    assert kept == list(range(20)) and not unreadable
+    split = {"train": list(range(0, 20, 2)), "val": [1, 5, 9, 13], "test": [3, 7, 19]}
+    view = store_splits("store", store, labels, split, ["a", "b", "c"])
+    bundle = DatasetBundle("memory", LabelledImages(images, labels, ["a", "b", "c"]))
+
+    from_store = analyse(view, split, OPTIONS)
+    from_memory = analyse(bundle, split, OPTIONS)
+    pd.testing.assert_frame_equal(from_store[0], from_memory[0])
+    pd.testing.assert_frame_equal(from_store[1], from_memory[1])
+    assert from_store[0]["train"].tolist() == [5, 3, 2]
+
+
+def test_chunked_channel_statistics_match_numpy() -> None:
+    images = np.random.default_rng(2).integers(0, 256, size=(50, 2, 4, 5), dtype=np.uint8)
+    stats = channel_statistics(images.__getitem__, len(images), chunk=7)
+    scaled = images / 255.0
+    assert stats["mean"].to_numpy() == pytest.approx(scaled.mean(axis=(0, 2, 3)), abs=1e-12)
+    assert stats["std"].to_numpy() == pytest.approx(scaled.std(axis=(0, 2, 3)), abs=1e-12)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cnn_lab.evaluation import findings as common
+
 FIRST_LAYER = "grad_norm_00"
 # Residual family -> the plain family it is the twin of.
 RESIDUAL_TWINS = {"resmlp": "mlp", "rescnn": "cnn", "cifar_resnet": "cifar_plain"}
@@ -16,17 +18,7 @@ RESIDUAL_TWINS = {"resmlp": "mlp", "rescnn": "cnn", "cifar_resnet": "cifar_plain
 
 def seed_statistics(summary: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
     """Mean, standard deviation (NaN with one seed) and seed count per (group, family, depth)."""
-    return (
-        summary.groupby(["group", "family", "depth"], sort=False)[metric]
-        .agg(mean="mean", std="std", seeds="count")
-        .reset_index()
-    )
-
-
-def _accuracy(stats: pd.Series) -> str:
-    if stats["seeds"] > 1:
-        return f"{stats['mean']:.4f} ± {stats['std']:.4f} over {int(stats['seeds'])} seeds"
-    return f"{stats['mean']:.4f}"
+    return common.seed_statistics(summary, ["group", "family", "depth"], metric)
 
 
 def _first_layer_norm(history: pd.DataFrame, family: str, depth: int) -> float | None:
@@ -41,15 +33,10 @@ def _first_layer_norm(history: pd.DataFrame, family: str, depth: int) -> float |
 
 def _compare(plain: pd.Series, residual: pd.Series) -> str:
     gap = residual["mean"] - plain["mean"]
-    text = (
+    return (
         f"at depth {int(plain['depth'])}, {residual.name} minus {plain.name} "
-        f"test accuracy is {gap:+.4f}"
+        f"test accuracy is {gap:+.4f}" + common.spread_verdict(plain, residual)
     )
-    if min(plain["seeds"], residual["seeds"]) < 2:
-        return text + " (one seed: no seed-to-seed spread to compare with; set several seeds)"
-    spread = plain["std"] + residual["std"]
-    verdict = "exceeds" if abs(gap) > spread else "does not exceed"
-    return text + f", which {verdict} the seed-to-seed spread (sum of the stds {spread:.4f})"
 
 
 def depth_findings(summary: pd.DataFrame, history: pd.DataFrame) -> list[str]:
@@ -62,7 +49,7 @@ def depth_findings(summary: pd.DataFrame, history: pd.DataFrame) -> list[str]:
         at_depth = rows[rows["depth"] == deepest].set_index("family")
         findings.append(
             f"{group} group, deepest networks (depth {deepest}): "
-            + "; ".join(f"{family} {_accuracy(s)}" for family, s in at_depth.iterrows())
+            + "; ".join(f"{family} {common.mean_text(s)}" for family, s in at_depth.iterrows())
         )
         for residual, plain in RESIDUAL_TWINS.items():
             if residual not in at_depth.index or plain not in at_depth.index:
@@ -83,10 +70,4 @@ def depth_findings(summary: pd.DataFrame, history: pd.DataFrame) -> list[str]:
 
 def depth_problems(summary: pd.DataFrame) -> list[str]:
     """Variants that diverged, named with the epoch where they did."""
-    diverged = summary[summary["status"] == "diverged"]
-    return [
-        f"{row.variant}"
-        + (f" (seed {row.seed})" if "seed" in summary else "")
-        + f" diverged at epoch {row.diverged_epoch}"
-        for row in diverged.itertuples()
-    ]
+    return common.diverged(summary, "variant")

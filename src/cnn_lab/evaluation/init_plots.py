@@ -28,15 +28,25 @@ def compare_runs(
 ) -> Figure:
     """One column per panel (its runs overlaid), one row per metric, against epoch.
 
-    ``history`` is long: columns ``run``, ``epoch`` and the metrics.
+    ``history`` is long: columns ``run``, ``epoch`` and the metrics (and ``seed`` when runs
+    repeat: the line is then the mean over seeds, the band one standard deviation).
     """
     fig, axes = _panels(len(panels), rows=len(metrics))
     for col, (panel, runs) in enumerate(panels.items()):
         for row, (metric, label) in enumerate(metrics):
             ax = axes[row][col]
             for run in runs:
-                line = history[history["run"] == run].sort_values("epoch")
-                ax.plot(line["epoch"], line[metric], marker="o", markersize=2, label=run)
+                rows = history[history["run"] == run]
+                line = rows.groupby("epoch")[metric].agg(["mean", "std"]).reset_index()
+                (drawn,) = ax.plot(line["epoch"], line["mean"], marker="o", markersize=2, label=run)
+                if line["std"].notna().any():
+                    ax.fill_between(
+                        line["epoch"],
+                        line["mean"] - line["std"],
+                        line["mean"] + line["std"],
+                        color=drawn.get_color(),
+                        alpha=0.2,
+                    )
             ax.set_title(panel if row == 0 else "")
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
@@ -80,12 +90,20 @@ def kernel_grid(rows: Mapping[str, Tensor], title: str = "") -> Figure:
 
 
 def time_per_batch(summary: pd.DataFrame) -> Figure:
-    """Mean seconds per training batch, one bar per run."""
-    fig, axes = _panels(1, width=max(5.0, 0.8 * len(summary)), height=3.6)
+    """Seconds per training batch, one bar per run (the mean over seeds, error bars one
+    standard deviation, when runs repeat)."""
+    stats = summary.groupby("run", sort=False)["seconds_per_batch"].agg(["mean", "std"])
+    fig, axes = _panels(1, width=max(5.0, 0.8 * len(stats)), height=3.6)
     ax = axes[0][0]
-    positions = np.arange(len(summary))
-    ax.bar(positions, summary["seconds_per_batch"] * 1e3, color="tab:blue")
-    ax.set_xticks(positions, list(summary["run"]), fontsize="small")
+    positions = np.arange(len(stats))
+    ax.bar(
+        positions,
+        stats["mean"] * 1e3,
+        yerr=stats["std"].fillna(0.0) * 1e3,
+        color="tab:blue",
+        capsize=3,
+    )
+    ax.set_xticks(positions, list(stats.index), fontsize="small")
     ax.set_ylabel("milliseconds per training batch")
     ax.grid(alpha=0.3, axis="y")
     return fig

@@ -20,6 +20,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
 FLOAT_FORMAT = "{:.4f}"
+SMALL = 1e-3  # below this (and not 0) four decimals would hide the value: 3 significant digits
+
+
+def format_number(value: float) -> str:
+    """Four decimals, as findings print them; a small non-zero value (a learning rate, a
+    gradient norm) in scientific notation instead of 0.0000."""
+    if value != 0 and abs(value) < SMALL:
+        return f"{value:.3g}"
+    return FLOAT_FORMAT.format(value)
 
 
 @dataclass
@@ -103,14 +112,17 @@ def _markdown_table(frame: pd.DataFrame) -> dict[str, list]:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "" if pd.isna(value) else FLOAT_FORMAT.format(value)
+        return "" if pd.isna(value) else format_number(value)
+    if value is None or value is pd.NA:
+        return ""
     return str(value)
 
 
 def _environment() -> Environment:
     return Environment(
         loader=PackageLoader("cnn_lab.evaluation", "templates"),
-        autoescape=select_autoescape(["html", "j2"], default_for_string=False),
+        # HTML only: the Markdown twin must show ['a', 'b'], not [&#39;a&#39;, ...].
+        autoescape=select_autoescape(["html.j2"], default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -123,7 +135,7 @@ def render(report: Report) -> tuple[str, str]:
     html_tables = {
         name: frame.to_html(
             index=False,
-            float_format=FLOAT_FORMAT.format,
+            float_format=format_number,
             na_rep="",
             border=0,
             classes="table",

@@ -7,6 +7,7 @@ these functions only read parameters, hand results to the catalog and log to MLf
 
 from __future__ import annotations
 
+from functools import partial, update_wrapper
 from typing import Any
 
 import pandas as pd
@@ -27,11 +28,27 @@ class AnalysisParams(StrictModel):
     seed: int = 0
 
 
+def _normalisation(value: Any) -> Any:
+    """A Normalisation, or a {"mean", "std"} mapping as studies store it, or None."""
+    from cnn_lab.training.batching import Normalisation
+
+    if value is None or isinstance(value, Normalisation):
+        return value
+    return Normalisation(tuple(value["mean"]), tuple(value["std"]))
+
+
 def analyse(
-    bundle: Any, split: dict[str, Any], options: dict[str, Any], model: Any = None
+    dataset: Any,
+    split: dict[str, Any] | None,
+    options: dict[str, Any],
+    model: Any = None,
+    *,
+    part: str | None = None,
 ) -> tuple[Any, ...]:
     """Run the dataset analysis, log it to MLflow and return tables, figures and the
-    section the study's report embeds. ``model``: None or {"model", "input_size"}."""
+    section the study's report embeds. ``dataset``: a DatasetBundle (under ``split``) or
+    an ImageSplits view; ``model``: None or {"model", "input_size"[, "normalisation",
+    "label"]}; ``part`` names one of several datasets of a study (transfer: source, target)."""
     from cnn_lab.evaluation.dataset_analysis import analyse_dataset
     from cnn_lab.evaluation.report import encode_figures
     from cnn_lab.tracking import log_figures, log_table
@@ -39,7 +56,7 @@ def analyse(
     params = validate_parameters(AnalysisParams, options or {}, "dataset_analysis")
     trained = model or {}
     result = analyse_dataset(
-        bundle,
+        dataset,
         split,
         subsample=params.subsample,
         perplexity=params.perplexity,
@@ -47,39 +64,60 @@ def analyse(
         seed=params.seed,
         model=trained.get("model"),
         input_size=trained.get("input_size"),
+        normalisation=_normalisation(trained.get("normalisation")),
+        model_label=trained.get("label") or "trained model",
     )
-    log_table(result.counts, "analysis/class_counts.csv")
-    log_table(result.channel_stats, "analysis/channel_stats.csv")
-    log_figures(result.figures, folder="analysis")
+    folder = f"analysis/{part}" if part else "analysis"
+    log_table(result.counts, f"{folder}/class_counts.csv")
+    log_table(result.channel_stats, f"{folder}/channel_stats.csv")
+    log_figures(result.figures, folder=folder)
+    prefix = f"{part} data: " if part else ""
     section = {
         "tables": {
-            "images per class and split": result.counts,
-            "channel mean and std (training split, [0, 1] scale)": result.channel_stats,
+            f"{prefix}images per class and split": result.counts,
+            f"{prefix}channel mean and std (training split, [0, 1] scale)": result.channel_stats,
         },
-        "figures": encode_figures(result.figures),
+        "figures": {
+            f"{prefix or 'dataset analysis: '}{name}": png
+            for name, png in encode_figures(result.figures).items()
+        },
     }
     figures = [result.figures[name] for name in ANALYSIS_FIGURES]
     return (result.counts, result.channel_stats, *figures, section)
 
 
-def analysis_pipeline(study: str, model: str | None = None) -> Pipeline:
-    """The analysis node of ``study``, reading ``<study>.dataset`` and ``<study>.split``;
-    ``model`` names a dataset of {"model": nn.Module, "input_size": int | None}."""
-    inputs = [f"{study}.dataset", f"{study}.split", "params:dataset_analysis"]
+def analysis_pipeline(
+    study: str,
+    model: str | None = None,
+    *,
+    dataset: str | None = None,
+    split: str | None = None,
+    part: str | None = None,
+) -> Pipeline:
+    """The analysis node of ``study``, reading ``dataset`` (default ``<study>.dataset``: a
+    DatasetBundle or an ImageSplits view) and ``split`` (default ``<study>.split``);
+    ``model`` names a dataset of {"model": nn.Module, "input_size": int | None, ...}.
+    ``part`` tells apart several analysed datasets of one study: outputs become
+    ``<study>.analysis.<part>.*`` and files go to ``analysis/<part>/``."""
+    inputs = [dataset or f"{study}.dataset", split or f"{study}.split", "params:dataset_analysis"]
     if model is not None:
         inputs.append(model)
+    tables, figures = f"{study}.analysis", f"{study}.analysis_figures"
+    if part:
+        tables, figures = f"{tables}.{part}", f"{figures}.{part}"
+    function = update_wrapper(partial(analyse, part=part), analyse) if part else analyse
     return pipeline(
         [
             node(
-                analyse,
+                function,
                 inputs,
                 [
-                    f"{study}.analysis.counts",
-                    f"{study}.analysis.channel_stats",
-                    *(f"{study}.analysis_figures.{name}" for name in ANALYSIS_FIGURES),
-                    f"{study}.analysis.section",
+                    f"{tables}.counts",
+                    f"{tables}.channel_stats",
+                    *(f"{figures}.{name}" for name in ANALYSIS_FIGURES),
+                    f"{tables}.section",
                 ],
-                name=f"{study}.analyse_dataset",
+                name=f"{study}.analyse_{part}_dataset" if part else f"{study}.analyse_dataset",
             )
         ],
         tags=["analysis"],
@@ -102,15 +140,26 @@ def run_context(study: str, raw_params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def split_sizes(bundle: Any, split: dict[str, Any]) -> dict[str, int]:
+def split_sizes(bundle: Any, split: dict[str, Any], prefix: str = "") -> dict[str, int]:
+    """Images per split (``test: official``: the bundle's own test set; ``bundle`` may be
+    None for a split of row indices), keys prefixed for studies with several datasets."""
     sizes = {}
     for name in ("train", "val", "test"):
         part = split.get(name)
         if part == "official":
-            sizes[name] = len(bundle.test) if bundle.test is not None else 0
+            test = getattr(bundle, "test", None)
+            sizes[prefix + name] = len(test) if test is not None else 0
         elif part is not None:
-            sizes[name] = len(part)
+            sizes[prefix + name] = len(part)
     return sizes
+
+
+def precision_that_ran(summary: pd.DataFrame) -> str:
+    """What the variants trained in (a summary's resolved ``precision`` column), fp32 for
+    studies that always train in full precision."""
+    if "precision" not in summary:
+        return "fp32"
+    return ", ".join(sorted({str(p) for p in summary["precision"].dropna()})) or "fp32"
 
 
 def publish(report: Any) -> tuple[str, str]:
@@ -124,5 +173,51 @@ def publish(report: Any) -> tuple[str, str]:
     return html, markdown
 
 
+def with_integers(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` with the named count columns as nullable integers, so a count with a gap
+    (a baseline has no epochs) reads 3, not 3.0000."""
+    present = {c: "Int64" for c in columns if c in frame}
+    return frame.astype(present) if present else frame
+
+
 def section_tables(section: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
     return dict((section or {}).get("tables", {}))
+
+
+def section_figures(section: dict[str, Any] | None) -> dict[str, str]:
+    return dict((section or {}).get("figures", {}))
+
+
+def write_report(
+    study: str,
+    raw_params: dict[str, Any],
+    *,
+    dataset: str,
+    split_sizes: dict[str, int],
+    device: str,
+    precision: str,
+    tables: dict[str, pd.DataFrame],
+    figures: dict[str, str],
+    findings: list[str],
+    problems: list[str],
+    sections: tuple[dict[str, Any] | None, ...] = (),
+) -> tuple[str, str]:
+    """Assemble a study's report (its own tables and figures, then the dataset-analysis
+    sections), render it and log it: what every study's report node ends with."""
+    from cnn_lab.evaluation.report import Report
+
+    for section in sections:
+        tables = {**tables, **section_tables(section)}
+        figures = {**figures, **section_figures(section)}
+    report = Report(
+        **run_context(study, raw_params),
+        dataset=dataset,
+        split_sizes=split_sizes,
+        device=device,
+        precision=precision,
+        tables=tables,
+        figures=figures,
+        findings=findings,
+        problems=problems,
+    )
+    return publish(report)

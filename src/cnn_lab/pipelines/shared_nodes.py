@@ -9,6 +9,32 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.data.sources import DatasetBundle
 from cnn_lab.data.splits import stratified_split
+from cnn_lab.params import as_list
+
+
+def grid_seeds(params: dict[str, Any]) -> list[int | None]:
+    """[None] (names without a seed) for one seed; the seeds when the study repeats them
+    (``<study>.seeds``, read when the pipeline is built)."""
+    seeds = as_list(params.get("seeds"))
+    if isinstance(seeds, list) and len(seeds) > 1 and all(isinstance(s, int) for s in seeds):
+        return list(dict.fromkeys(seeds))
+    return [None]  # the validation node reports malformed seeds
+
+
+def seed_suffix(seed: int | None) -> str:
+    """``_s1`` in the names of a repeated-seed variant; nothing for a single seed."""
+    return "" if seed is None else f"_s{seed}"
+
+
+def training_seeds(config: dict[str, Any]) -> list[int]:
+    """The seeds every variant trains with: ``seeds``, else the one ``seed``."""
+    return list(config.get("seeds") or [config["seed"]])
+
+
+def seed_config(config: dict[str, Any], *, seed: int) -> dict[str, Any]:
+    """The validated config with ``seed`` replaced: what one repeat of a study trains with
+    (the data split keeps the study's own ``seed``)."""
+    return {**config, "seed": seed}
 
 
 def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,12 @@ from cnn_lab.data.artworks import index_artworks
 from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_statistics, decode_all
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation import class_plots
+from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
 from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
+from cnn_lab.evaluation.study_findings import artworks_findings, artworks_problems
 from cnn_lab.models import count_parameters
 from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
 from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
@@ -322,6 +325,7 @@ def train_variant(
         result = {
             **info,
             "status": "diverged" if history.diverged else "ok",
+            "precision": performance.precision,
             "epochs_run": len(history.epochs),
             "best_val_accuracy": max(val_acc),
             "final_val_accuracy": val_acc[-1],
@@ -389,3 +393,111 @@ def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Fig
     log_table(per_class, "tables/per_class_report.csv")
     log_figures({"variant_comparison": figure})
     return summary, per_class, figure
+
+
+# --- what people read: the dataset analysis and the report --------------------------------
+
+
+def analysis_data(
+    images: pd.DataFrame,
+    decoded: dict[str, Any],
+    split: dict[str, Any],
+    index_report: dict[str, Any],
+    config: dict[str, Any],
+) -> ImageSplits:
+    """The decoded-image store as the shared dataset analysis reads it: labels per split
+    and training images read on demand (a subsample, and chunks for the statistics)."""
+    return store_splits(
+        STUDY,
+        open_store(images, decoded, config),
+        images["label"].to_numpy(),
+        split,
+        index_report["class_names"],
+    )
+
+
+def analysis_model(
+    config: dict[str, Any],
+    index_report: dict[str, Any],
+    normalisation: dict[str, Any],
+    *variants: Any,
+) -> dict[str, Any]:
+    """The variant with the best validation accuracy (``variants`` alternate a result and
+    its weights), for the penultimate-feature map of the dataset analysis; no model when
+    none has a finite validation accuracy."""
+    pairs = [
+        (result, state)
+        for result, state in zip(variants[::2], variants[1::2], strict=True)
+        if math.isfinite(result["best_val_accuracy"])
+    ]
+    if not pairs:
+        return {"model": None}
+    result, state = max(pairs, key=lambda pair: pair[0]["best_val_accuracy"])
+    model = build_variant(
+        result["variant"],
+        num_classes=len(index_report["class_names"]),
+        model=config["model"],
+        weights=None,  # the saved state replaces them: nothing to download
+    )
+    model.load_state_dict(state)
+    return {
+        "model": model,
+        "input_size": None,
+        "normalisation": normalisation,
+        "label": result["variant"],
+    }
+
+
+VARIANT_FIGURES = ("confusion_matrix", "misclassified")
+COUNT_COLUMNS = ("image_size", "parameters", "trainable_parameters", "epochs_run")
+
+
+def per_class_f1(per_class: pd.DataFrame) -> pd.DataFrame:
+    """F1 of every artist (and the averages) by variant, side by side, with the support."""
+    order = list(dict.fromkeys(per_class["class"]))
+    f1 = per_class.pivot(index="class", columns="variant", values="f1-score")
+    variants = list(dict.fromkeys(per_class["variant"]))
+    support = per_class.drop_duplicates("class").set_index("class")["support"]
+    table = f1.reindex(index=order, columns=variants).assign(support=support)
+    return reporting.with_integers(table.reset_index(), ("support",))
+
+
+def write_report(
+    raw_params: dict[str, Any],
+    config: dict[str, Any],
+    images: pd.DataFrame,
+    split: dict[str, Any],
+    index_report: dict[str, Any],
+    decoded: dict[str, Any],
+    summary: pd.DataFrame,
+    per_class: pd.DataFrame,
+    analysis: dict[str, Any],
+    class_counts: str,
+    variant_comparison: str,
+    *variant_figures: str,
+) -> tuple[str, str]:
+    """The run's report (HTML and Markdown), also logged to MLflow: the best variant
+    against the others and chance, the per-artist F1, every figure (``variant_figures``:
+    each variant's :data:`VARIANT_FIGURES`, in the order of ``summary``) and the dataset
+    analysis."""
+    k = len(index_report["class_names"])
+    figures = {"class_counts": class_counts, "variant_comparison": variant_comparison}
+    names = [f"{v} {f}" for v in summary["variant"] for f in VARIANT_FIGURES]
+    figures |= dict(zip(names, variant_figures, strict=True))
+    return reporting.write_report(
+        STUDY,
+        raw_params,
+        dataset=f"Best Artworks of All Time ({k} artists, {len(images)} readable images, "
+        f"{decoded['image_size']} px)",
+        split_sizes=reporting.split_sizes(None, split),
+        device=str(resolve_device(config["device"])),
+        precision=reporting.precision_that_ran(summary),
+        tables={
+            "summary (test split)": reporting.with_integers(summary, COUNT_COLUMNS),
+            "F1 per artist by variant (test split)": per_class_f1(per_class),
+        },
+        figures=figures,
+        findings=artworks_findings(summary, k),
+        problems=artworks_problems(summary, decoded, index_report),
+        sections=(analysis,),
+    )

@@ -1,5 +1,6 @@
 """The artworks study as a Kedro pipeline: data preparation once, then one namespaced
-modular pipeline per variant (kedro-viz folds each into a box), then the comparison."""
+modular pipeline per variant (kedro-viz folds each into a box), then the comparison, the
+dataset analysis and the report."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cnn_lab.params import as_list
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.nodes import STUDY
 from cnn_lab.pipelines.artworks.variants import VARIANTS
+from cnn_lab.pipelines.reporting import analysis_pipeline
 
 
 def variant_names(params: dict[str, Any]) -> list[str]:
@@ -103,4 +105,45 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + trained + report
+    return prepare + trained + report + _results(variants)
+
+
+def _results(variants: list[str]) -> Pipeline:
+    """The shared dataset analysis (through a view of the decoded-image store, with the
+    best variant's features beside the raw pixels) and the report that ends the run."""
+    s = f"{STUDY}."
+    data = [s + "images", s + "decoded", s + "split", s + "index_report", s + "config"]
+    views = [node(nodes.analysis_data, data, s + "analysis_data", name=s + "analysis_data")]
+    if variants:
+        trained = [f"{s}{v}.{d}" for v in variants for d in ("result", "weights")]
+        views.append(
+            node(
+                nodes.analysis_model,
+                [s + "config", s + "index_report", s + "normalisation", *trained],
+                s + "analysis_model",
+                name=s + "analysis_model",
+            )
+        )
+    analysis = pipeline(views, tags=["analysis"]) + analysis_pipeline(
+        STUDY, s + "analysis_model" if variants else None, dataset=s + "analysis_data"
+    )
+    report = node(
+        nodes.write_report,
+        [
+            f"params:{STUDY}",
+            s + "config",
+            s + "images",
+            s + "split",
+            s + "index_report",
+            s + "decoded",
+            s + "summary",
+            s + "per_class_report",
+            s + "analysis.section",
+            s + "figures.class_counts",
+            s + "figures.variant_comparison",
+            *(f"{s}{v}.figures.{f}" for v in variants for f in nodes.VARIANT_FIGURES),
+        ],
+        [s + "report.html", s + "report.md"],
+        name=s + "write_report",
+    )
+    return analysis + pipeline([report], tags=["report"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -17,9 +17,13 @@ from torch import nn
 from cnn_lab.data.random_crops import RandomCrops
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation import cam, cam_plots
+from cnn_lab.evaluation.findings import diverged
+from cnn_lab.evaluation.study_findings import cam_findings, cam_seed_table
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cam.schema import CamParams
+from cnn_lab.pipelines.shared_nodes import training_seeds
 from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches, Normalisation
@@ -213,6 +217,7 @@ def train_variant(
             "trainable_parameters": run_params["trainable_parameters"],
             "weights_used": weights,
             "status": "diverged" if history.diverged else "ok",
+            "precision": trained.performance.get("perf_precision"),
             "epochs_run": len(history.epochs),
             "best_val_accuracy": max(val_acc),
             "final_val_accuracy": val_acc[-1],
@@ -359,29 +364,48 @@ TABLE_COLUMNS = [
 
 
 def localisation_table(
-    chance: dict[str, dict[str, float]], *explained: dict[str, Any]
+    chance: dict[str, dict[str, float]],
+    *explained: dict[str, Any],
+    seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """One row per model's CAMs and per chance map: localisation at the IoU threshold,
-    the pointing game, mean IoU and classification accuracy, side by side."""
+    the pointing game, mean IoU and classification accuracy, side by side. With ``seeds``
+    (``explained`` in the order seeds x models) every model has a row per seed, a ``seed``
+    column says which, and the metrics logged to the run are the means over seeds."""
+    repeats = list(seeds or [None])
+    per_seed = len(explained) // len(repeats)
     rows = [
         {"method": e["model"], "kind": "cam", "feature_layer": e["layer"], **e["scores"]}
-        for e in explained
+        | ({} if seeds is None else {"seed": repeats[i // per_seed]})
+        for i, e in enumerate(explained)
     ]
     rows += [{"method": f"chance_{kind}", "kind": "chance", **s} for kind, s in chance.items()]
-    table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    columns = TABLE_COLUMNS if seeds is None else [*TABLE_COLUMNS, "seed"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
     log_table(table, "tables/localisation.csv")
     import mlflow
 
     if mlflow.active_run() is not None:
+        means = table.groupby("method", sort=False)[
+            ["accuracy", "localisation", "pointing_game", "mean_iou"]
+        ].mean()
         metrics = {
-            f"{row['method']}_{col}": float(row[col])
-            for row in table.to_dict(orient="records")
-            for col in ("accuracy", "localisation", "pointing_game", "mean_iou")
-            if pd.notna(row[col])
+            f"{method}_{col}": float(value)
+            for method, row in means.iterrows()
+            for col, value in row.items()
+            if pd.notna(value)
         }
         mlflow.log_metrics(metrics)
     logger.info("[%s] localisation:\n%s", STUDY, table.to_string(index=False))
     return table
+
+
+def localisation_by_seed(
+    config: dict[str, Any], chance: dict[str, dict[str, float]], *explained: dict[str, Any]
+) -> pd.DataFrame:
+    """:func:`localisation_table` of every model and training seed of ``config``."""
+    seeds = training_seeds(config)
+    return localisation_table(chance, *explained, seeds=seeds if len(seeds) > 1 else None)
 
 
 def render(
@@ -415,3 +439,97 @@ def render(
     }
     log_figures(figures)
     return figures["cam_grid"], figures["cam_top_k"]
+
+
+# --- what people read: the dataset analysis's model and the report ------------------------
+
+MODEL_COLUMNS = [
+    "model",
+    "family",
+    "weights_used",
+    "parameters",
+    "trainable_parameters",
+    "status",
+    "epochs_run",
+    "best_val_accuracy",
+    "test_accuracy",
+    "train_seconds",
+    "mlflow_run_id",
+]
+
+
+def analysis_model(
+    bundle: DatasetBundle,
+    config: dict[str, Any],
+    result: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """The trained model ``name`` (its saved weights), whose penultimate features (global
+    average pooled maps) the dataset analysis maps beside the raw pixels."""
+    spec = config["models"][name]
+    options = dict(spec["options"])
+    if "weights" in options:
+        options["weights"] = "none"  # the saved state replaces them: nothing to download
+    model = build_model(
+        spec["family"],
+        in_shape=bundle.train.image_shape,
+        num_classes=bundle.train.num_classes,
+        **options,
+    )
+    model.load_state_dict(state)
+    return {
+        "model": model,
+        "input_size": None,
+        "normalisation": result["normalisation"],
+        "label": name,
+    }
+
+
+def write_report(
+    raw_params: dict[str, Any],
+    config: dict[str, Any],
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    localisation: pd.DataFrame,
+    analysis: dict[str, Any],
+    cam_grid: str,
+    cam_top_k: str,
+    *results: dict[str, Any],
+) -> tuple[str, str]:
+    """The run's report (HTML and Markdown), also logged to MLflow: localisation against
+    chance, each model's training, the CAM figures and the dataset analysis."""
+    seeds = training_seeds(config)
+    models = pd.DataFrame([{k: r.get(k) for k in MODEL_COLUMNS} for r in results])
+    if len(seeds) > 1:  # results come in the order seeds x models
+        models["seed"] = [seed for seed in seeds for _ in range(len(results) // len(seeds))]
+    problems = diverged(models, "model") + [
+        f"{name}: pretrained weights missing, trained from scratch instead "
+        f"({STUDY}.models.{name}.scratch_if_weights_missing)"
+        for name, spec in config["models"].items()
+        if spec["weights_fallback"]
+    ]
+    return reporting.write_report(
+        STUDY,
+        raw_params,
+        dataset=bundle.name,
+        split_sizes=reporting.split_sizes(bundle, split),
+        device=str(resolve_device(config["device"])),
+        precision=reporting.precision_that_ran(pd.DataFrame(results)),
+        tables={
+            "localisation (CAMs and chance maps)": reporting.with_integers(
+                localisation, ("images", "seed")
+            ),
+            **(
+                {"localisation across seeds": cam_seed_table(localisation)}
+                if len(seeds) > 1
+                else {}
+            ),
+            "models": models,
+        },
+        figures={"cam_grid": cam_grid, "cam_top_k": cam_top_k},
+        findings=cam_findings(localisation, models, config["iou"]),
+        problems=problems,
+        sections=(analysis,),
+    )

@@ -1,5 +1,6 @@
 """The CAM study as a Kedro pipeline: data preparation, one namespaced modular pipeline
-per model (train, then explain), and the report (localisation table, figures)."""
+per model (train, then explain), the localisation table and figures, the dataset analysis
+and the report. With ``seeds`` every model repeats once per seed (``cam.small_cnn_s1``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.nodes import STUDY
-from cnn_lab.pipelines.shared_nodes import split_dataset
+from cnn_lab.pipelines.reporting import analysis_pipeline
+from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_config, seed_suffix, split_dataset
 
 SHARED = ["dataset", "split", "boxes", "examples", "config"]
 
@@ -26,7 +28,7 @@ def _bind(function: Any, **kwargs: Any) -> Any:
     return update_wrapper(partial(function, **kwargs), function)
 
 
-def _model_pipeline(name: str) -> Pipeline:
+def _model_pipeline(name: str, seed: int | None = None) -> Pipeline:
     template = pipeline(
         [
             node(
@@ -45,15 +47,32 @@ def _model_pipeline(name: str) -> Pipeline:
             ),
         ]
     )
+    inputs = {k: f"{STUDY}.{k}" for k in SHARED}
+    inputs["config"] = f"{STUDY}.config{seed_suffix(seed)}"
+    return pipeline(template, namespace=f"{STUDY}.{name}{seed_suffix(seed)}", inputs=inputs)
+
+
+def _seed_configs(seeds: list[int | None]) -> Pipeline:
+    """One config per repeated seed (``cam.config_s1``): what that seed's models train
+    with; data, split and examples keep the study's own ``seed``."""
     return pipeline(
-        template,
-        namespace=f"{STUDY}.{name}",
-        inputs={k: f"{STUDY}.{k}" for k in SHARED},
+        [
+            node(
+                _bind(seed_config, seed=seed),
+                f"{STUDY}.config",
+                f"{STUDY}.config{seed_suffix(seed)}",
+                name=f"{STUDY}.seed_config{seed_suffix(seed)}",
+            )
+            for seed in seeds
+            if seed is not None
+        ],
+        tags=["data"],
     )
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    names = model_names(run_parameters().get(STUDY, {}))
+    params = run_parameters().get(STUDY, {})
+    names, seeds = model_names(params), grid_seeds(params)
     s = STUDY
     prepare = pipeline(
         [
@@ -81,8 +100,9 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["data"],
     )
-    models = sum((_model_pipeline(n) for n in names), Pipeline([]))
-    explained = [f"{s}.{n}.explained" for n in names]
+    models = sum((_model_pipeline(n, seed) for seed in seeds for n in names), Pipeline([]))
+    every = [f"{s}.{n}{seed_suffix(seed)}" for seed in seeds for n in names]
+    first = [f"{s}.{n}{seed_suffix(seeds[0])}" for n in names]  # drawn in the figures
     data = [f"{s}.dataset", f"{s}.split", f"{s}.boxes"]
     report = pipeline(
         [
@@ -93,18 +113,51 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name=f"{s}.chance_levels",
             ),
             node(
-                nodes.localisation_table,
-                [f"{s}.chance", *explained],
+                nodes.localisation_by_seed,
+                [f"{s}.config", f"{s}.chance", *(f"{m}.explained" for m in every)],
                 f"{s}.localisation",
                 name=f"{s}.localisation_table",
             ),
             node(
                 nodes.render,
-                [*data, f"{s}.examples", f"{s}.config", *explained],
+                [*data, f"{s}.examples", f"{s}.config", *(f"{m}.explained" for m in first)],
                 [f"{s}.figures.cam_grid", f"{s}.figures.cam_top_k"],
                 name=f"{s}.render",
             ),
         ],
         tags=["report"],
     )
-    return prepare + models + report
+    return prepare + _seed_configs(seeds) + models + report + _results(names, seeds)
+
+
+def _results(names: list[str], seeds: list[int | None]) -> Pipeline:
+    """The dataset analysis (the first model's features, first seed, beside the raw
+    pixels) and the report that ends the run."""
+    s = STUDY
+    analysis = analysis_pipeline(s, model=f"{s}.analysis_model" if names else None)
+    if names:
+        model = f"{s}.{names[0]}{seed_suffix(seeds[0])}"
+        pick = node(
+            _bind(nodes.analysis_model, name=names[0]),
+            [f"{s}.dataset", f"{s}.config", f"{model}.result", f"{model}.weights"],
+            f"{s}.analysis_model",
+            name=f"{s}.analysis_model",
+        )
+        analysis = pipeline([pick], tags=["analysis"]) + analysis
+    report = node(
+        nodes.write_report,
+        [
+            f"params:{s}",
+            f"{s}.config",
+            f"{s}.dataset",
+            f"{s}.split",
+            f"{s}.localisation",
+            f"{s}.analysis.section",
+            f"{s}.figures.cam_grid",
+            f"{s}.figures.cam_top_k",
+            *(f"{s}.{n}{seed_suffix(seed)}.result" for seed in seeds for n in names),
+        ],
+        [f"{s}.report.html", f"{s}.report.md"],
+        name=f"{s}.write_report",
+    )
+    return analysis + pipeline([report], tags=["report"])

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from cnn_lab.params import StrictModel, as_list
+from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import SCHEDULERS
 from cnn_lab.training.params import CheckpointedRunParams
@@ -117,7 +117,8 @@ class ModelParams(StrictModel):
 
 
 class CamParams(CheckpointedRunParams):
-    seed: int = 0
+    seed: int = Field(0, description="the data's seed, and the training seed without seeds")
+    seeds: Seeds = None  # every model once per seed: mean and std across seeds in the report
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     data: DataParams = DataParams()

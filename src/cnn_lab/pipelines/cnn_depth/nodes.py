@@ -18,11 +18,12 @@ from cnn_lab.data.sources import (
 )
 from cnn_lab.evaluation import plots
 from cnn_lab.evaluation.depth_findings import depth_findings, depth_problems, seed_statistics
-from cnn_lab.evaluation.report import Report, encode_figures
+from cnn_lab.evaluation.report import encode_figures
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import ParameterError, validate_parameters
+from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
-from cnn_lab.pipelines.reporting import publish, run_context, section_tables, split_sizes
+from cnn_lab.pipelines.shared_nodes import training_seeds
 from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.augment import crop_and_flip
@@ -38,10 +39,6 @@ logger = logging.getLogger(__name__)
 def variant_name(family: str, depth: int, seed: int | None = None) -> str:
     """``mlp_d8``; ``mlp_d8_s1`` when the study repeats variants over several seeds."""
     return f"{family}_d{depth}" if seed is None else f"{family}_d{depth}_s{seed}"
-
-
-def training_seeds(config: dict[str, Any]) -> list[int]:
-    return list(config["seeds"] or [config["seed"]])
 
 
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
@@ -252,13 +249,6 @@ def train_variant(
     return result, trained.model.cpu()
 
 
-def _precisions_that_ran(summary: pd.DataFrame) -> str:
-    """What the variants trained in (resolved from ``performance.precision``), e.g. fp32."""
-    if "precision" not in summary:
-        return "fp32"
-    return ", ".join(sorted({str(p) for p in summary["precision"].dropna()})) or "fp32"
-
-
 SEED_STATISTICS = ("test_accuracy", "best_val_accuracy", "train_seconds")
 
 
@@ -384,22 +374,17 @@ def write_report(
     analysis: dict[str, Any],
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow."""
-    context = run_context(STUDY, raw_params)
-    seed_table = seed_statistics(summary)
     problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
-    report = Report(
-        **context,
+    return reporting.write_report(
+        STUDY,
+        raw_params,
         dataset=bundle.name,
-        split_sizes=split_sizes(bundle, split),
+        split_sizes=reporting.split_sizes(bundle, split),
         device=str(resolve_device(config["device"])),
-        precision=_precisions_that_ran(summary),
-        tables={
-            "summary": summary,
-            "test accuracy across seeds": seed_table,
-            **section_tables(analysis),
-        },
-        figures={**figures, **analysis.get("figures", {})},
+        precision=reporting.precision_that_ran(summary),
+        tables={"summary": summary, "test accuracy across seeds": seed_statistics(summary)},
+        figures=figures,
         findings=depth_findings(summary, history),
         problems=problems,
+        sections=(analysis,),
     )
-    return publish(report)

@@ -14,7 +14,7 @@ from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import data_preparation
+from cnn_lab.pipelines.shared_nodes import data_preparation, grid_seeds
 
 
 def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -36,14 +36,6 @@ def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
             if isinstance(d, int) and not isinstance(d, bool)
         ]
     return list(dict.fromkeys(grid))
-
-
-def grid_seeds(params: dict[str, Any]) -> list[int | None]:
-    """[None] (names without a seed) for one seed; the seeds when the study repeats them."""
-    seeds = as_list(params.get("seeds"))
-    if isinstance(seeds, list) and len(seeds) > 1 and all(isinstance(s, int) for s in seeds):
-        return list(dict.fromkeys(seeds))
-    return [None]  # the validation node reports malformed seeds
 
 
 def _variant_pipeline(group: str, family: str, depth: int, seed: int | None) -> Pipeline:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
-from cnn_lab.params import StrictModel, as_list
+from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import INTERVALS
 from cnn_lab.training.params import CheckpointedRunParams
@@ -109,8 +109,7 @@ class GroupParams(StrictModel):
 
 class CnnDepthParams(CheckpointedRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
-    # Every variant trains once per seed; null trains once, with ``seed``.
-    seeds: Annotated[list[int] | None, BeforeValidator(as_list)] = Field(None, min_length=1)
+    seeds: Seeds = None
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     probe_batch_size: int = Field(256, ge=1)
@@ -138,13 +137,6 @@ class CnnDepthParams(CheckpointedRunParams):
             for name, spec in raw["groups"].items()
         }
         return {**raw, "groups": groups}
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
-        if seeds is not None and len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be distinct; a repeated seed repeats the same run")
-        return seeds
 
     @field_validator("groups")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,9 @@ from cnn_lab.data.sources import (
 )
 from cnn_lab.data.transforms import resize_images
 from cnn_lab.evaluation import init_plots
+from cnn_lab.evaluation.findings import diverged
 from cnn_lab.evaluation.init_check import pairwise_differences
+from cnn_lab.evaluation.study_findings import init_findings, init_problems, initial_check
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.models.tiny import (
     SCHEMES,
@@ -31,7 +34,9 @@ from cnn_lab.models.tiny import (
     should_share,
 )
 from cnn_lab.params import validate_parameters
+from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
+from cnn_lab.pipelines.shared_nodes import training_seeds
 from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches
@@ -131,6 +136,7 @@ def _result_row(
         "trainable_parameters": trainable,
         "parameters": total,
         "status": "diverged" if history.diverged else "ok",
+        "precision": trained.performance.get("perf_precision"),
         "epochs_run": len(history.epochs),
         "max_test_accuracy": test_acc[best],
         "max_test_accuracy_epoch": best + 1,
@@ -232,16 +238,26 @@ def train_run(
     return result, trained.model.cpu()
 
 
-def compare_initial_states(*states: dict[str, Tensor]) -> pd.DataFrame:
+def compare_initial_states(
+    *states: dict[str, Tensor], seeds: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Norm of the difference of every pair of initial tensors the runs must share
-    (``states`` in the order of :data:`RUNS`); all exactly 0 in a controlled comparison."""
+    (``states`` in the order of :data:`RUNS`, once per seed of ``seeds``); all exactly 0 in
+    a controlled comparison. Runs of different seeds start from different draws by design:
+    only runs of one seed are compared, and with several seeds the table gains a ``seed``
+    column."""
     keys = {run_label(n, s): (n, s) for n, s in RUNS}
 
     def rule(a: str, b: str, tensor: str) -> str | None:
         (net_a, scheme_a), (net_b, scheme_b) = keys[a], keys[b]
         return should_share(net_a, SCHEMES[scheme_a], net_b, SCHEMES[scheme_b], tensor)
 
-    table = pairwise_differences(dict(zip(keys, states, strict=True)), rule)
+    tables = []
+    for index, seed in enumerate(seeds or [None]):
+        chunk = states[index * len(RUNS) : (index + 1) * len(RUNS)]
+        table = pairwise_differences(dict(zip(keys, chunk, strict=True)), rule)
+        tables.append(table if seed is None else table.assign(seed=seed))
+    table = pd.concat(tables, ignore_index=True)
     differing = table[~table["identical"]]
     if len(differing):
         logger.warning(
@@ -254,19 +270,50 @@ def compare_initial_states(*states: dict[str, Tensor]) -> pd.DataFrame:
     return table
 
 
-def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One summary row per run and one long per-epoch history table."""
-    summary = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results])
+def compare_initial_states_by_seed(
+    config: dict[str, Any], *states: dict[str, Tensor]
+) -> pd.DataFrame:
+    """:func:`compare_initial_states` for the runs of every training seed of ``config``."""
+    seeds = training_seeds(config)
+    return compare_initial_states(*states, seeds=seeds if len(seeds) > 1 else None)
+
+
+SEED_STATISTICS = ("max_test_accuracy", "final_test_accuracy", "seconds_per_batch")
+
+
+def summarise(
+    config: dict[str, Any], *results: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One summary row per run and seed (``results`` in the order of :data:`RUNS`, once per
+    training seed), with the mean and standard deviation across seeds of each run beside
+    it, and one long per-epoch history table."""
+    seeds = [seed for seed in training_seeds(config) for _ in RUNS]
+    rows = [{k: v for k, v in r.items() if k != "history"} for r in results]
+    summary = pd.DataFrame(rows).assign(seed=seeds)
+    by_run = summary.groupby("run", sort=False)
+    for metric in SEED_STATISTICS:
+        summary[f"{metric}_mean"] = by_run[metric].transform("mean")
+        summary[f"{metric}_std"] = by_run[metric].transform("std")
+    summary["seeds"] = by_run["seed"].transform("count")
     history = pd.concat(
         [
             pd.DataFrame(r["history"]).assign(
-                run=r["run"], network=r["network"], scheme=r["scheme"]
+                run=r["run"], network=r["network"], scheme=r["scheme"], seed=seed
             )
-            for r in results
+            for r, seed in zip(results, seeds, strict=True)
         ],
         ignore_index=True,
     )
-    leading = ["run", "network", "scheme", "epoch", "train_loss", "test_accuracy", "test_loss"]
+    leading = [
+        "run",
+        "network",
+        "scheme",
+        "seed",
+        "epoch",
+        "train_loss",
+        "test_accuracy",
+        "test_loss",
+    ]
     history = history[leading + sorted(c for c in history if c not in leading)]
     log_table(summary, "tables/summary.csv")
     log_table(history, "tables/history.csv")
@@ -305,3 +352,52 @@ def plot_kernels(*states: dict[str, Tensor]) -> Figure:
     figure = init_plots.kernel_grid(rows, "first-layer kernels before and after training")
     log_figures({"kernels": figure})
     return figure
+
+
+# --- what people read: the dataset analysis's model and the report ------------------------
+
+ANALYSIS_RUN = ("net_a1", "DT")  # the default-init network: its features beside the pixels
+
+
+def analysis_model(bundle: DatasetBundle, state: dict[str, Tensor]) -> dict[str, Any]:
+    """The trained default-init NetA1 (first seed), whose penultimate features the dataset
+    analysis maps beside the raw pixels."""
+    network, scheme = ANALYSIS_RUN
+    model = _build(network, bundle)
+    model.load_state_dict(state)
+    return {"model": model, "input_size": None, "label": run_label(network, scheme)}
+
+
+def write_report(
+    raw_params: dict[str, Any],
+    config: dict[str, Any],
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    summary: pd.DataFrame,
+    differences: pd.DataFrame,
+    analysis: dict[str, Any],
+    *figures: str,
+) -> tuple[str, str]:
+    """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
+    saved study figures (base64 PNG) in the order of :data:`FIGURES` then the kernels."""
+    statistics = [f"{m}_{k}" for m in SEED_STATISTICS for k in ("mean", "std")] + ["seeds"]
+    tables = {"summary": summary.drop(columns=statistics)}
+    if summary["seeds"].max() > 1:
+        across = summary.drop_duplicates("run")[["run", *statistics]]
+        tables["mean and std across seeds"] = across.reset_index(drop=True)
+    tables["initial tensors the runs must share (initial_differences.csv, by tensor)"] = (
+        initial_check(differences)
+    )
+    return reporting.write_report(
+        STUDY,
+        raw_params,
+        dataset=bundle.name,
+        split_sizes=reporting.split_sizes(bundle, split),
+        device=str(resolve_device(config["device"])),
+        precision=reporting.precision_that_ran(summary),
+        tables=tables,
+        figures=dict(zip((*FIGURES, "kernels"), figures, strict=True)),
+        findings=init_findings(summary, differences),
+        problems=diverged(summary, "run") + init_problems(differences),
+        sections=(analysis,),
+    )

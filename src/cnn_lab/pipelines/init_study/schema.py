@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from cnn_lab.params import StrictModel
+from cnn_lab.params import Seeds, StrictModel
 from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
 from cnn_lab.training.params import CheckpointedRunParams
 
@@ -28,7 +28,8 @@ class InitDataParams(StrictModel):
 
 
 class InitStudyParams(CheckpointedRunParams):
-    seed: int = 0
+    seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
+    seeds: Seeds = None  # every run once per seed: mean and std across seeds in the report
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     probe_batch_size: int = Field(256, ge=1)

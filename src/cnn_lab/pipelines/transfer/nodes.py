@@ -28,6 +28,7 @@ from cnn_lab.data.tasks import class_subset
 from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
+from cnn_lab.evaluation.study_findings import transfer_findings, transfer_problems
 from cnn_lab.models import count_parameters
 from cnn_lab.models.resnet import (
     build_resnet,
@@ -39,6 +40,7 @@ from cnn_lab.models.resnet import (
     replace_head,
 )
 from cnn_lab.params import ParameterError, validate_parameters
+from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams, TransferParams
 from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
 from cnn_lab.tracking import child_run, log_figures, log_table
@@ -430,6 +432,7 @@ def _finetune(
             "best_epoch": stopper.best_epoch,
             "stopped_epoch": stopper.stopped_epoch,
             "status": "diverged" if history.diverged else "ok",
+            "precision": trained.performance.get("perf_precision"),
             "mlflow_run_id": run.run_id,
             "history": table.to_dict(orient="records"),
         }
@@ -669,3 +672,82 @@ def report(summary: pd.DataFrame, *results: dict[str, Any]) -> tuple[Any, ...]:
     log_table(history, "tables/history.csv")
     log_figures(figures)
     return (history, *(figures[name] for name in STUDY_FIGURES))
+
+
+# --- what people read: the dataset analyses' models and the report ------------------------
+
+
+def source_analysis_model(
+    config: dict[str, Any], source_state: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    """The source network, whose penultimate (pooled) features the source task's dataset
+    analysis maps beside the raw pixels: the features the baselines are fitted on."""
+    model = build_source_model(config)
+    model.load_state_dict(source_state)
+    return {"model": model, "input_size": None, "label": "source network"}
+
+
+def target_analysis_model(config: dict[str, Any], *variants: Any) -> dict[str, Any]:
+    """The fine-tuning preset with the best validation accuracy (``variants`` alternate a
+    preset's result and its weights), for the target task's dataset analysis; no model
+    when none has a finite validation accuracy."""
+    pairs = [
+        (result, state)
+        for result, state in zip(variants[::2], variants[1::2], strict=True)
+        if math.isfinite(result["val_accuracy"])
+    ]
+    if not pairs:
+        return {"model": None}
+    result, state = max(pairs, key=lambda pair: pair[0]["val_accuracy"])
+    model = build_target_model(config, result["preset"], result["dropout"])
+    model.load_state_dict(state)
+    return {"model": model, "input_size": None, "label": f"fine-tuned: {result['approach']}"}
+
+
+def write_report(
+    raw_params: dict[str, Any],
+    config: dict[str, Any],
+    source: DatasetBundle,
+    source_split: dict[str, Any],
+    target: DatasetBundle,
+    target_split: dict[str, Any],
+    summary: pd.DataFrame,
+    source_result: dict[str, Any],
+    trials: pd.DataFrame,
+    source_analysis: dict[str, Any],
+    target_analysis: dict[str, Any],
+    *figures: str,
+) -> tuple[str, str]:
+    """The run's report (HTML and Markdown), also logged to MLflow: every approach on the
+    test set, the best baseline against the best fine-tuning preset, the study's and the
+    search's figures (``figures`` in the order of STUDY_FIGURES then SEARCH_FIGURES) and
+    both tasks' dataset analyses."""
+    sizes = {
+        **reporting.split_sizes(source, source_split, "source "),
+        **reporting.split_sizes(target, target_split, "target "),
+    }
+    source_table = pd.DataFrame([source_result])
+    counts = ("batch_size", "trainable_parameters", "epochs_run", "best_epoch", "stopped_epoch")
+    trial_columns = ["number", "state", "value", "duration"]
+    trial_columns += [c for c in trials.columns if c.startswith(("params_", "user_attrs_"))]
+    return reporting.write_report(
+        STUDY,
+        raw_params,
+        dataset=f"{source.name} → {target.name}",
+        split_sizes=sizes,
+        device=str(resolve_device(config["device"])),
+        precision=reporting.precision_that_ran(summary),
+        tables={
+            "every approach (test accuracy scored once, at the end)": reporting.with_integers(
+                summary, counts
+            ),
+            "source network": source_table,
+            "hyper-parameter search trials (value: validation accuracy)": trials.reindex(
+                columns=[c for c in trial_columns if c in trials]
+            ),
+        },
+        figures=dict(zip((*STUDY_FIGURES, *SEARCH_FIGURES), figures, strict=True)),
+        findings=transfer_findings(summary, source_result, trials),
+        problems=transfer_problems(summary),
+        sections=(source_analysis, target_analysis),
+    )

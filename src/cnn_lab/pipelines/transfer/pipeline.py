@@ -1,6 +1,7 @@
 """The transfer study as a Kedro pipeline: data and source model first, then the feature
 baselines, one namespaced modular pipeline per fine-tuning preset and per optimizer, the
-search and the tuned model, and a single node that touches the test set."""
+search and the tuned model, a single node that touches the test set, then both tasks'
+dataset analyses and the report."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
+from cnn_lab.pipelines.reporting import analysis_pipeline
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
 
@@ -169,4 +171,54 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + source + baselines + variants + search + report
+    return prepare + source + baselines + variants + search + report + _results(grid)
+
+
+def _results(grid: list[tuple[str, str, dict[str, Any]]]) -> Pipeline:
+    """Both tasks' dataset analyses (the source network's features beside the source
+    images, the best fine-tuning preset's beside the target's) and the report."""
+    s = STUDY
+    presets = [f"{s}.{g}.{n}" for g, n, _ in grid if g == "finetune"]
+    pick = [
+        node(
+            nodes.source_analysis_model,
+            [f"{s}.config", f"{s}.source_weights"],
+            f"{s}.source_analysis_model",
+            name=f"{s}.source_analysis_model",
+        )
+    ]
+    if presets:
+        pick.append(
+            node(
+                nodes.target_analysis_model,
+                [f"{s}.config", *(f"{p}.{d}" for p in presets for d in ("result", "weights"))],
+                f"{s}.target_analysis_model",
+                name=f"{s}.target_analysis_model",
+            )
+        )
+    analysis = pipeline(pick, tags=["analysis"])
+    for part in ("source", "target"):
+        model = f"{s}.{part}_analysis_model" if part == "source" or presets else None
+        analysis += analysis_pipeline(
+            s, model, dataset=f"{s}.{part}_data", split=f"{s}.{part}_split", part=part
+        )
+    report = node(
+        nodes.write_report,
+        [
+            f"params:{s}",
+            f"{s}.config",
+            f"{s}.source_data",
+            f"{s}.source_split",
+            f"{s}.target_data",
+            f"{s}.target_split",
+            f"{s}.summary",
+            f"{s}.source_result",
+            f"{s}.search.trials",
+            f"{s}.analysis.source.section",
+            f"{s}.analysis.target.section",
+            *(f"{s}.figures.{name}" for name in (*STUDY_FIGURES, *SEARCH_FIGURES)),
+        ],
+        [f"{s}.report.html", f"{s}.report.md"],
+        name=f"{s}.write_report",
+    )
+    return analysis + pipeline([report], tags=["report"])

@@ -1,0 +1,330 @@
+"""Findings of the initialisation, CAM, transfer and artworks studies, in numbers computed
+from each run's own tables (the depth study's are in :mod:`depth_findings`).
+
+Every function takes the tables the study's pipeline writes and returns sentences; none
+of them knows a result in advance, so a report can only say what its run measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from cnn_lab.evaluation.findings import diverged, fmt, mean_text, seed_statistics, spread_verdict
+
+# --- init_study -------------------------------------------------------------------------
+
+SCHEME_WORDS = {
+    "DT": "default init, trained",
+    "HT": "by-hand 0/1 kernels, trained",
+    "HF": "by-hand 0/1 kernels, frozen",
+}
+
+
+def _gap(base: pd.Series, other: pd.Series, what: str, why: str = "") -> str:
+    why = f" ({why})" if why else ""
+    return (
+        f"{other['run']}{why} minus {base['run']}: {what} {other['mean'] - base['mean']:+.4f} "
+        f"({mean_text(other)} vs {mean_text(base)}){spread_verdict(base, other)}"
+    )
+
+
+def init_findings(summary: pd.DataFrame, differences: pd.DataFrame) -> list[str]:
+    """Per network, the hand-set and frozen first layers against the default init (final
+    test accuracy, with the seed-to-seed spread when runs repeat); the second network
+    against the first; what freezing saves; and the check that the runs started alike."""
+    metric = "final test accuracy"
+    stats = seed_statistics(summary, ["network", "scheme", "run"], "final_test_accuracy")
+    by_run = stats.set_index("run", drop=False)
+    best = seed_statistics(summary, ["run"], "max_test_accuracy").set_index("run")
+    findings = []
+    for _, rows in stats.groupby("network", sort=False):
+        schemes = rows.set_index("scheme", drop=False)
+        if "DT" not in schemes.index:
+            continue
+        base = schemes.loc["DT"]
+        findings.append(
+            f"{base['run']} ({SCHEME_WORDS['DT']}): {metric} {mean_text(base)}, best over "
+            f"epochs {mean_text(best.loc[base['run']])}"
+        )
+        for scheme in ("HT", "HF"):
+            if scheme in schemes.index:
+                findings.append(_gap(base, schemes.loc[scheme], metric, SCHEME_WORDS[scheme]))
+    pairs = [
+        ("NetA1-DT", "NetA2-DT", "architecture: a second convolution, both default init"),
+        ("NetA1-HF", "NetA2-HF", "recovery: a trained convolution after the frozen one"),
+    ]
+    for first, second, why in pairs:
+        if first in by_run.index and second in by_run.index:
+            findings.append(f"{why}: " + _gap(by_run.loc[first], by_run.loc[second], metric))
+    runs = summary.drop_duplicates("run").set_index("run")
+    for network in ("NetA1", "NetA2"):
+        hf, dt = f"{network}-HF", f"{network}-DT"
+        if hf in runs.index and dt in runs.index:
+            speed = summary.groupby("run")["seconds_per_batch"].mean()
+            findings.append(
+                f"freezing the first layer of {network} trains "
+                f"{int(runs.loc[hf, 'trainable_parameters'])} of "
+                f"{int(runs.loc[hf, 'parameters'])} parameters (DT: "
+                f"{int(runs.loc[dt, 'trainable_parameters'])}) at "
+                f"{1e3 * speed[hf]:.3f} ms per batch vs {1e3 * speed[dt]:.3f} ms for {dt}"
+            )
+    identical = int(differences["identical"].sum())
+    findings.append(
+        f"controlled start: {identical} of {len(differences)} initial tensors the runs must "
+        f"share are identical"
+        + (" (all of them)" if identical == len(differences) else " (see problems)")
+    )
+    return findings
+
+
+def initial_check(differences: pd.DataFrame) -> pd.DataFrame:
+    """The initial-tensor check in a few rows: per tensor and reason to share it, how many
+    pairs of runs were compared, how many were identical, and the largest difference."""
+    return (
+        differences.groupby(["tensor", "shared_because"], sort=False)
+        .agg(
+            pairs=("identical", "size"),
+            identical=("identical", "sum"),
+            max_difference_norm=("difference_norm", "max"),
+        )
+        .reset_index()
+    )
+
+
+def init_problems(differences: pd.DataFrame) -> list[str]:
+    """Initial tensors that should have been shared but were not: the comparison of those
+    runs is not controlled."""
+    differing = differences[~differences["identical"]]
+    return [
+        f"initial tensor {row.tensor} differs between {row.run_a} and {row.run_b} "
+        f"(difference norm {row.difference_norm:.4g}"
+        + (f", seed {row.seed}" if "seed" in differences else "")
+        + ")"
+        for row in differing.itertuples()
+    ]
+
+
+# --- cam --------------------------------------------------------------------------------
+
+
+CAM_METRICS = ("localisation", "pointing_game", "mean_iou", "accuracy")
+
+
+def cam_seed_table(localisation: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each model's CAM scores and accuracy."""
+    cams = localisation[localisation["kind"] == "cam"]
+    table = cams.groupby("method", sort=False)[list(CAM_METRICS)].agg(["mean", "std"])
+    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    return table.assign(seeds=cams.groupby("method", sort=False).size()).reset_index()
+
+
+def cam_findings(localisation: pd.DataFrame, models: pd.DataFrame, iou: float) -> list[str]:
+    """Each model's CAM localisation against the chance maps (uniform and centred) and
+    the ratio to the better one, its pointing game against the centred map's, and its
+    test accuracy; with several seeds the means, stds and whether the gap to chance (and
+    between the best two models) exceeds the seed-to-seed spread."""
+    cams = localisation[localisation["kind"] == "cam"]
+    chance = localisation[localisation["kind"] == "chance"].set_index("method")
+    stats = {
+        metric: seed_statistics(cams, ["method"], metric).set_index("method")
+        for metric in CAM_METRICS
+    }
+    findings = []
+    for method, layer in cams.drop_duplicates("method")[["method", "feature_layer"]].values:
+        local, accuracy = stats["localisation"].loc[method], stats["accuracy"].loc[method]
+        if chance.empty or pd.isna(local["mean"]):
+            findings.append(
+                f"{method}: test accuracy {mean_text(accuracy)}; the data has no object "
+                f"boxes, so localisation is not measured"
+            )
+            continue
+        against = ", ".join(
+            f"{fmt(chance.loc[name, 'localisation'])} for the {name.removeprefix('chance_')} "
+            f"chance map"
+            for name in chance.index
+        )
+        images = int(cams[cams["method"] == method]["images"].iloc[0])
+        text = (
+            f"{method} (CAMs of layer {layer}, {images} test images): localisation "
+            f"{mean_text(local)} (share of CAM boxes with IoU >= {iou:g} with the object's "
+            f"box) vs {against}"
+        )
+        best_chance = chance["localisation"].max()
+        if best_chance > 0:
+            text += f"; {local['mean'] / best_chance:.2f} times the better chance map"
+        if local["seeds"] > 1:  # chance maps are exact: the spread is the model's own
+            gap = local["mean"] - best_chance
+            verdict = "exceeds" if abs(gap) > local["std"] else "does not exceed"
+            text += (
+                f"; the gap to it, {gap:+.4f}, {verdict} the seed-to-seed std {local['std']:.4f}"
+            )
+        if "chance_centred" in chance.index:
+            text += (
+                f"; pointing game {mean_text(stats['pointing_game'].loc[method])} vs "
+                f"{fmt(chance.loc['chance_centred', 'pointing_game'])} (centred map)"
+            )
+        findings.append(text + f"; test accuracy {mean_text(accuracy)}")
+    local = stats["localisation"]
+    if len(local) > 1 and not chance.empty and local["mean"].notna().all():
+        ranked = local.sort_values("mean", ascending=False)
+        best, second = ranked.iloc[0], ranked.iloc[1]
+        findings.append(
+            f"best localisation: {best.name} minus {second.name}: "
+            f"{best['mean'] - second['mean']:+.4f}" + spread_verdict(second, best)
+        )
+    for _, row in models.drop_duplicates("model").iterrows():
+        findings.append(
+            f"{row['model']}: {int(row['trainable_parameters'])} of {int(row['parameters'])} "
+            f"parameters trained for {int(row['epochs_run'])} epoch(s), weights "
+            f"{row['weights_used']}"
+        )
+    return findings
+
+
+# --- transfer ---------------------------------------------------------------------------
+
+
+def _best(rows: pd.DataFrame, by: str = "val_accuracy") -> pd.Series | None:
+    rows = rows[rows[by].notna()]
+    return None if rows.empty else rows.loc[rows[by].idxmax()]
+
+
+def transfer_findings(
+    summary: pd.DataFrame, source: Mapping[str, Any], trials: pd.DataFrame | None = None
+) -> list[str]:
+    """The best feature baseline against the best fine-tuning preset (each chosen by
+    validation accuracy, compared on the test set), the best optimizer, the tuned model,
+    early stopping, and the source network the features come from."""
+    findings = []
+    if source.get("trained"):
+        findings.append(
+            f"source network trained on {source.get('dataset')}: test accuracy "
+            f"{fmt(source['test_accuracy'])} ({source['train_seconds']:.1f} s)"
+        )
+    else:
+        findings.append(f"source network not trained here: weights {source.get('weights')}")
+    baseline = _best(summary[summary["group"] == "baseline"])
+    preset = _best(summary[summary["group"] == "finetune"])
+    if baseline is not None:
+        findings.append(
+            f"best baseline on frozen features (by validation accuracy): {baseline['approach']}, "
+            f"test accuracy {fmt(baseline['test_accuracy'])}, fitted in "
+            f"{baseline['train_seconds']:.2f} s"
+        )
+    if preset is not None:
+        findings.append(
+            f"best fine-tuning preset (by validation accuracy): {preset['approach']}, test "
+            f"accuracy {fmt(preset['test_accuracy'])}, {int(preset['trainable_parameters'])} "
+            f"trainable parameters, {preset['train_seconds']:.1f} s"
+        )
+    if baseline is not None and preset is not None:
+        gap = preset["test_accuracy"] - baseline["test_accuracy"]
+        cost = preset["train_seconds"] / max(baseline["train_seconds"], 1e-9)
+        findings.append(
+            f"fine-tuning ({preset['approach']}) minus the baseline ({baseline['approach']}): "
+            f"test accuracy {gap:+.4f}, at {cost:.1f} times the training time (one seed: no "
+            f"seed-to-seed spread to compare with)"
+        )
+    optimizer = _best(summary[summary["group"] == "optimizers"])
+    if optimizer is not None:
+        findings.append(
+            f"best optimizer (by validation accuracy): {optimizer['approach']}, test accuracy "
+            f"{fmt(optimizer['test_accuracy'])}"
+        )
+    tuned = summary[summary["approach"] == "tuned"]
+    if len(tuned):
+        row = tuned.iloc[0]
+        text = (
+            f"tuned by the search (lr {row['lr']:.3g}, batch size {int(row['batch_size'])}, "
+            f"dropout {row['dropout']:.3g}): test accuracy {fmt(row['test_accuracy'])}"
+        )
+        if trials is not None and "state" in trials:
+            pruned = int((trials["state"] == "PRUNED").sum())
+            text += f"; {len(trials)} trial(s) in the study, {pruned} pruned"
+        findings.append(text)
+    stopped = summary[summary["stopped_epoch"].notna()] if "stopped_epoch" in summary else []
+    if len(stopped):
+        findings.append(
+            "early stopping ended "
+            + ", ".join(
+                f"{row.approach} at epoch {int(row.stopped_epoch)} (best {int(row.best_epoch)})"
+                for row in stopped.itertuples()
+            )
+        )
+    return findings
+
+
+def transfer_problems(summary: pd.DataFrame) -> list[str]:
+    """Diverged fine-tuning runs and baselines whose solver stopped before converging."""
+    problems = diverged(summary, "approach")
+    if "converged" in summary:
+        problems += [
+            f"{row.approach} did not converge (max_iter reached)"
+            for row in summary.itertuples()
+            if row.converged is False or row.converged == "False"
+        ]
+    return problems
+
+
+# --- artworks ---------------------------------------------------------------------------
+
+
+def artworks_findings(summary: pd.DataFrame, num_classes: int) -> list[str]:
+    """The best variant by test macro-F1 against every other variant and against chance
+    (1/K: the accuracy and balanced accuracy of guessing)."""
+    if summary.empty:
+        return []
+    chance = 1.0 / num_classes
+    ranked = summary.sort_values("test_macro_f1", ascending=False, kind="stable")
+    best = ranked.iloc[0]
+    findings = [
+        f"best variant by test macro-F1: {best['variant']} ({best['description']}): macro-F1 "
+        f"{fmt(best['test_macro_f1'])}, accuracy {fmt(best['test_accuracy'])}, balanced "
+        f"accuracy {fmt(best['test_balanced_accuracy'])}; chance for {num_classes} artists "
+        f"is 1/K = {fmt(chance)}, so its accuracy is {best['test_accuracy'] / chance:.1f} "
+        f"times chance"
+    ]
+    for _, row in ranked.iloc[1:].iterrows():
+        findings.append(
+            f"{row['variant']}: macro-F1 {fmt(row['test_macro_f1'])} "
+            f"({row['test_macro_f1'] - best['test_macro_f1']:+.4f} vs {best['variant']}), "
+            f"accuracy {fmt(row['test_accuracy'])}"
+            + (" (at or below chance)" if row["test_accuracy"] <= chance else "")
+        )
+    findings.append(
+        "one seed per variant: gaps between variants have no seed-to-seed spread to compare with"
+    )
+    times = ", ".join(f"{r.variant} {r.train_seconds:.1f} s" for r in summary.itertuples())
+    findings.append(f"training time: {times}")
+    return findings
+
+
+def artworks_problems(
+    summary: pd.DataFrame, decoded: Mapping[str, Any], index_report: Mapping[str, Any]
+) -> list[str]:
+    """Diverged variants, unreadable images skipped, and indexing leftovers (artists
+    without images, folders without an artist), each named."""
+    problems = diverged(summary, "variant")
+    problems += [
+        f"unreadable image skipped: {path} ({error})"
+        for path, error in (decoded.get("unreadable") or {}).items()
+    ]
+    problems += [
+        f"artist without images, left out: {name}"
+        for name in index_report.get("artists_without_images", [])
+    ]
+    problems += [
+        f"image folder without an artist in the CSV, left out: {name}"
+        for name in index_report.get("folders_without_artist", [])
+    ]
+    problems += [
+        f"artist excluded (artworks.data.exclude_artists): {name}"
+        for name in index_report.get("excluded_artists", [])
+    ]
+    problems += [
+        f"duplicate file counted once: {path}" for path in index_report.get("duplicate_files", [])
+    ]
+    return problems
