@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck
+from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -28,7 +28,7 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{find_project_root()}/mlflow.db"
 
 
-HOOKS = (TrackingStoreCheck(), StudyGridHook())
+HOOKS = (TrackingStoreCheck(), StudyGridHook(), WorkerProcesses())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from cnn_lab.parallel import assigned_gpu
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {name!r}")
+    if name in ("auto", "cuda") and torch.cuda.is_available() and (gpu := assigned_gpu()):
+        torch.cuda.set_device(gpu)  # a ParallelRunner worker's own GPU (parallel.devices)
+        return torch.device(gpu)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
