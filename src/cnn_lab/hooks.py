@@ -30,8 +30,13 @@ def run_parameters() -> dict[str, Any]:
 
 
 def run_env() -> str:
-    """The config env of the current run (``local`` layered on ``base`` unless ``--env``)."""
-    return _run_env or "local"
+    """The config env of the current run (``local`` layered on ``base`` unless ``--env``);
+    in a spawned worker process, the env its main process exported."""
+    import os
+
+    from cnn_lab.parallel import RUN_ENV_ENV
+
+    return _run_env or os.environ.get(RUN_ENV_ENV) or "local"
 
 
 def default_parameters(study: str) -> dict[str, Any]:
@@ -89,3 +94,51 @@ class StudyGridHook:
         from kedro.framework.project import PACKAGE_NAME, pipelines
 
         pipelines.configure(f"{PACKAGE_NAME}.pipeline_registry")
+
+
+class WorkerProcesses:
+    """What ``kedro run --runner=ParallelRunner`` workers need from the main process.
+
+    Workers inherit the main process's environment, forked or spawned, and Kedro 1.7
+    runs no project hook in a spawned worker (only plugins' hooks). So the main process
+    exports the config env, ``parallel.devices`` and the MLflow run kedro-mlflow opened:
+    ``child_run`` nests variant runs under it explicitly, and ``MLFLOW_RUN_ID`` makes any
+    MLflow call in a worker that would open a run of its own (kedro-mlflow logging a
+    node's parameters in a spawned worker does) continue this run instead.
+    """
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        import os
+
+        from cnn_lab.parallel import RUN_ENV_ENV, export_devices, parse_parallel
+
+        export_devices(parse_parallel(context.params.get("parallel")))
+        os.environ[RUN_ENV_ENV] = context.env or "local"
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has opened the parent run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        import mlflow
+        from kedro.io import SharedMemoryDataCatalog
+
+        from cnn_lab.parallel import export_parent_run
+
+        run = mlflow.active_run()
+        export_parent_run(
+            run.info.run_id if run else None,
+            mlflow.get_tracking_uri(),
+            # Kedro gives ParallelRunner, and only it, this catalog: nodes run in workers.
+            workers=isinstance(catalog, SharedMemoryDataCatalog),
+        )
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from cnn_lab.parallel import export_parent_run
+
+        export_parent_run(None)
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        from cnn_lab.parallel import export_parent_run
+
+        export_parent_run(None)

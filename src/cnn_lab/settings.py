@@ -8,7 +8,7 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 
 from cnn_lab.distributed_hooks import DistributedRunHooks, plugins_to_disable
-from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck
+from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -29,7 +29,7 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{find_project_root()}/mlflow.db"
 
 
-HOOKS = (TrackingStoreCheck(), StudyGridHook(), DistributedRunHooks())
+HOOKS = (TrackingStoreCheck(), StudyGridHook(), DistributedRunHooks(), WorkerProcesses())
 # torchrun: kedro-mlflow runs on rank 0 only (one MLflow run per launch; distributed_hooks.py).
 DISABLE_HOOKS_FOR_PLUGINS = plugins_to_disable()
 

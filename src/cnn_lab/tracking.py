@@ -9,6 +9,7 @@ from typing import Any
 import mlflow
 from matplotlib.figure import Figure
 
+from cnn_lab.parallel import exported_parent_run
 from cnn_lab.ranks import is_main_process
 
 
@@ -21,15 +22,20 @@ def child_run(
     resume_run_id: str | None = None,
     resumed_from_epoch: int = 0,
 ) -> Iterator[str | None]:
-    """A nested run under the active run, yielding its id; ``None`` when tracking is off.
+    """A run nested under the parent run of this ``kedro run``, yielding its id; ``None``
+    when tracking is off.
 
-    A variant resumed from a checkpoint continues ``resume_run_id``; if that run is gone
-    (deleted, another tracking store) a new run is started, tagged ``resumed_from_epoch``.
+    In a worker process (``kedro run --runner=ParallelRunner``) the parent is the run the
+    main process exported, made this process's active run too and passed explicitly, so
+    every variant nests under the one parent run. A variant resumed from a checkpoint
+    continues ``resume_run_id``; if that run is gone (deleted, another tracking store) a
+    new run is started, tagged ``resumed_from_epoch``.
     """
     if not is_main_process():  # torchrun: only rank 0 tracks
         yield None
         return
-    if mlflow.active_run() is None:
+    parent = current_run_id()
+    if parent is None:
         yield None
         return
     if resume_run_id is not None and _run_exists(resume_run_id):
@@ -40,9 +46,26 @@ def child_run(
     tags = dict(tags)
     if resumed_from_epoch:
         tags["resumed_from_epoch"] = str(resumed_from_epoch)
-    with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
+    experiment = mlflow.active_run().info.experiment_id  # the parent's (active since above)
+    with mlflow.start_run(
+        run_name=name, nested=True, parent_run_id=parent, experiment_id=experiment, tags=tags
+    ) as run:
         mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         yield run.info.run_id
+
+
+def current_run_id() -> str | None:
+    """The active run; in a worker process without one, the parent run the main process
+    exported, made active here (kedro-mlflow opened it in the main process only). None
+    when tracking is off."""
+    run = mlflow.active_run()
+    if run is not None:
+        exported_parent_run()  # a forked worker inherits MLFLOW_RUN_ID: drop it
+        return run.info.run_id
+    parent = exported_parent_run()
+    if parent is None:
+        return None
+    return mlflow.start_run(run_id=parent).info.run_id
 
 
 def _run_exists(run_id: str) -> bool:
@@ -67,7 +90,7 @@ def _param_value(value: Any) -> Any:
 def log_figures(figures: Mapping[str, Figure], folder: str = "figures") -> None:
     if not is_main_process():  # torchrun: only rank 0 tracks
         return
-    if mlflow.active_run() is None:
+    if current_run_id() is None:
         return
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"{folder}/{name}.png")
@@ -77,7 +100,7 @@ def log_table(table: Any, artifact_file: str) -> None:
     """A pandas table as a CSV artifact of the active run."""
     if not is_main_process():  # torchrun: only rank 0 tracks
         return
-    if mlflow.active_run() is None:
+    if current_run_id() is None:
         return
     mlflow.log_text(table.to_csv(index=False), artifact_file)
 
@@ -85,12 +108,11 @@ def log_table(table: Any, artifact_file: str) -> None:
 def log_text(text: str, artifact_file: str) -> None:
     if not is_main_process():  # torchrun: only rank 0 tracks
         return
-    if mlflow.active_run() is None:
+    if current_run_id() is None:
         return
     mlflow.log_text(text, artifact_file)
 
 
 def active_run_id() -> str | None:
     """The run kedro-mlflow opened for this ``kedro run`` (the parent of variant runs)."""
-    run = mlflow.active_run()
-    return run.info.run_id if run is not None else None
+    return current_run_id()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -81,3 +85,47 @@ def test_search_figures_leave_the_matplotlib_style_alone() -> None:
     figures = search_figures(study)
     assert set(figures) == {"optimization_history", "intermediate_values", "param_importances"}
     assert matplotlib.rcParams["axes.facecolor"] == before["axes.facecolor"]
+
+
+def _slow_fake_training(trial, params, pruning) -> float:
+    time.sleep(0.05)  # long enough for the other process's trials to interleave
+    return _fake_training(trial, params, pruning)
+
+
+def _sweep_worker(storage: str, n_trials: int, start: Any) -> dict[str, Any]:
+    """One process of a shared sweep, as each `kedro run` of the transfer search is."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start.wait()  # both processes create-or-join the study at the same moment
+    study = open_study("sweep", storage, seed=0, pruner=build_pruner("none"))
+    trials = run_search(study, SearchSpace(), _slow_fake_training, n_trials=n_trials)
+    return {"numbers": [t.number for t in trials], "best": best_params(study)}
+
+
+def test_two_processes_share_one_study_through_an_sqlite_file(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    # Separate processes, each with its own database connections (fork: quicker to start).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
+        start = manager.Barrier(2)
+        futures = [pool.submit(_sweep_worker, storage, 4, start) for _ in range(2)]
+        reports = [f.result(timeout=120) for f in futures]
+
+    study = optuna.load_study(study_name="sweep", storage=storage)
+    trials = study.trials
+    # Every trial recorded once: distinct numbers, as many as the two processes asked for.
+    assert sorted(t.number for t in trials) == list(range(8))
+    assert sorted(reports[0]["numbers"] + reports[1]["numbers"]) == list(range(8))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.params["lr"] for t in trials}) == 8  # no process repeated another's proposal
+    # The two processes really ran at the same time.
+    spans = [
+        [(t.datetime_start, t.datetime_complete) for t in trials if t.number in r["numbers"]]
+        for r in reports
+    ]
+    first, second = ((min(s for s, _ in w), max(e for _, e in w)) for w in spans)
+    assert first[0] < second[1] and second[0] < first[1]
+    # The best trial over both processes is reported (by the process that finished last).
+    best = max(trials, key=lambda t: t.value)
+    assert best_params(study) == {**best.params, "value": best.value, "trial": best.number}
+    assert max(r["best"]["value"] for r in reports) == best.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from cnn_lab.parallel import assigned_gpu
 from cnn_lab.training import distributed
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -22,6 +23,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 def _resolve(name: str) -> torch.device:
     if name not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {name!r}")
+    if name in ("auto", "cuda") and torch.cuda.is_available() and (gpu := assigned_gpu()):
+        torch.cuda.set_device(gpu)  # a ParallelRunner worker's own GPU (parallel.devices)
+        return torch.device(gpu)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

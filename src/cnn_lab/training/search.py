@@ -10,6 +10,7 @@ function that trains one configuration and reports each epoch through
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,18 +73,86 @@ def open_study(
 ) -> optuna.Study:
     """Create the study, or join it when ``storage`` already holds one of that name.
 
-    The sampler's seed is offset by the number of trials already stored, so processes
-    sharing a study do not propose the same configurations.
+    Several processes (on one machine or several) may open the same study at once and
+    optimise it together: each trial's proposals are seeded from ``seed`` and its trial
+    number, which the storage hands out once, so no two processes propose alike.
     """
-    study = optuna.create_study(
+    return optuna.create_study(
         study_name=name,
-        storage=None if storage == IN_MEMORY else storage,
+        storage=_storage(storage),
         direction="maximize",
+        sampler=TrialSeededSampler(seed),
         pruner=pruner,
         load_if_exists=True,
     )
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
-    return study
+
+
+SQLITE_LOCK_TIMEOUT_S = 60
+SCHEMA_ATTEMPTS = 5
+
+
+def _storage(url: str) -> optuna.storages.RDBStorage | None:
+    """``memory`` -> in-process; else the database, its tables created if need be.
+
+    Processes opening a new database at the same moment race to create its tables, and
+    all but one fail; they retry and find the tables made. An SQLite file waits for
+    another process's write lock instead of failing at once.
+    """
+    if url == IN_MEMORY:
+        return None
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    engine_kwargs = (
+        {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}} if url.startswith("sqlite:") else {}
+    )
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, OperationalError):
+            if attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """Optuna's TPE sampler, its random state seeded with ``seed + trial number`` before
+    every trial.
+
+    Trial numbers are unique within a study, whichever process draws them, so processes
+    sharing one study propose different configurations, where one seed per process would
+    have every process start with the same proposals. TPE's ``constant_liar`` (its
+    default) keeps them away from configurations another process is still training.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._tpe = optuna.samplers.TPESampler(seed=seed)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._tpe = optuna.samplers.TPESampler(seed=self.seed + trial.number)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: Any, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: Any, param_name: str, param_distribution: Any
+    ) -> Any:
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: Any, state: Any, values: Sequence[float] | None
+    ) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._tpe.reseed_rng()
 
 
 class PruningCallback(Callback):
@@ -108,9 +177,11 @@ def run_search(
     study: optuna.Study, space: SearchSpace, train: TrainTrial, *, n_trials: int
 ) -> list[optuna.trial.FrozenTrial]:
     """Run ``n_trials`` trials of ``train`` (which returns the value to maximise);
-    returns this process's trials."""
+    returns this process's trials (others may be adding theirs to the study meanwhile)."""
+    mine: list[int] = []
 
     def objective(trial: optuna.Trial) -> float:
+        mine.append(trial.number)
         params = space.suggest(trial)
         callback = PruningCallback(trial)
         value = train(trial, params, callback)
@@ -118,9 +189,9 @@ def run_search(
             raise optuna.TrialPruned(f"pruned after epoch {callback.pruned_epoch}")
         return value
 
-    before = len(study.trials)
     study.optimize(objective, n_trials=n_trials)
-    return study.trials[before:]
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    return [by_number[number] for number in mine]
 
 
 def best_params(study: optuna.Study) -> dict[str, Any]:

@@ -112,7 +112,9 @@ class RangeParams(StrictModel):
 
 
 class SearchParams(StrictModel):
-    n_trials: int = Field(10, ge=1)
+    n_trials: int = Field(
+        10, ge=0, description="trials this run adds; 0 takes the best of a stored, shared study"
+    )
     preset: Preset = "all"
     lr: RangeParams = RangeParams(low=1e-6, high=1e-2)
     batch_sizes: Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(as_list)] = Field(
