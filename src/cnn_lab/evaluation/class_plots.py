@@ -85,13 +85,23 @@ def image_grid(images: np.ndarray, captions: Sequence[str], title: str, columns:
 
 
 def compare_variants(summary: pd.DataFrame, metrics: Sequence[str]) -> Figure:
-    """Grouped bars: one group per metric, one bar per variant."""
+    """Grouped bars: one group per metric, one bar per variant; with a row per training
+    seed the bar is the mean over seeds and the error bar one standard deviation."""
+    groups = summary.groupby("variant", sort=False)[list(metrics)]
+    means, stds = groups.mean(), groups.std().fillna(0.0)
     fig = _figure(max(6.0, 1.4 * len(metrics) + 2), 4)
     ax = fig.add_subplot()
-    width = 0.8 / max(len(summary), 1)
+    width = 0.8 / max(len(means), 1)
     x = np.arange(len(metrics))
-    for index, (_, row) in enumerate(summary.iterrows()):
-        ax.bar(x + index * width, [row[m] for m in metrics], width, label=row["variant"])
+    for index, variant in enumerate(means.index):
+        ax.bar(
+            x + index * width,
+            means.loc[variant],
+            width,
+            yerr=stds.loc[variant],
+            capsize=2,
+            label=variant,
+        )
     ax.set_xticks(x + 0.4 - width / 2, metrics, rotation=20)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("test score")

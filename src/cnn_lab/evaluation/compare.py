@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cnn_lab.evaluation.plots import _panels
+from cnn_lab.evaluation.plots import _panels, mean_line
 
 APPROACH_COLUMNS = [
     "approach",
     "group",
+    "seed",
     "preset",
     "optimizer",
     "lr",
@@ -40,24 +42,26 @@ def approach_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def history_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Per-epoch rows of every run that has a ``history``, tagged with its approach."""
+    """Per-epoch rows of every run that has a ``history``, tagged with its approach and
+    its training seed."""
     frames = [
-        pd.DataFrame(r["history"]).assign(approach=r["approach"], group=r["group"])
+        pd.DataFrame(r["history"]).assign(approach=r["approach"], group=r["group"], seed=r["seed"])
         for r in results
         if r.get("history")
     ]
     history = pd.concat(frames, ignore_index=True)
-    leading = ["approach", "group", "epoch"]
+    leading = ["approach", "group", "seed", "epoch"]
     return history[leading + [c for c in history.columns if c not in leading]]
 
 
 def overlaid_curves(history: pd.DataFrame, title: str) -> Figure:
-    """Training loss and validation accuracy by epoch, one line per approach."""
+    """Training loss and validation accuracy by epoch, one line per approach: the mean
+    over seeds, with a band one standard deviation either side when they repeat."""
     fig, axes = _panels(2, width=5.0)
     loss_ax, acc_ax = axes[0]
     for approach, rows in history.groupby("approach", sort=False):
-        loss_ax.plot(rows["epoch"], rows["train_loss"], marker=".", label=approach)
-        acc_ax.plot(rows["epoch"], rows["val_accuracy"], marker=".", label=approach)
+        mean_line(loss_ax, rows, "train_loss", approach, marker=".", markersize=None)
+        mean_line(acc_ax, rows, "val_accuracy", approach, marker=".", markersize=None)
     loss_ax.set_ylabel("training loss")
     loss_ax.set_yscale("log")
     acc_ax.set_ylabel("validation accuracy")
@@ -71,13 +75,28 @@ def overlaid_curves(history: pd.DataFrame, title: str) -> Figure:
 
 
 def accuracy_by_approach(summary: pd.DataFrame) -> Figure:
-    """Validation and test accuracy of every approach as paired bars."""
-    fig, axes = _panels(1, width=max(6.0, 0.7 * len(summary)), height=4)
+    """Validation and test accuracy of every approach as paired bars: the mean over
+    seeds, error bars one standard deviation (none with one seed)."""
+    stats = summary.groupby("approach", sort=False)[["val_accuracy", "test_accuracy"]].agg(
+        ["mean", "std"]
+    )
+    stats = stats.fillna({(m, "std"): 0.0 for m in ("val_accuracy", "test_accuracy")})
+    fig, axes = _panels(1, width=max(6.0, 0.7 * len(stats)), height=4)
     ax = axes[0][0]
-    positions = range(len(summary))
-    ax.bar([p - 0.2 for p in positions], summary["val_accuracy"], 0.4, label="validation")
-    ax.bar([p + 0.2 for p in positions], summary["test_accuracy"], 0.4, label="test")
-    ax.set_xticks(list(positions), summary["approach"], rotation=45, ha="right")
+    positions = np.arange(len(stats))
+    for offset, (metric, label) in (
+        (-0.2, ("val_accuracy", "validation")),
+        (0.2, ("test_accuracy", "test")),
+    ):
+        ax.bar(
+            positions + offset,
+            stats[(metric, "mean")],
+            0.4,
+            yerr=stats[(metric, "std")],
+            capsize=3,
+            label=label,
+        )
+    ax.set_xticks(list(positions), list(stats.index), rotation=45, ha="right")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3, axis="y")

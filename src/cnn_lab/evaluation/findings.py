@@ -28,6 +28,34 @@ def seed_statistics(summary: pd.DataFrame, by: Sequence[str], metric: str) -> pd
     )
 
 
+def statistic_columns(metrics: Sequence[str]) -> list[str]:
+    """``<metric>_mean``, ``<metric>_std`` per metric, then ``seeds``: the columns
+    :func:`with_seed_statistics` adds."""
+    return [f"{m}_{k}" for m in metrics for k in ("mean", "std")] + ["seeds"]
+
+
+def with_seed_statistics(
+    summary: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]
+) -> pd.DataFrame:
+    """``summary`` (one row per variant and seed) with, beside each row, the mean and
+    standard deviation across seeds of each metric of its group of ``by`` (std NaN with
+    one seed) and the group's number of seeds."""
+    summary = summary.copy()
+    groups = summary.groupby(list(by), sort=False)
+    for metric in metrics:
+        summary[f"{metric}_mean"] = groups[metric].transform("mean")
+        summary[f"{metric}_std"] = groups[metric].transform("std")
+    summary["seeds"] = groups[metrics[0]].transform("size")
+    return summary
+
+
+def across_seeds(summary: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per group of ``by`` with the statistics :func:`with_seed_statistics` added:
+    the report's "mean and std across seeds" table."""
+    table = summary.drop_duplicates(list(by))[[*by, *statistic_columns(metrics)]]
+    return table.reset_index(drop=True)
+
+
 def mean_text(stats: pd.Series) -> str:
     """``0.9123`` for one seed, ``0.9123 ± 0.0100 over 3 seeds`` for several."""
     if stats["seeds"] > 1:
@@ -44,6 +72,13 @@ def spread_verdict(first: pd.Series, second: pd.Series) -> str:
     spread = first["std"] + second["std"]
     verdict = "exceeds" if abs(gap) > spread else "does not exceed"
     return f", which {verdict} the seed-to-seed spread (sum of the stds {spread:.4f})"
+
+
+def std_verdict(gap: float, stats: pd.Series) -> str:
+    """Whether ``gap`` to an exact reference (a chance map, a baseline fitted once)
+    exceeds the seed-to-seed std of the repeated side, as a clause."""
+    verdict = "exceeds" if abs(gap) > stats["std"] else "does not exceed"
+    return f"{verdict} the seed-to-seed std {stats['std']:.4f}"
 
 
 def diverged(summary: pd.DataFrame, name: str) -> list[str]:

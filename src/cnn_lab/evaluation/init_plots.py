@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from cnn_lab.evaluation.plots import _panels
+from cnn_lab.evaluation.plots import _panels, mean_line
 
 CURVE_METRICS = (("test_accuracy", "test accuracy"), ("train_loss", "training loss"))
 
@@ -37,16 +37,7 @@ def compare_runs(
             ax = axes[row][col]
             for run in runs:
                 rows = history[history["run"] == run]
-                line = rows.groupby("epoch")[metric].agg(["mean", "std"]).reset_index()
-                (drawn,) = ax.plot(line["epoch"], line["mean"], marker="o", markersize=2, label=run)
-                if line["std"].notna().any():
-                    ax.fill_between(
-                        line["epoch"],
-                        line["mean"] - line["std"],
-                        line["mean"] + line["std"],
-                        color=drawn.get_color(),
-                        alpha=0.2,
-                    )
+                mean_line(ax, rows, metric, run)
             ax.set_title(panel if row == 0 else "")
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)

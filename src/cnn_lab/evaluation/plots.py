@@ -6,6 +6,8 @@ the caller's business (the Kedro catalog and MLflow).
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
@@ -33,6 +35,27 @@ def diverged_at(line: pd.DataFrame) -> int | None:
     return int(bad["epoch"].min()) if len(bad) else None
 
 
+def mean_line(
+    ax: Any, runs: pd.DataFrame, metric: str, label: str, x: str = "epoch", **style: Any
+) -> tuple[pd.DataFrame, Any]:
+    """``metric`` against ``x`` drawn as the mean of the rows at each ``x`` (one per seed)
+    with a band one standard deviation either side where there are several; returns the
+    drawn means and the line (for its colour)."""
+    line = runs.groupby(x)[metric].agg(["mean", "std"]).reset_index()
+    (drawn,) = ax.plot(
+        line[x], line["mean"], **({"marker": "o", "markersize": 2} | style), label=label
+    )
+    if line["std"].notna().any():
+        ax.fill_between(
+            line[x],
+            line["mean"] - line["std"],
+            line["mean"] + line["std"],
+            color=drawn.get_color(),
+            alpha=0.2,
+        )
+    return line, drawn
+
+
 def curves_by_depth(
     history: pd.DataFrame, metric: str, ylabel: str, *, log: bool = False
 ) -> Figure:
@@ -46,16 +69,7 @@ def curves_by_depth(
         for depth, runs in rows.groupby("depth", sort=True):
             diverged = diverged_at(runs)
             label = f"depth {depth}" + (f" (diverged, epoch {diverged})" if diverged else "")
-            line = runs.groupby("epoch")[metric].agg(["mean", "std"]).reset_index()
-            (drawn,) = ax.plot(line["epoch"], line["mean"], marker="o", markersize=2, label=label)
-            if line["std"].notna().any():
-                ax.fill_between(
-                    line["epoch"],
-                    line["mean"] - line["std"],
-                    line["mean"] + line["std"],
-                    color=drawn.get_color(),
-                    alpha=0.2,
-                )
+            line, drawn = mean_line(ax, runs, metric, label)
             if diverged:
                 finite = line[np.isfinite(line["mean"].astype(float))]
                 x = finite["epoch"].iloc[-1] if len(finite) else diverged

@@ -12,7 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import diverged, fmt, mean_text, seed_statistics, spread_verdict
+from cnn_lab.evaluation.findings import (
+    diverged,
+    fmt,
+    mean_text,
+    seed_statistics,
+    spread_verdict,
+    std_verdict,
+)
 
 # --- init_study -------------------------------------------------------------------------
 
@@ -157,10 +164,7 @@ def cam_findings(localisation: pd.DataFrame, models: pd.DataFrame, iou: float) -
             text += f"; {local['mean'] / best_chance:.2f} times the better chance map"
         if local["seeds"] > 1:  # chance maps are exact: the spread is the model's own
             gap = local["mean"] - best_chance
-            verdict = "exceeds" if abs(gap) > local["std"] else "does not exceed"
-            text += (
-                f"; the gap to it, {gap:+.4f}, {verdict} the seed-to-seed std {local['std']:.4f}"
-            )
+            text += f"; the gap to it, {gap:+.4f}, {std_verdict(gap, local)}"
         if "chance_centred" in chance.index:
             text += (
                 f"; pointing game {mean_text(stats['pointing_game'].loc[method])} vs "
@@ -186,10 +190,26 @@ def cam_findings(localisation: pd.DataFrame, models: pd.DataFrame, iou: float) -
 
 # --- transfer ---------------------------------------------------------------------------
 
+TRANSFER_KEYS = ("group", "approach")
+TRANSFER_STATISTICS = ("val_accuracy", "test_accuracy", "train_seconds")
 
-def _best(rows: pd.DataFrame, by: str = "val_accuracy") -> pd.Series | None:
-    rows = rows[rows[by].notna()]
-    return None if rows.empty else rows.loc[rows[by].idxmax()]
+
+def _ranked(val: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The approaches of ``group`` by mean validation accuracy, best first."""
+    rows = val[(val["group"] == group) & val["mean"].notna()]
+    return rows.sort_values("mean", ascending=False, kind="stable")
+
+
+def _runner_up(name: str, ranked: pd.DataFrame, test: pd.DataFrame) -> str | None:
+    """The best approach of a group minus the second (by validation accuracy), on the
+    test set, against the seed-to-seed spread."""
+    if len(ranked) < 2:
+        return None
+    first, second = (test.loc[a] for a in ranked["approach"].iloc[:2])
+    return (
+        f"{name}: {first.name} minus the runner-up {second.name}: test accuracy "
+        f"{first['mean'] - second['mean']:+.4f}{spread_verdict(second, first)}"
+    )
 
 
 def transfer_findings(
@@ -197,7 +217,9 @@ def transfer_findings(
 ) -> list[str]:
     """The best feature baseline against the best fine-tuning preset (each chosen by
     validation accuracy, compared on the test set), the best optimizer, the tuned model,
-    early stopping, and the source network the features come from."""
+    early stopping, and the source network the features come from. With several seeds
+    the fine-tuning runs are ranked by their mean, quoted as mean ± std, and each gap is
+    judged against the seed-to-seed spread (the baselines are fitted once: exact)."""
     findings = []
     if source.get("trained"):
         findings.append(
@@ -206,40 +228,56 @@ def transfer_findings(
         )
     else:
         findings.append(f"source network not trained here: weights {source.get('weights')}")
-    baseline = _best(summary[summary["group"] == "baseline"])
-    preset = _best(summary[summary["group"] == "finetune"])
-    if baseline is not None:
+    val = seed_statistics(summary, TRANSFER_KEYS, "val_accuracy")
+    test = seed_statistics(summary, TRANSFER_KEYS, "test_accuracy").set_index("approach")
+    seconds = seed_statistics(summary, TRANSFER_KEYS, "train_seconds").set_index("approach")
+    repeated = int(val["seeds"].max()) > 1 if len(val) else False
+    by = "by validation accuracy" + (", mean over seeds" if repeated else "")
+    rows = summary.drop_duplicates("approach").set_index("approach")
+    baselines, presets = _ranked(val, "baseline"), _ranked(val, "finetune")
+    baseline = presets_best = None
+    if len(baselines):
+        baseline = baselines["approach"].iloc[0]
         findings.append(
-            f"best baseline on frozen features (by validation accuracy): {baseline['approach']}, "
-            f"test accuracy {fmt(baseline['test_accuracy'])}, fitted in "
-            f"{baseline['train_seconds']:.2f} s"
+            f"best baseline on frozen features (by validation accuracy): {baseline}, "
+            f"test accuracy {mean_text(test.loc[baseline])}, fitted in "
+            f"{seconds.loc[baseline, 'mean']:.2f} s"
         )
-    if preset is not None:
+    if len(presets):
+        presets_best = presets["approach"].iloc[0]
         findings.append(
-            f"best fine-tuning preset (by validation accuracy): {preset['approach']}, test "
-            f"accuracy {fmt(preset['test_accuracy'])}, {int(preset['trainable_parameters'])} "
-            f"trainable parameters, {preset['train_seconds']:.1f} s"
+            f"best fine-tuning preset ({by}): {presets_best}, test accuracy "
+            f"{mean_text(test.loc[presets_best])}, "
+            f"{int(rows.loc[presets_best, 'trainable_parameters'])} trainable parameters, "
+            f"{seconds.loc[presets_best, 'mean']:.1f} s"
         )
-    if baseline is not None and preset is not None:
-        gap = preset["test_accuracy"] - baseline["test_accuracy"]
-        cost = preset["train_seconds"] / max(baseline["train_seconds"], 1e-9)
+    if baseline is not None and presets_best is not None:
+        preset = test.loc[presets_best]
+        gap = preset["mean"] - test.loc[baseline, "mean"]
+        cost = seconds.loc[presets_best, "mean"] / max(seconds.loc[baseline, "mean"], 1e-9)
+        verdict = (
+            f", which {std_verdict(gap, preset)} of {presets_best} (the baseline is fitted "
+            f"once, on the one source network's features)"
+            if preset["seeds"] > 1
+            else " (one seed: no seed-to-seed spread to compare with)"
+        )
         findings.append(
-            f"fine-tuning ({preset['approach']}) minus the baseline ({baseline['approach']}): "
-            f"test accuracy {gap:+.4f}, at {cost:.1f} times the training time (one seed: no "
-            f"seed-to-seed spread to compare with)"
+            f"fine-tuning ({presets_best}) minus the baseline ({baseline}): test accuracy "
+            f"{gap:+.4f}, at {cost:.1f} times the training time{verdict}"
         )
-    optimizer = _best(summary[summary["group"] == "optimizers"])
-    if optimizer is not None:
-        findings.append(
-            f"best optimizer (by validation accuracy): {optimizer['approach']}, test accuracy "
-            f"{fmt(optimizer['test_accuracy'])}"
-        )
-    tuned = summary[summary["approach"] == "tuned"]
-    if len(tuned):
-        row = tuned.iloc[0]
+    optimizers = _ranked(val, "optimizers")
+    for name, ranked in (("fine-tuning presets", presets), ("optimizers", optimizers)):
+        text = _runner_up(name, ranked, test)
+        if text:
+            findings.append(text)
+    if len(optimizers):
+        best = optimizers["approach"].iloc[0]
+        findings.append(f"best optimizer ({by}): {best}, test accuracy {mean_text(test.loc[best])}")
+    if "tuned" in rows.index:
+        row = rows.loc["tuned"]
         text = (
             f"tuned by the search (lr {row['lr']:.3g}, batch size {int(row['batch_size'])}, "
-            f"dropout {row['dropout']:.3g}): test accuracy {fmt(row['test_accuracy'])}"
+            f"dropout {row['dropout']:.3g}): test accuracy {mean_text(test.loc['tuned'])}"
         )
         if trials is not None and "state" in trials:
             pruned = int((trials["state"] == "PRUNED").sum())
@@ -250,7 +288,9 @@ def transfer_findings(
         findings.append(
             "early stopping ended "
             + ", ".join(
-                f"{row.approach} at epoch {int(row.stopped_epoch)} (best {int(row.best_epoch)})"
+                f"{row.approach}"
+                + (f" (seed {int(row.seed)})" if repeated else "")
+                + f" at epoch {int(row.stopped_epoch)} (best {int(row.best_epoch)})"
                 for row in stopped.itertuples()
             )
         )
@@ -272,33 +312,55 @@ def transfer_problems(summary: pd.DataFrame) -> list[str]:
 # --- artworks ---------------------------------------------------------------------------
 
 
+ARTWORKS_STATISTICS = (
+    "test_accuracy",
+    "test_balanced_accuracy",
+    "test_macro_f1",
+    "best_val_accuracy",
+    "train_seconds",
+)
+
+
 def artworks_findings(summary: pd.DataFrame, num_classes: int) -> list[str]:
     """The best variant by test macro-F1 against every other variant and against chance
-    (1/K: the accuracy and balanced accuracy of guessing)."""
+    (1/K: the accuracy and balanced accuracy of guessing); with several seeds the means
+    ± stds, and whether each gap to the best exceeds the seed-to-seed spread."""
     if summary.empty:
         return []
     chance = 1.0 / num_classes
-    ranked = summary.sort_values("test_macro_f1", ascending=False, kind="stable")
+    stats = {
+        metric: seed_statistics(summary, ["variant"], metric).set_index("variant")
+        for metric in ARTWORKS_STATISTICS
+    }
+    f1, accuracy = stats["test_macro_f1"], stats["test_accuracy"]
+    repeated = int(f1["seeds"].max()) > 1
+    ranked = f1.sort_values("mean", ascending=False, kind="stable")
     best = ranked.iloc[0]
+    described = summary.drop_duplicates("variant").set_index("variant")["description"]
     findings = [
-        f"best variant by test macro-F1: {best['variant']} ({best['description']}): macro-F1 "
-        f"{fmt(best['test_macro_f1'])}, accuracy {fmt(best['test_accuracy'])}, balanced "
-        f"accuracy {fmt(best['test_balanced_accuracy'])}; chance for {num_classes} artists "
-        f"is 1/K = {fmt(chance)}, so its accuracy is {best['test_accuracy'] / chance:.1f} "
-        f"times chance"
+        f"best variant by test macro-F1{' (mean over seeds)' if repeated else ''}: "
+        f"{best.name} ({described[best.name]}): macro-F1 {mean_text(best)}, accuracy "
+        f"{mean_text(accuracy.loc[best.name])}, balanced accuracy "
+        f"{mean_text(stats['test_balanced_accuracy'].loc[best.name])}; chance for "
+        f"{num_classes} artists is 1/K = {fmt(chance)}, so its accuracy is "
+        f"{accuracy.loc[best.name, 'mean'] / chance:.1f} times chance"
     ]
-    for _, row in ranked.iloc[1:].iterrows():
+    for variant, row in ranked.iloc[1:].iterrows():
         findings.append(
-            f"{row['variant']}: macro-F1 {fmt(row['test_macro_f1'])} "
-            f"({row['test_macro_f1'] - best['test_macro_f1']:+.4f} vs {best['variant']}), "
-            f"accuracy {fmt(row['test_accuracy'])}"
-            + (" (at or below chance)" if row["test_accuracy"] <= chance else "")
+            f"{variant}: macro-F1 {mean_text(row)} ({row['mean'] - best['mean']:+.4f} vs "
+            f"{best.name}{spread_verdict(row, best) if repeated else ''}), accuracy "
+            f"{mean_text(accuracy.loc[variant])}"
+            + (" (at or below chance)" if accuracy.loc[variant, "mean"] <= chance else "")
         )
-    findings.append(
-        "one seed per variant: gaps between variants have no seed-to-seed spread to compare with"
+    if not repeated:
+        findings.append(
+            "one seed per variant: gaps between variants have no seed-to-seed spread to "
+            "compare with (set artworks.seeds)"
+        )
+    times = ", ".join(
+        f"{variant} {row['mean']:.1f} s" for variant, row in stats["train_seconds"].iterrows()
     )
-    times = ", ".join(f"{r.variant} {r.train_seconds:.1f} s" for r in summary.itertuples())
-    findings.append(f"training time: {times}")
+    findings.append(f"training time{' (mean over seeds)' if repeated else ''}: {times}")
     return findings
 
 

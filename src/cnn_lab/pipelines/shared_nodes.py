@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
@@ -35,6 +36,24 @@ def seed_config(config: dict[str, Any], *, seed: int) -> dict[str, Any]:
     """The validated config with ``seed`` replaced: what one repeat of a study trains with
     (the data split keeps the study's own ``seed``)."""
     return {**config, "seed": seed}
+
+
+def seed_configs(study: str, seeds: list[int | None]) -> Pipeline:
+    """One config per repeated seed (``<study>.config_s1``, from ``<study>.config``): what
+    that seed's variants train with; data and split keep the study's own ``seed``."""
+    return pipeline(
+        [
+            node(
+                update_wrapper(partial(seed_config, seed=seed), seed_config),
+                f"{study}.config",
+                f"{study}.config{seed_suffix(seed)}",
+                name=f"{study}.seed_config{seed_suffix(seed)}",
+            )
+            for seed in seeds
+            if seed is not None
+        ],
+        tags=["data"],
+    )
 
 
 def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The transfer study's report and both tasks' dataset analyses, on the tiny run of the
-end-to-end test."""
+"""The transfer study's report, repeated seeds and both tasks' dataset analyses, on two
+seeds of the tiny run of the end-to-end test."""
 
 from __future__ import annotations
 
@@ -7,37 +7,68 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.pipelines.report_checks import check_analysis, latest, read_report
 from tests.pipelines.transfer.test_pipeline import TINY
 
 
-def test_report_compares_baseline_and_fine_tuning(run_kedro, kedro_project: Path) -> None:
-    run_kedro(["transfer"], TINY)
+def test_two_seed_report_compares_baseline_and_fine_tuning(run_kedro, kedro_project: Path) -> None:
+    # One optimizer (the end-to-end test has two) keeps the two-seed run short.
+    run_kedro(
+        ["transfer"], {**TINY, "transfer.seeds": [0, 1], "transfer.optimizers.names": ["adam"]}
+    )
     html, markdown, parsed = read_report(kedro_project, "transfer")
     assert len(parsed.images) == 3 + 3 + 2 * 3  # study + search + two dataset analyses
 
     summary = pd.read_csv(latest(kedro_project / "data/08_reporting/transfer", "summary.csv"))
+    # Baselines and the search once (on seed 0); every fine-tuning run once per seed.
+    runs = [(a, s) for a, s in zip(summary["approach"], summary["seed"], strict=True)]
+    repeated = ["head", "all", "adam_lr3e-03", "tuned"]
+    assert runs == [("svm", 0), ("logistic", 0)] + [(a, s) for s in (0, 1) for a in repeated]
+    assert summary["mlflow_run_id"].is_unique
     for accuracy in summary["test_accuracy"]:
         assert f"{accuracy:.4f}" in html and f"{accuracy:.4f}" in markdown
-    # The headline: each best chosen by validation accuracy, compared on the test set.
-    baselines = summary[summary["group"] == "baseline"]
-    presets = summary[summary["group"] == "finetune"]
-    baseline = baselines.loc[baselines["val_accuracy"].idxmax()]
-    preset = presets.loc[presets["val_accuracy"].idxmax()]
-    gap = preset["test_accuracy"] - baseline["test_accuracy"]
+    by_approach = summary.groupby("approach", sort=False)
+    for metric in ("val_accuracy", "test_accuracy", "train_seconds"):
+        assert summary[f"{metric}_mean"].tolist() == pytest.approx(
+            by_approach[metric].transform("mean").tolist()
+        )
+        assert summary[f"{metric}_std"].tolist() == pytest.approx(
+            by_approach[metric].transform("std").tolist(), nan_ok=True
+        )
+    assert summary.set_index("approach")["seeds"].to_dict() == {
+        "svm": 1,
+        "logistic": 1,
+        **dict.fromkeys(repeated, 2),
+    }
+    assert "mean and std across seeds" in markdown
+    for model in ("head_s0", "head_s1"):
+        assert (kedro_project / "data/06_models/transfer/finetune" / model).is_dir(), model
+
+    # The headline: each best chosen by (mean) validation accuracy, compared on the test
+    # set, the gap judged against the fine-tuning runs' seed-to-seed std.
+    means = summary.drop_duplicates("approach").set_index("approach")
+    baselines, presets = (means[means["group"] == g] for g in ("baseline", "finetune"))
+    baseline = baselines["val_accuracy_mean"].idxmax()
+    preset = presets["val_accuracy_mean"].idxmax()
+    gap = means.loc[preset, "test_accuracy_mean"] - means.loc[baseline, "test_accuracy_mean"]
     assert (
-        f"best baseline on frozen features (by validation accuracy): {baseline['approach']}, "
-        f"test accuracy {baseline['test_accuracy']:.4f}"
+        f"best baseline on frozen features (by validation accuracy): {baseline}, "
+        f"test accuracy {means.loc[baseline, 'test_accuracy']:.4f}, fitted in"
     ) in markdown
     assert (
-        f"best fine-tuning preset (by validation accuracy): {preset['approach']}, test "
-        f"accuracy {preset['test_accuracy']:.4f}"
+        f"best fine-tuning preset (by validation accuracy, mean over seeds): {preset}, test "
+        f"accuracy {means.loc[preset, 'test_accuracy_mean']:.4f} ± "
+        f"{means.loc[preset, 'test_accuracy_std']:.4f} over 2 seeds"
     ) in markdown
-    assert (
-        f"fine-tuning ({preset['approach']}) minus the baseline ({baseline['approach']}): "
-        f"test accuracy {gap:+.4f}"
-    ) in markdown
+    verdict = "exceeds" if abs(gap) > means.loc[preset, "test_accuracy_std"] else "does not exceed"
+    sentence = (
+        f"fine-tuning ({preset}) minus the baseline ({baseline}): test accuracy {gap:+.4f}, at "
+    )
+    assert sentence in markdown
+    assert f"times the training time, which {verdict} the seed-to-seed std" in markdown
+    assert "fine-tuning presets: " in markdown and "the seed-to-seed spread" in markdown
     assert "digits[0,1,2,3,4] → digits[5,6,7,8,9]" in markdown
 
     # Both tasks are analysed, each under its own folder.

@@ -19,8 +19,13 @@ from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_stati
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation import class_plots
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
+from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
 from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
-from cnn_lab.evaluation.study_findings import artworks_findings, artworks_problems
+from cnn_lab.evaluation.study_findings import (
+    ARTWORKS_STATISTICS,
+    artworks_findings,
+    artworks_problems,
+)
 from cnn_lab.models import count_parameters
 from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines import reporting
@@ -324,6 +329,7 @@ def train_variant(
         val_acc = history.column("val_accuracy") or [math.nan]
         result = {
             **info,
+            "seed": config["seed"],
             "status": "diverged" if history.diverged else "ok",
             "precision": performance.precision,
             "epochs_run": len(history.epochs),
@@ -377,16 +383,23 @@ def _misclassified_grid(store, test_rows, y_true, y_pred, class_names, config, v
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Figure]:
-    """One row per variant, the per-class reports side by side, and a comparison chart."""
+    """One row per variant and training seed, with each variant's mean and std across
+    seeds beside it; the per-class reports side by side; and a comparison chart (means,
+    error bars one std)."""
     bulky = ("class_names", "test_rows", "y_true", "y_pred", "per_class", "history")
     summary = pd.DataFrame([{k: v for k, v in r.items() if k not in bulky} for r in results])
+    summary = with_seed_statistics(summary, ["variant"], ARTWORKS_STATISTICS)
     per_class = pd.concat(
-        [pd.DataFrame(r["per_class"]).assign(variant=r["variant"]) for r in results],
+        [
+            pd.DataFrame(r["per_class"]).assign(variant=r["variant"], seed=r["seed"])
+            for r in results
+        ],
         ignore_index=True,
     )
-    per_class = per_class[["variant", *[c for c in per_class.columns if c != "variant"]]]
+    leading = ["variant", "seed"]
+    per_class = per_class[[*leading, *[c for c in per_class.columns if c not in leading]]]
     metrics = [f"test_{m}" for m in HEADLINE] + [
-        c for c in summary.columns if c.startswith("test_top")
+        c for c in summary.columns if c.startswith("test_top") and not c.endswith(("_mean", "_std"))
     ]
     figure = class_plots.compare_variants(summary, metrics)
     log_table(summary, "tables/summary.csv")
@@ -423,8 +436,8 @@ def analysis_model(
     *variants: Any,
 ) -> dict[str, Any]:
     """The variant with the best validation accuracy (``variants`` alternate a result and
-    its weights), for the penultimate-feature map of the dataset analysis; no model when
-    none has a finite validation accuracy."""
+    its weights, the first training seed's), for the penultimate-feature map of the
+    dataset analysis; no model when none has a finite validation accuracy."""
     pairs = [
         (result, state)
         for result, state in zip(variants[::2], variants[1::2], strict=True)
@@ -449,13 +462,14 @@ def analysis_model(
 
 
 VARIANT_FIGURES = ("confusion_matrix", "misclassified")
-COUNT_COLUMNS = ("image_size", "parameters", "trainable_parameters", "epochs_run")
+COUNT_COLUMNS = ("seed", "image_size", "parameters", "trainable_parameters", "epochs_run")
 
 
 def per_class_f1(per_class: pd.DataFrame) -> pd.DataFrame:
-    """F1 of every artist (and the averages) by variant, side by side, with the support."""
+    """F1 of every artist (and the averages) by variant, side by side (the mean over
+    training seeds when they repeat), with the support."""
     order = list(dict.fromkeys(per_class["class"]))
-    f1 = per_class.pivot(index="class", columns="variant", values="f1-score")
+    f1 = per_class.pivot_table(index="class", columns="variant", values="f1-score", aggfunc="mean")
     variants = list(dict.fromkeys(per_class["variant"]))
     support = per_class.drop_duplicates("class").set_index("class")["support"]
     table = f1.reindex(index=order, columns=variants).assign(support=support)
@@ -479,11 +493,15 @@ def write_report(
     """The run's report (HTML and Markdown), also logged to MLflow: the best variant
     against the others and chance, the per-artist F1, every figure (``variant_figures``:
     each variant's :data:`VARIANT_FIGURES`, in the order of ``summary``) and the dataset
-    analysis."""
+    analysis; with several seeds, the first seed's variant figures and the mean and std
+    across seeds)."""
     k = len(index_report["class_names"])
     figures = {"class_counts": class_counts, "variant_comparison": variant_comparison}
-    names = [f"{v} {f}" for v in summary["variant"] for f in VARIANT_FIGURES]
+    names = [f"{v} {f}" for v in summary["variant"].unique() for f in VARIANT_FIGURES]
     figures |= dict(zip(names, variant_figures, strict=True))
+    across = across_seeds(summary, ["variant"], ARTWORKS_STATISTICS)
+    repeated = across["seeds"].max() > 1
+    mean = " (mean over seeds)" if repeated else ""
     return reporting.write_report(
         STUDY,
         raw_params,
@@ -493,8 +511,11 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables={
-            "summary (test split)": reporting.with_integers(summary, COUNT_COLUMNS),
-            "F1 per artist by variant (test split)": per_class_f1(per_class),
+            "summary (test split)": reporting.with_integers(
+                summary.drop(columns=statistic_columns(ARTWORKS_STATISTICS)), COUNT_COLUMNS
+            ),
+            **({"mean and std across seeds (test split)": across} if repeated else {}),
+            f"F1 per artist by variant (test split{mean})": per_class_f1(per_class),
         },
         figures=figures,
         findings=artworks_findings(summary, k),

@@ -1,6 +1,7 @@
 """The artworks study as a Kedro pipeline: data preparation once, then one namespaced
 modular pipeline per variant (kedro-viz folds each into a box), then the comparison, the
-dataset analysis and the report."""
+dataset analysis and the report. With ``seeds`` every variant trains once per seed
+(``artworks.scratch_s1``); the images, the split and the normalisation stay on ``seed``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.nodes import STUDY
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.pipelines.reporting import analysis_pipeline
+from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix
 
 
 def variant_names(params: dict[str, Any]) -> list[str]:
@@ -29,7 +31,7 @@ def variant_names(params: dict[str, Any]) -> list[str]:
 SHARED = ("images", "decoded", "split", "normalisation", "index_report", "config")
 
 
-def _variant_pipeline(variant: str) -> Pipeline:
+def _variant_pipeline(variant: str, seed: int | None = None) -> Pipeline:
     train = update_wrapper(partial(nodes.train_variant, variant=variant), nodes.train_variant)
     template = pipeline(
         [
@@ -47,15 +49,14 @@ def _variant_pipeline(variant: str) -> Pipeline:
             )
         ]
     )
-    return pipeline(
-        template,
-        namespace=f"{STUDY}.{variant}",
-        inputs={name: f"{STUDY}.{name}" for name in SHARED},
-    )
+    inputs = {name: f"{STUDY}.{name}" for name in SHARED}
+    inputs["config"] = f"{STUDY}.config{seed_suffix(seed)}"
+    return pipeline(template, namespace=f"{STUDY}.{variant}{seed_suffix(seed)}", inputs=inputs)
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    variants = variant_names(run_parameters().get(STUDY, {}) or {})
+    params = run_parameters().get(STUDY, {}) or {}
+    variants, seeds = variant_names(params), grid_seeds(params)
     s = f"{STUDY}."
     prepare = pipeline(
         [
@@ -93,29 +94,34 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["data"],
     )
-    trained = sum((_variant_pipeline(v) for v in variants), Pipeline([]))
+    trained = sum(
+        (_variant_pipeline(v, seed) for seed in seeds for v in variants),
+        seed_configs(STUDY, seeds),
+    )
     report = pipeline(
         [
             node(
                 nodes.summarise,
-                [f"{s}{v}.result" for v in variants],
+                [f"{s}{v}{seed_suffix(seed)}.result" for seed in seeds for v in variants],
                 [s + "summary", s + "per_class_report", s + "figures.variant_comparison"],
                 name=s + "summarise",
             )
         ],
         tags=["report"],
     )
-    return prepare + trained + report + _results(variants)
+    return prepare + trained + report + _results(variants, seeds[0])
 
 
-def _results(variants: list[str]) -> Pipeline:
+def _results(variants: list[str], first: int | None) -> Pipeline:
     """The shared dataset analysis (through a view of the decoded-image store, with the
-    best variant's features beside the raw pixels) and the report that ends the run."""
+    best variant's features beside the raw pixels) and the report that ends the run; both
+    take the variants of the ``first`` seed (its figures are the ones the report shows)."""
     s = f"{STUDY}."
+    sfx = seed_suffix(first)
     data = [s + "images", s + "decoded", s + "split", s + "index_report", s + "config"]
     views = [node(nodes.analysis_data, data, s + "analysis_data", name=s + "analysis_data")]
     if variants:
-        trained = [f"{s}{v}.{d}" for v in variants for d in ("result", "weights")]
+        trained = [f"{s}{v}{sfx}.{d}" for v in variants for d in ("result", "weights")]
         views.append(
             node(
                 nodes.analysis_model,
@@ -141,7 +147,7 @@ def _results(variants: list[str]) -> Pipeline:
             s + "analysis.section",
             s + "figures.class_counts",
             s + "figures.variant_comparison",
-            *(f"{s}{v}.figures.{f}" for v in variants for f in nodes.VARIANT_FIGURES),
+            *(f"{s}{v}{sfx}.figures.{f}" for v in variants for f in nodes.VARIANT_FIGURES),
         ],
         [s + "report.html", s + "report.md"],
         name=s + "write_report",

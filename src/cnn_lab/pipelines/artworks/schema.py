@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from cnn_lab.params import StrictModel, as_list
+from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
@@ -85,7 +85,8 @@ class ReportParams(StrictModel):
 
 
 class ArtworksParams(CheckpointedRunParams):
-    seed: int = 0
+    seed: int = Field(0, description="the split's seed, and the training seed without seeds")
+    seeds: Seeds = None  # every variant once per seed: mean and std across seeds in the report
     device: DeviceName = "auto"
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     run: Annotated[list[str], BeforeValidator(as_list)] = Field(min_length=1)

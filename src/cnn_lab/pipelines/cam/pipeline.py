@@ -13,7 +13,7 @@ from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.nodes import STUDY
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_config, seed_suffix, split_dataset
+from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix, split_dataset
 
 SHARED = ["dataset", "split", "boxes", "examples", "config"]
 
@@ -50,24 +50,6 @@ def _model_pipeline(name: str, seed: int | None = None) -> Pipeline:
     inputs = {k: f"{STUDY}.{k}" for k in SHARED}
     inputs["config"] = f"{STUDY}.config{seed_suffix(seed)}"
     return pipeline(template, namespace=f"{STUDY}.{name}{seed_suffix(seed)}", inputs=inputs)
-
-
-def _seed_configs(seeds: list[int | None]) -> Pipeline:
-    """One config per repeated seed (``cam.config_s1``): what that seed's models train
-    with; data, split and examples keep the study's own ``seed``."""
-    return pipeline(
-        [
-            node(
-                _bind(seed_config, seed=seed),
-                f"{STUDY}.config",
-                f"{STUDY}.config{seed_suffix(seed)}",
-                name=f"{STUDY}.seed_config{seed_suffix(seed)}",
-            )
-            for seed in seeds
-            if seed is not None
-        ],
-        tags=["data"],
-    )
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
@@ -127,7 +109,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + _seed_configs(seeds) + models + report + _results(names, seeds)
+    return prepare + seed_configs(STUDY, seeds) + models + report + _results(names, seeds)
 
 
 def _results(names: list[str], seeds: list[int | None]) -> Pipeline:

@@ -28,7 +28,13 @@ from cnn_lab.data.tasks import class_subset
 from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
-from cnn_lab.evaluation.study_findings import transfer_findings, transfer_problems
+from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
+from cnn_lab.evaluation.study_findings import (
+    TRANSFER_KEYS,
+    TRANSFER_STATISTICS,
+    transfer_findings,
+    transfer_problems,
+)
 from cnn_lab.models import count_parameters
 from cnn_lab.models.resnet import (
     build_resnet,
@@ -332,6 +338,7 @@ def fit_baselines(
             {
                 "approach": kind,
                 "group": "baseline",
+                "seed": config["seed"],
                 "preset": "features",
                 "optimizer": settings.get("solver", "lbfgs"),
                 "val_accuracy": val_accuracy,
@@ -419,6 +426,7 @@ def _finetune(
         result = {
             "approach": name,
             "group": group,
+            "seed": config["seed"],
             "preset": preset,
             "optimizer": optimizer,
             "lr": lr,
@@ -582,7 +590,8 @@ def train_tuned(
     config: dict[str, Any],
     best: dict[str, Any],
 ) -> tuple[dict[str, Any], nn.Module]:
-    """The best configuration retrained (same seed, so a trial of this run repeats)."""
+    """The best configuration retrained, once per training seed (with the search's own
+    seed a trial of this run repeats)."""
     result, model = _finetune(
         source_state,
         data,
@@ -611,7 +620,8 @@ def evaluate_on_test(
     *variants: Any,
 ) -> pd.DataFrame:
     """Score every approach once on the test set; ``variants`` alternate a fine-tuning
-    result and its weights. Returns the table of every approach."""
+    result and its weights (every training seed's). Returns the table of every approach
+    and seed, with each approach's mean and std across seeds beside it."""
     _threads(config)
     device = resolve_device(config["device"])
     rows = []
@@ -639,7 +649,7 @@ def evaluate_on_test(
             {k: v for k, v in result.items() if k != "history"}
             | {"test_accuracy": scores["accuracy"]}
         )
-    table = compare.approach_table(rows)
+    table = with_seed_statistics(compare.approach_table(rows), TRANSFER_KEYS, TRANSFER_STATISTICS)
     _log_test_scores(table)
     log_table(table, "tables/summary.csv")
     return table
@@ -654,7 +664,10 @@ def _log_test_scores(table: pd.DataFrame) -> None:
     for row in table.itertuples():
         if isinstance(row.mlflow_run_id, str):
             client.log_metric(row.mlflow_run_id, "test_accuracy", row.test_accuracy)
-        mlflow.log_metric(f"{row.approach}.test_accuracy", row.test_accuracy)
+    means = table.drop_duplicates("approach")  # the parent run gets the mean over seeds
+    mlflow.log_metrics(
+        {f"{r.approach}.test_accuracy": r.test_accuracy_mean for r in means.itertuples()}
+    )
 
 
 def report(summary: pd.DataFrame, *results: dict[str, Any]) -> tuple[Any, ...]:
@@ -727,7 +740,16 @@ def write_report(
         **reporting.split_sizes(target, target_split, "target "),
     }
     source_table = pd.DataFrame([source_result])
-    counts = ("batch_size", "trainable_parameters", "epochs_run", "best_epoch", "stopped_epoch")
+    counts = (
+        "seed",
+        "batch_size",
+        "trainable_parameters",
+        "epochs_run",
+        "best_epoch",
+        "stopped_epoch",
+    )
+    across = across_seeds(summary, TRANSFER_KEYS, TRANSFER_STATISTICS)
+    seeds = {"mean and std across seeds": across} if across["seeds"].max() > 1 else {}
     trial_columns = ["number", "state", "value", "duration"]
     trial_columns += [c for c in trials.columns if c.startswith(("params_", "user_attrs_"))]
     return reporting.write_report(
@@ -739,8 +761,9 @@ def write_report(
         precision=reporting.precision_that_ran(summary),
         tables={
             "every approach (test accuracy scored once, at the end)": reporting.with_integers(
-                summary, counts
+                summary.drop(columns=statistic_columns(TRANSFER_STATISTICS)), counts
             ),
+            **seeds,
             "source network": source_table,
             "hyper-parameter search trials (value: validation accuracy)": trials.reindex(
                 columns=[c for c in trial_columns if c in trials]

@@ -1,7 +1,9 @@
 """The transfer study as a Kedro pipeline: data and source model first, then the feature
 baselines, one namespaced modular pipeline per fine-tuning preset and per optimizer, the
 search and the tuned model, a single node that touches the test set, then both tasks'
-dataset analyses and the report."""
+dataset analyses and the report. With ``seeds`` the fine-tuning presets, the optimizer
+runs and the tuned model repeat once per seed (``transfer.finetune.head_s1``); the data,
+the source network, the baselines and the search stay on ``seed``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
 from cnn_lab.pipelines.reporting import analysis_pipeline
+from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
 
@@ -46,7 +49,9 @@ def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
     return list({(g, n): (g, n, o) for g, n, o in grid}.values())
 
 
-def _variant_pipeline(group: str, name: str, options: dict[str, Any]) -> Pipeline:
+def _variant_pipeline(
+    group: str, name: str, options: dict[str, Any], seed: int | None = None
+) -> Pipeline:
     function = nodes.train_preset if group == "finetune" else nodes.train_optimizer
     train = update_wrapper(partial(function, **options), function)
     template = pipeline(
@@ -60,11 +65,34 @@ def _variant_pipeline(group: str, name: str, options: dict[str, Any]) -> Pipelin
             )
         ]
     )
-    return pipeline(template, namespace=f"{STUDY}.{group}.{name}", inputs=SHARED)
+    inputs = {**SHARED, "config": f"{STUDY}.config{seed_suffix(seed)}"}
+    return pipeline(template, namespace=f"{STUDY}.{group}.{name}{seed_suffix(seed)}", inputs=inputs)
+
+
+def _tuned(seed: int | None) -> Pipeline:
+    """The search's best configuration retrained with one training seed."""
+    sfx = seed_suffix(seed)
+    return pipeline(
+        [
+            node(
+                nodes.train_tuned,
+                [
+                    SHARED["source_weights"],
+                    SHARED["target"],
+                    f"{STUDY}.config{sfx}",
+                    f"{STUDY}.search.best",
+                ],
+                [f"{STUDY}.search.tuned{sfx}.result", f"{STUDY}.search.tuned{sfx}.weights"],
+                name=f"{STUDY}.train_tuned{sfx}",
+            )
+        ],
+        tags=["search", "training"],
+    )
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    grid = variant_grid(run_parameters().get(STUDY, {}))
+    params = run_parameters().get(STUDY, {})
+    grid, seeds = variant_grid(params), grid_seeds(params)
     prepare = pipeline(
         [
             node(
@@ -121,7 +149,10 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["baselines"],
     )
-    variants = sum((_variant_pipeline(*v) for v in grid), Pipeline([]))
+    variants = sum(
+        (_variant_pipeline(*v, seed) for seed in seeds for v in grid),
+        seed_configs(STUDY, seeds),
+    )
     search = pipeline(
         [
             node(
@@ -134,16 +165,14 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 ],
                 name=f"{STUDY}.search",
             ),
-            node(
-                nodes.train_tuned,
-                [*SHARED.values(), f"{STUDY}.search.best"],
-                [f"{STUDY}.search.tuned.result", f"{STUDY}.search.tuned.weights"],
-                name=f"{STUDY}.train_tuned",
-            ),
         ],
         tags=["search", "training"],
-    )
-    trained = [f"{STUDY}.{g}.{n}" for g, n, _ in grid] + [f"{STUDY}.search.tuned"]
+    ) + sum((_tuned(seed) for seed in seeds), Pipeline([]))
+    trained = [
+        f"{STUDY}.{prefix}{seed_suffix(seed)}"
+        for seed in seeds
+        for prefix in [*(f"{g}.{n}" for g, n, _ in grid), "search.tuned"]
+    ]
     results = [f"{prefix}.result" for prefix in trained]
     paired = [name for prefix in trained for name in (f"{prefix}.result", f"{prefix}.weights")]
     report = pipeline(
@@ -171,14 +200,15 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + source + baselines + variants + search + report + _results(grid)
+    return prepare + source + baselines + variants + search + report + _results(grid, seeds)
 
 
-def _results(grid: list[tuple[str, str, dict[str, Any]]]) -> Pipeline:
+def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None]) -> Pipeline:
     """Both tasks' dataset analyses (the source network's features beside the source
-    images, the best fine-tuning preset's beside the target's) and the report."""
+    images, the best fine-tuning preset's of the first seed beside the target's) and the
+    report."""
     s = STUDY
-    presets = [f"{s}.{g}.{n}" for g, n, _ in grid if g == "finetune"]
+    presets = [f"{s}.{g}.{n}{seed_suffix(seeds[0])}" for g, n, _ in grid if g == "finetune"]
     pick = [
         node(
             nodes.source_analysis_model,

@@ -8,7 +8,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from cnn_lab.evaluation.baselines import SVM_SOLVERS
 from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
-from cnn_lab.params import StrictModel, as_list
+from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
 from cnn_lab.training.params import CheckpointedRunParams
@@ -162,7 +162,13 @@ class BaselineParams(StrictModel):
 
 
 class TransferParams(CheckpointedRunParams):
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="splits, source network, baselines and search; also the fine-tuning "
+        "seed without seeds",
+    )
+    # Fine-tuning presets, optimizer runs and the tuned model once per seed: mean and std.
+    seeds: Seeds = None
     device: Literal[DEVICE_CHOICES] = "auto"  # type: ignore[valid-type]
     threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
     data: DataParams = DataParams()
