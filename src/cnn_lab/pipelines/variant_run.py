@@ -85,6 +85,16 @@ def variant_run(
         )
 
 
+def log_status(result: Mapping[str, Any]) -> None:
+    """Tag the active variant run ``status`` (ok / diverged) and, when it diverged, the
+    epoch, so MLflow's run list shows which variants blew up and when."""
+    import mlflow
+
+    mlflow.set_tag("status", result["status"])
+    if result.get("diverged_epoch") is not None:
+        mlflow.set_tag("diverged_epoch", str(result["diverged_epoch"]))
+
+
 def _log_history(previous: Checkpoint, logged_through: int) -> None:
     import mlflow
 

@@ -31,7 +31,7 @@ from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
-from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.augment import BatchAugment
 from cnn_lab.training.batching import Normalisation
@@ -331,6 +331,7 @@ def train_variant(
             **info,
             "seed": config["seed"],
             "status": "diverged" if history.diverged else "ok",
+            "diverged_epoch": history.diverged_epoch,
             "precision": performance.precision,
             "epochs_run": len(history.epochs),
             "best_val_accuracy": max(val_acc),
@@ -351,7 +352,7 @@ def train_variant(
 
             mlflow.log_metrics({f"test_{n}": v for n, v in metrics.items()})
             mlflow.log_params(performance.as_params())
-            mlflow.set_tag("status", result["status"])
+            log_status(result)
             log_table(report, "tables/per_class_report.csv")
             # per-epoch curves are MLflow metrics (logged with step = epoch), charted there
             log_figures({"confusion_matrix": confusion_fig, "misclassified": grid})

@@ -24,7 +24,7 @@ from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cam.schema import CamParams
 from cnn_lab.pipelines.shared_nodes import training_seeds
-from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches, Normalisation
 from cnn_lab.training.device import resolve_device
@@ -217,6 +217,7 @@ def train_variant(
             "trainable_parameters": run_params["trainable_parameters"],
             "weights_used": weights,
             "status": "diverged" if history.diverged else "ok",
+            "diverged_epoch": history.diverged_epoch,
             "precision": trained.performance.get("perf_precision"),
             "epochs_run": len(history.epochs),
             "best_val_accuracy": max(val_acc),
@@ -233,7 +234,7 @@ def train_variant(
 
             mlflow.log_metrics({k: result[k] for k in ("test_accuracy", "train_seconds")})
             mlflow.log_params(trained.performance)
-            mlflow.set_tag("status", result["status"])
+            log_status(result)
     logger.info(
         "[%s.%s] test accuracy %.4f (%.1f s)",
         STUDY,

@@ -24,7 +24,7 @@ from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.pipelines.shared_nodes import training_seeds
-from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.device import resolve_device
@@ -232,9 +232,7 @@ def train_variant(
                 }
             )
             mlflow.log_params(trained.performance)
-            mlflow.set_tag("status", result["status"])
-            if result["diverged_epoch"] is not None:
-                mlflow.set_tag("diverged_epoch", str(result["diverged_epoch"]))
+            log_status(result)
             table = pd.DataFrame(result["history"])
             log_figures({f"{name}_curves": plots.variant_curves(table, f"{STUDY}: {name}")})
     logger.info(

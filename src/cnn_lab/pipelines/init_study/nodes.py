@@ -37,7 +37,7 @@ from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
 from cnn_lab.pipelines.shared_nodes import training_seeds
-from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.tracking import log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import SplitEvaluation
@@ -136,6 +136,7 @@ def _result_row(
         "trainable_parameters": trainable,
         "parameters": total,
         "status": "diverged" if history.diverged else "ok",
+        "diverged_epoch": history.diverged_epoch,
         "precision": trained.performance.get("perf_precision"),
         "epochs_run": len(history.epochs),
         "max_test_accuracy": test_acc[best],
@@ -224,7 +225,7 @@ def train_run(
                 }
             )
             mlflow.log_params(trained.performance)
-            mlflow.set_tag("status", result["status"])
+            log_status(result)
             kernels = {"before": initial["conv1.weight"], "after": trained.model.conv1.weight}
             log_figures({f"{name}_kernels": init_plots.kernel_grid(kernels, name)})
     logger.info(

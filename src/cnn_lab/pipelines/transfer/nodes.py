@@ -48,7 +48,7 @@ from cnn_lab.models.resnet import (
 from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams, TransferParams
-from cnn_lab.pipelines.variant_run import checkpoint_store, variant_run
+from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.tracking import child_run, log_figures, log_table
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import Callback, EarlyStopping
@@ -440,6 +440,7 @@ def _finetune(
             "best_epoch": stopper.best_epoch,
             "stopped_epoch": stopper.stopped_epoch,
             "status": "diverged" if history.diverged else "ok",
+            "diverged_epoch": history.diverged_epoch,
             "precision": trained.performance.get("perf_precision"),
             "mlflow_run_id": run.run_id,
             "history": table.to_dict(orient="records"),
@@ -448,6 +449,7 @@ def _finetune(
             import mlflow
 
             mlflow.log_params(trained.performance)
+            log_status(result)
             mlflow.log_metrics(
                 {
                     "best_val_accuracy": result["val_accuracy"],
