@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torchvision.ops import roi_align
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,8 @@ class RandomCrops:
     def __call__(self, batch: Tensor, generator: torch.Generator | None = None) -> Tensor:
         n, _, height, width = batch.shape
         if self.size is not None:
+            from torchvision.ops import roi_align  # lazily: torchvision costs 2.4 s to import
+
             area = torch.empty(n).uniform_(*self.scale, generator=generator)
             log_ratio = torch.empty(n).uniform_(
                 math.log(self.ratio[0]), math.log(self.ratio[1]), generator=generator

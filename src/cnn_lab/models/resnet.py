@@ -13,8 +13,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision import models as tv_models
-from torchvision.ops.misc import FrozenBatchNorm2d
 
 from cnn_lab.models.registry import register_family
 
@@ -40,6 +38,8 @@ def load_weights(arch: str, weights: str, *, key: str = "weights") -> Mapping[st
     """A state_dict for ``arch``: ``imagenet`` (torchvision; downloaded, or read from the
     torch hub cache) or the path of a checkpoint file, always loaded with weights_only."""
     if weights == "imagenet":
+        from torchvision import models as tv_models
+
         enum = tv_models.get_model_weights(arch).DEFAULT
         try:
             return enum.get_state_dict(progress=False, check_hash=False)
@@ -94,7 +94,7 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], *, source
         )
 
 
-def _narrow(model: tv_models.ResNet, width: int, in_channels: int) -> None:
+def _narrow(model: nn.Module, width: int, in_channels: int) -> None:
     """Rebuild ``model``'s stem and stages with ``width`` stem channels (64 in torchvision),
     doubling per stage as usual, with torchvision's initialisation; the stage names stay
     ``layer1..layer4``/``fc`` so freezing presets and head groups apply unchanged."""
@@ -135,6 +135,10 @@ def build_resnet(
         raise ValueError(f"width must be at least 1, got {width}")
     if weights == "imagenet" and width != 64:
         raise ValueError(f"'imagenet' weights need width 64 (torchvision's), got width {width}")
+    # Imported here, not at module level: torchvision costs 2.4 s, and every `kedro run`
+    # imports this module (through the pipeline registry) whether it builds a ResNet or not.
+    from torchvision import models as tv_models
+
     if width == 64:
         model = tv_models.get_model(arch, weights=None, num_classes=num_classes)
     else:
@@ -174,6 +178,8 @@ def resnet_family(
 def _freeze_batch_norm(module: nn.Module) -> nn.Module:
     """BatchNorm layers of ``module`` replaced by torchvision's FrozenBatchNorm2d, so their
     statistics stay fixed even in training mode."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
             frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
