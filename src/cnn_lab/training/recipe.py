@@ -29,8 +29,8 @@ from cnn_lab.training.engine import History, evaluate, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
 from cnn_lab.training.performance import PerformanceOptions, set_up_model
 
-# Studies that have not adopted the performance block train as before: fp32, default
-# layout (the allocator setting changes speed, never results).
+# A Recipe built without a performance block (library callers, tests, benchmarks) trains in
+# fp32 with the default layout; every study passes its own validated block instead.
 PLAIN = PerformanceOptions(precision="fp32", channels_last="off", cudnn_benchmark="off")
 
 

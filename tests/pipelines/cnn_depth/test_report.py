@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 
 from tests.conftest import mlflow_runs
 from tests.pipelines.cnn_depth.test_pipeline import TINY, _latest
+from tests.pipelines.report_checks import Collect
 
 FAST_ANALYSIS = {"dataset_analysis.subsample": 60, "dataset_analysis.perplexity": 5}
-
-
-class _Collect(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.images: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        self.tags.append(tag)
-        if tag == "img":
-            self.images.append(dict(attrs)["src"])
 
 
 def test_report_states_the_run(run_kedro, kedro_project: Path) -> None:
@@ -31,7 +19,7 @@ def test_report_states_the_run(run_kedro, kedro_project: Path) -> None:
     html = _latest(reporting, "report.html").read_text(encoding="utf-8")
     markdown = _latest(reporting, "report.md").read_text(encoding="utf-8")
 
-    parsed = _Collect()
+    parsed = Collect()
     parsed.feed(html)
     assert {"html", "body", "table", "img"} <= set(parsed.tags)
     # Self-contained: every figure is embedded, nothing is fetched.
