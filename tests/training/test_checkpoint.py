@@ -9,6 +9,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,17 @@ def test_store_keeps_the_previous_checkpoint(tmp_path: Path, caplog) -> None:
     assert "previous" in caplog.text
     store.clear()
     assert CheckpointStore(tmp_path, "k", label="v").load() is None
+
+
+def test_finished_variant_keeps_one_file(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "k", label="v")
+    for epoch in (1, 2):
+        store.save(_checkpoint(epoch))
+    assert store.previous.exists()
+    store.save(replace(_checkpoint(3), finished=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v-k.ckpt"]
+    finished = CheckpointStore(tmp_path, "k", label="v").load()
+    assert finished is not None and finished.finished and finished.epoch == 3
 
 
 class _Evil:

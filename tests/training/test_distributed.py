@@ -124,7 +124,7 @@ def test_two_processes_match_one_with_the_same_global_batch(
 def test_only_rank_zero_writes_checkpoints_and_every_rank_resumes_from_them(
     ranks: list[dict[str, Any]],
 ) -> None:
-    assert ranks[0]["checkpoint_files"] == ["tiny-key.ckpt", "tiny-key.prev.ckpt"]
+    assert ranks[0]["checkpoint_files"] == ["tiny-key.ckpt"]  # finished: no fallback kept
     assert ranks[1]["checkpoint_files"] == []  # rank 1's own folder was never created
     for result in ranks:
         recipe = result["recipe"]

@@ -144,9 +144,15 @@ class CheckpointStore:
             torch.save(checkpoint.__dict__, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if self.latest.exists():
-            os.replace(self.latest, self.previous)
-        os.replace(temporary, self.latest)
+        if checkpoint.finished:
+            # The fallback only serves a run still training; a finished variant keeps
+            # one file (a ResNet-50's previous epoch with its optimizer is ~300 MB).
+            os.replace(temporary, self.latest)
+            self.previous.unlink(missing_ok=True)
+        else:
+            if self.latest.exists():
+                os.replace(self.latest, self.previous)
+            os.replace(temporary, self.latest)
         self._loaded = (False, None)  # the saved tensors are live: a later load rereads
 
     def _read(self, path: Path) -> Checkpoint | None:
