@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mlflow
 from matplotlib.figure import Figure
 
+from cnn_lab.evaluation.figure_png import png_bytes
 from cnn_lab.parallel import exported_parent_run
 from cnn_lab.ranks import is_main_process
 
@@ -92,8 +95,14 @@ def log_figures(figures: Mapping[str, Figure], folder: str = "figures") -> None:
         return
     if current_run_id() is None:
         return
-    for name, figure in figures.items():
-        mlflow.log_figure(figure, f"{folder}/{name}.png")
+    # The PNG the run's folder and the report also use (rendered once), not
+    # mlflow.log_figure's own rendering.
+    with tempfile.TemporaryDirectory() as staging:
+        for name, figure in figures.items():
+            path = Path(staging, f"{name}.png")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png_bytes(figure))
+        mlflow.log_artifacts(staging, artifact_path=folder)
 
 
 def log_table(table: Any, artifact_file: str) -> None:

@@ -8,7 +8,6 @@ base64 PNG, so it opens offline) and a Markdown twin that diffs well in review.
 from __future__ import annotations
 
 import base64
-import io
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
+
+from cnn_lab.evaluation.figure_png import png_bytes
 
 FLOAT_FORMAT = "{:.4f}"
 SMALL = 1e-3  # below this (and not 0) four decimals would hide the value: 3 significant digits
@@ -50,11 +51,9 @@ class Report:
     problems: list[str] = field(default_factory=list)  # diverged / skipped variants
 
 
-def encode_figure(figure: Figure, dpi: int = 90) -> str:
+def encode_figure(figure: Figure) -> str:
     """A figure as base64 PNG text, ready for an ``<img src="data:...">``."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(figure)).decode("ascii")
 
 
 def encode_figures(figures: Mapping[str, Figure]) -> dict[str, str]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
+
+if TYPE_CHECKING:
+    from torchvision.models.resnet import BasicBlock, Bottleneck
 
 
 class ChannelAttention(nn.Module):
@@ -104,6 +107,9 @@ def _depthwise(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 def residual_blocks(model: nn.Module) -> list[BasicBlock | Bottleneck]:
+    # Imported here: torchvision costs ~2 s, and every run registers this family.
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
     return [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
 
 
@@ -125,7 +131,7 @@ def modernise_blocks(
         if depthwise:
             block.conv2 = _depthwise(block.conv2)
         if cbam:
-            last = "bn3" if isinstance(block, Bottleneck) else "bn2"
+            last = "bn3" if hasattr(block, "bn3") else "bn2"  # Bottleneck or BasicBlock
             norm = getattr(block, last)
             refined = OrderedDict(bn=norm, cbam=CBAM(norm.num_features, reduction, spatial_kernel))
             setattr(block, last, nn.Sequential(refined))
