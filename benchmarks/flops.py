@@ -7,7 +7,10 @@ measures the matmul ceilings and then trains the CNN with ``training.engine.fit`
 FLOPs per training sample (forward + backward) are counted with
 ``torch.utils.flop_counter.FlopCounterMode``, not assumed.
 
-    python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256]
+    python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256] [--precisions fp32]
+
+``--precisions fp32`` skips channels_last + bf16, which on a CPU without AVX-512 BF16 or
+AMX runs emulated (10-50x slower) and measures nothing the user would choose.
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ def child(args: argparse.Namespace) -> None:
         "ceiling_bf16": matmul_ceiling(torch.bfloat16),
         "flops_per_sample": flops_per_sample(),
     }
-    for name in PRECISIONS:
+    for name in args.precisions:
         result[f"rate_{name}"] = train_rate(name, args.samples, args.epochs)
     print(json.dumps(result))
 
@@ -108,8 +111,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--precisions",
+        type=lambda text: text.split(","),
+        default=list(PRECISIONS),
+        help=f"comma-separated, from {', '.join(PRECISIONS)} (default: all)",
+    )
     parser.add_argument("--allocator", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = set(args.precisions) - set(PRECISIONS)
+    if unknown:
+        parser.error(f"--precisions: unknown {sorted(unknown)}; allowed: {', '.join(PRECISIONS)}")
     if args.allocator:
         child(args)
         return
@@ -138,7 +150,7 @@ def main() -> None:
             f"allocator {setting} ({rows[0]['allocator']}): ceiling fp32 "
             f"{med('ceiling_fp32') / 1e9:.0f} GFLOP/s, bf16 {med('ceiling_bf16') / 1e9:.0f} GFLOP/s"
         )
-        for name in PRECISIONS:
+        for name in args.precisions:
             rate = med(f"rate_{name}")
             ceiling = med("ceiling_bf16" if name.startswith("bf16") else "ceiling_fp32")
             print(

@@ -86,11 +86,12 @@ def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     options = PerformanceOptions()
     monkeypatch.setattr(perf, "bf16_is_fast", lambda device: False)
     slow = resolve_performance(options, CPU, convolutional=True)
-    assert (slow.precision, slow.channels_last, slow.compile) == ("fp32", False, False)
+    assert (slow.precision, slow.channels_last, slow.compile) == ("fp32", True, False)
     monkeypatch.setattr(perf, "bf16_is_fast", lambda device: True)
     fast = resolve_performance(options, CPU, convolutional=True)
     assert (fast.precision, fast.channels_last) == ("bf16", True)
     assert not resolve_performance(options, CPU, convolutional=False).channels_last
+    assert not resolve_performance(options, torch.device("mps"), convolutional=True).channels_last
     kept = resolve_performance(options, CPU, convolutional=True, allow_reduced_precision=False)
     assert kept.precision == "fp32"
     assert fast.as_params()["perf_precision"] == "bf16"
