@@ -1,5 +1,6 @@
 """Achieved FLOP/s of the depth-8 CNN as a fraction of a matmul ceiling measured in the
-same process, float32 and channels_last + bf16, with and without the allocator setting.
+same process: float32 (NCHW and channels_last) and channels_last + bf16, with and without
+the allocator setting.
 
 The allocator setting (glibc ``mallopt``) cannot be undone inside a process, so the
 parent runs one child per (setting, round), alternating ``off`` and ``on``; each child
@@ -7,9 +8,10 @@ measures the matmul ceilings and then trains the CNN with ``training.engine.fit`
 FLOPs per training sample (forward + backward) are counted with
 ``torch.utils.flop_counter.FlopCounterMode``, not assumed.
 
-    python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256] [--precisions fp32]
+    python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256]
+        [--precisions fp32,fp32_cl]
 
-``--precisions fp32`` skips channels_last + bf16, which on a CPU without AVX-512 BF16 or
+``--precisions fp32,fp32_cl`` skips channels_last + bf16, which on a CPU without AVX-512 BF16 or
 AMX runs emulated (10-50x slower) and measures nothing the user would choose.
 """
 
@@ -38,7 +40,8 @@ from cnn_lab.training import (
 from cnn_lab.training.performance import keep_large_blocks
 
 CPU = torch.device("cpu")
-PRECISIONS = {"fp32": ("fp32", "off"), "bf16_cl": ("bf16", "on")}
+# name -> (precision, channels_last); fp32_cl is what ``auto`` picks on a CPU without fast bf16.
+PRECISIONS = {"fp32": ("fp32", "off"), "fp32_cl": ("fp32", "on"), "bf16_cl": ("bf16", "on")}
 
 
 def matmul_ceiling(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:

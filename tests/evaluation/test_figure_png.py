@@ -48,7 +48,9 @@ def test_every_sink_gets_the_same_png_from_one_rendering(
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # undone after the test
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run() as run:
+    client = mlflow.MlflowClient(uri)  # no active experiment set: other tests keep theirs
+    created = client.create_run(client.create_experiment("figures"))
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         log_figures({"curve": figure})
     dataset = FigureDataset(filepath=str(tmp_path / "curve.png"))
     dataset.save(figure)
