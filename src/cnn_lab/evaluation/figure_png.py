@@ -3,7 +3,7 @@
 A study's figure is written to the run's folder, logged to MLflow and embedded in the
 report. Rendering the wide multi-panel figures costs 0.5-2 s each on a laptop CPU, so the
 bytes of the first rendering are kept (per figure and dpi) and reused by the others: this
-took ~9 s off every default ``cnn_depth`` run. A figure must be finished before it is first
+took 9-13 s off every default ``cnn_depth`` run. A figure must be finished before it is first
 handed on; every plotting function here returns finished figures.
 """
 
