@@ -12,6 +12,8 @@ from torch import nn
 from cnn_lab.data.sources import LabelledImages
 from cnn_lab.training import performance as perf
 from cnn_lab.training.batching import DeviceBatches, Normalisation
+from cnn_lab.training.checkpoint import CheckpointStore, EpochCheckpoint
+from cnn_lab.training.engine import fit
 from cnn_lab.training.performance import (
     PerformanceOptions,
     keep_large_blocks,
@@ -123,3 +125,64 @@ def test_channels_last_batches() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_allocator_setting_is_applied_on_linux() -> None:
     assert keep_large_blocks() == "on"
+
+
+# --- fp16 + GradScaler. Studies allow fp16 on CUDA only; the engine path is the same on
+# any device, so it is exercised here on the CPU (float16 autocast, a CPU GradScaler).
+FP16 = perf.Performance(
+    device=CPU,
+    precision="fp16",
+    channels_last=False,
+    compile=False,
+    cudnn_benchmark=False,
+    allocator="off",
+    threads=1,
+)
+
+
+LOSS_FACTOR = 1000.0
+
+
+def _fp16_fit(epochs: int, store: CheckpointStore | None = None) -> tuple[nn.Module, list]:
+    part = separable(400, 0)
+    batches = DeviceBatches(
+        part.images,
+        part.labels,
+        batch_size=32,
+        device=CPU,
+        normalisation=Normalisation.from_uint8(part.images),
+        shuffle=True,
+        seed=3,
+    )
+    model = small_cnn()
+    checkpoint = EpochCheckpoint(store, {"batches": batches.generator}) if store else None
+    cross_entropy = nn.CrossEntropyLoss()
+    history = fit(
+        model,
+        batches,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05 / LOSS_FACTOR),
+        epochs=epochs,
+        # A loss this large makes the scaled fp16 gradients overflow at the initial
+        # scale, so steps are skipped and the scale backs off: the state a resume needs.
+        loss_fn=lambda outputs, targets: LOSS_FACTOR * cross_entropy(outputs, targets),
+        performance=FP16,
+        checkpoint=checkpoint,
+    )
+    return model, history.epochs
+
+
+def test_fp16_trains_with_loss_scaling_and_resumes_with_its_scale(tmp_path) -> None:
+    model, epochs = _fp16_fit(4)
+    assert epochs[-1]["train_loss"] < 0.5 * epochs[0]["train_loss"]  # it learns
+
+    store = CheckpointStore(tmp_path, "fp16", label="tiny")
+    _fp16_fit(2, store)  # "killed" after epoch 2
+    saved = store.load()
+    assert saved is not None and saved.epoch == 2
+    # The first steps overflowed at the initial scale 2**16, so the scale has backed off.
+    assert saved.extra["scaler"]["scale"] < 2.0**16
+    resumed, resumed_epochs = _fp16_fit(4, CheckpointStore(tmp_path, "fp16", label="tiny"))
+    # Bit-identical to the uninterrupted run: same skipped steps, same weights.
+    assert [e["train_loss"] for e in resumed_epochs] == [e["train_loss"] for e in epochs]
+    for name, value in model.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name

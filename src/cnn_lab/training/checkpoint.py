@@ -261,9 +261,10 @@ class EpochCheckpoint:
         scheduler: Any,
         history: History,
         callbacks: Sequence[Callback] = (),
+        scaler: torch.amp.GradScaler | None = None,
     ) -> int:
         """Put the state after the last complete epoch back (callbacks' too, e.g. early
-        stopping's best score); returns that epoch (0: none)."""
+        stopping's best score, and fp16's loss scale); returns that epoch (0: none)."""
         checkpoint = self.store.load()
         if checkpoint is None or checkpoint.finished:
             return 0
@@ -274,6 +275,8 @@ class EpochCheckpoint:
         restore_history(checkpoint, history)
         restore_rng_states(checkpoint.rng, self.generators)
         load_callback_states(callbacks, checkpoint.extra.get("callbacks", {}))
+        if scaler is not None and checkpoint.extra.get("scaler"):
+            scaler.load_state_dict(checkpoint.extra["scaler"])
         logger.info(
             "[%s] resuming after epoch %d from %s",
             self.store.label,
@@ -290,8 +293,12 @@ class EpochCheckpoint:
         scheduler: Any,
         history: History,
         callbacks: Sequence[Callback] = (),
+        scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         states = callback_states(callbacks)
+        extra: dict[str, Any] = {"history": history_state(history), "callbacks": states}
+        if scaler is not None:  # fp16: without its scale a resumed run skips other steps
+            extra["scaler"] = scaler.state_dict()
         self.store.save(
             Checkpoint(
                 epoch=epoch,
@@ -300,7 +307,7 @@ class EpochCheckpoint:
                 scheduler=scheduler.state_dict() if scheduler is not None else None,
                 history=[dict(row) for row in history.epochs],
                 rng=rng_states(self.generators),
-                extra={"history": history_state(history), "callbacks": states},
+                extra=extra,
             )
         )
         _kill_hook(self.store.label, epoch)

@@ -169,7 +169,8 @@ def fit(
         cb.on_train_start(model, epochs)
     # -- checkpoint: resume after the last complete epoch (issue 8) --
     if checkpoint is not None:
-        first_epoch = checkpoint.restore(model, optimizer, scheduler, history, callbacks) + 1
+        restored = checkpoint.restore(model, optimizer, scheduler, history, callbacks, scaler)
+        first_epoch = restored + 1
         if history.stopped_epoch is not None or history.diverged:
             first_epoch = epochs + 1  # that run had ended; nothing left to train
     steps, seconds_before = history.steps, history.train_seconds
@@ -251,7 +252,7 @@ def fit(
             if checkpoint is not None:  # -- checkpoint: save the epoch just finished --
                 history.steps = steps
                 history.train_seconds = seconds_before + time.perf_counter() - started
-                checkpoint.save(epoch, model, optimizer, scheduler, history, callbacks)
+                checkpoint.save(epoch, model, optimizer, scheduler, history, callbacks, scaler)
             if stop:
                 break
         history.train_seconds = seconds_before + time.perf_counter() - started

@@ -105,8 +105,9 @@ class Performance:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def make_scaler(self) -> torch.amp.GradScaler | None:
-        """fp16 needs loss scaling against gradient underflow; bf16 does not."""
-        return torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        """fp16 needs loss scaling against gradient underflow; bf16 does not. (Studies
+        allow fp16 on CUDA only; the engine itself runs it on any device, tests on CPU.)"""
+        return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         if self.channels_last:
