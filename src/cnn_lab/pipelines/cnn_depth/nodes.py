@@ -18,7 +18,6 @@ from cnn_lab.data.sources import (
 )
 from cnn_lab.evaluation import plots
 from cnn_lab.evaluation.depth_findings import depth_findings, depth_problems, seed_statistics
-from cnn_lab.evaluation.report import encode_figures
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import ParameterError, validate_parameters
 from cnn_lab.pipelines import reporting
@@ -328,7 +327,8 @@ FIGURES = (
 
 
 def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Any, ...]:
-    """The study's figures, then the same figures encoded for the report."""
+    """The study's figures, in the order of :data:`FIGURES` (the report reads them back
+    from the catalog)."""
     figures = {
         "loss_curves": plots.curves_by_depth(history, "train_loss", "training loss", log=True),
         "accuracy_curves": plots.curves_by_depth(history, "val_accuracy", "validation accuracy"),
@@ -337,7 +337,7 @@ def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Any, ...]:
         "training_time": plots.training_time(summary),
     }
     log_figures(figures)
-    return (*figures.values(), encode_figures(figures))
+    return tuple(figures[name] for name in FIGURES)
 
 
 def analysis_model(
@@ -368,10 +368,11 @@ def write_report(
     split: dict[str, Any],
     summary: pd.DataFrame,
     history: pd.DataFrame,
-    figures: dict[str, str],
     analysis: dict[str, Any],
+    *figures: str,
 ) -> tuple[str, str]:
-    """The run's report (HTML and Markdown), also logged to MLflow."""
+    """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
+    saved study figures (base64 PNG) in the order of :data:`FIGURES`."""
     problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
     return reporting.write_report(
         STUDY,
@@ -381,7 +382,7 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables={"summary": summary, "test accuracy across seeds": seed_statistics(summary)},
-        figures=figures,
+        figures=dict(zip(FIGURES, figures, strict=True)),
         findings=depth_findings(summary, history),
         problems=problems,
         sections=(analysis,),

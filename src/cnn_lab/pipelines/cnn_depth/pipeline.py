@@ -107,7 +107,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             node(
                 nodes.plot_study,
                 [f"{STUDY}.summary", f"{STUDY}.history"],
-                [*(f"{STUDY}.figures.{n}" for n in nodes.FIGURES), f"{STUDY}.report_figures"],
+                [f"{STUDY}.figures.{n}" for n in nodes.FIGURES],
                 name=f"{STUDY}.plot",
             ),
             node(
@@ -119,8 +119,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     f"{STUDY}.split",
                     f"{STUDY}.summary",
                     f"{STUDY}.history",
-                    f"{STUDY}.report_figures",
                     f"{STUDY}.analysis.section",
+                    *(f"{STUDY}.figures.{n}" for n in nodes.FIGURES),
                 ],
                 [f"{STUDY}.report.html", f"{STUDY}.report.md"],
                 name=f"{STUDY}.write_report",
