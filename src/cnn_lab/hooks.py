@@ -15,6 +15,7 @@ from cnn_lab.ranks import is_main_process
 
 _run_parameters: dict[str, Any] | None = None
 _run_env: str | None = None
+_run_context: Any = None
 
 
 def run_parameters() -> dict[str, Any]:
@@ -84,12 +85,26 @@ def _configured_uri(context: Any) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri()
 
 
+def _read_run_parameters(context: Any) -> dict[str, Any]:
+    """This run's parameters (env and ``--params`` included), read once per context.
+
+    Read from the config loader, not ``context.params``: that property validates the
+    parameters against every registered pipeline, which builds every study's pipelines
+    (with parameters not yet known) only to throw them away: about a second of start-up.
+    """
+    global _run_parameters, _run_env, _run_context
+    if _run_context is not context:
+        _run_parameters = dict(context.config_loader["parameters"])
+        _run_env = context.env
+        _run_context = context
+    assert _run_parameters is not None
+    return _run_parameters
+
+
 class StudyGridHook:
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        global _run_parameters, _run_env
-        _run_parameters = dict(context.params)
-        _run_env = context.env
+        _read_run_parameters(context)
         # Rebuild pipelines from these parameters even if something listed them earlier.
         from kedro.framework.project import PACKAGE_NAME, pipelines
 
@@ -113,7 +128,7 @@ class WorkerProcesses:
 
         from cnn_lab.parallel import RUN_ENV_ENV, export_devices, parse_parallel
 
-        export_devices(parse_parallel(context.params.get("parallel")))
+        export_devices(parse_parallel(_read_run_parameters(context).get("parallel")))
         os.environ[RUN_ENV_ENV] = context.env or "local"
 
     @hook_impl(trylast=True)  # after kedro-mlflow has opened the parent run
