@@ -4,12 +4,25 @@ the allocator setting.
 
 The allocator setting (glibc ``mallopt``) cannot be undone inside a process, so the
 parent runs one child per (setting, round), alternating ``off`` and ``on``; each child
-measures the matmul ceilings and then trains the CNN with ``training.engine.fit``.
-FLOPs per training sample (forward + backward) are counted with
+trains the CNN with ``training.engine.fit``, one timed epoch at a time, and measures the
+matmul ceiling right before and after every epoch. Each epoch's fraction is taken against
+the mean of its two neighbouring ceilings: on a shared or frequency-scaling machine the
+ceiling itself moves by 20% within a minute, and a ceiling taken once at start-up made the
+fraction swing as much. FLOPs per training sample (forward + backward) are counted with
 ``torch.utils.flop_counter.FlopCounterMode``, not assumed.
 
-    python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256]
-        [--precisions fp32,fp32_cl]
+``--model project`` is the project's ``cnn`` at depth 8 (stem + 6 body convolutions +
+linear head, pooling where ``downsample_at`` puts it); ``--model reference`` is the issue's
+reference network: 8 convolutions with a 2x2 max-pool after every second one (the
+project's ``cnn`` at depth 9 with ``downsample_at`` [1/7, 3/7, 5/7]; the fourth pool of the
+reference would only shrink the map that global average pooling reads).
+
+``--profile`` adds one torch.profiler pass per precision: the share of the step spent in
+convolution forward, convolution backward and everything else, and the fraction of the
+ceiling the convolutions alone reach.
+
+    python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256] [--epochs 4]
+        [--precisions fp32,fp32_cl] [--model project|reference] [--profile]
 
 ``--precisions fp32,fp32_cl`` skips channels_last + bf16, which on a CPU without AVX-512 BF16 or
 AMX runs emulated (10-50x slower) and measures nothing the user would choose.
@@ -44,33 +57,46 @@ CPU = torch.device("cpu")
 PRECISIONS = {"fp32": ("fp32", "off"), "fp32_cl": ("fp32", "on"), "bf16_cl": ("bf16", "on")}
 
 
-def matmul_ceiling(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
-    """FLOP/s of a square matmul: the best this CPU does in ``dtype``."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(3):
+MODELS = {
+    "project": {"depth": 8},
+    "reference": {"depth": 9, "downsample_at": [1 / 7, 3 / 7, 5 / 7]},
+}
+MATMUL_SIZE = 2048
+
+
+class MatmulCeiling:
+    """FLOP/s of a square matmul in ``dtype``: what this CPU does at best, right now."""
+
+    def __init__(self, dtype: torch.dtype, repeats: int = 4) -> None:
+        self.a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=dtype)
+        self.b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=dtype)
+        self.repeats = repeats
+        self.a @ self.b
+
+    def measure(self) -> float:
         start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return 2 * size**3 / best
+        for _ in range(self.repeats):
+            self.a @ self.b
+        return 2 * MATMUL_SIZE**3 * self.repeats / (time.perf_counter() - start)
 
 
-def cnn() -> nn.Module:
+def cnn(model: str) -> nn.Module:
     torch.manual_seed(0)
-    return build_model("cnn", in_shape=(3, 32, 32), num_classes=10, depth=8, width=64)
+    return build_model("cnn", in_shape=(3, 32, 32), num_classes=10, width=64, **MODELS[model])
 
 
-def flops_per_sample(batch: int = 8) -> float:
-    model = cnn()
+def flops_per_sample(model_name: str, batch: int = 8) -> float:
+    model = cnn(model_name)
     counter = FlopCounterMode(display=False)
     with counter:
         model(torch.randn(batch, 3, 32, 32)).sum().backward()
     return counter.get_total_flops() / batch
 
 
-def train_rate(name: str, samples: int, epochs: int) -> float:
+def train_rates(
+    name: str, model_name: str, samples: int, epochs: int, ceiling: MatmulCeiling
+) -> list[tuple[float, float]]:
+    """(samples/s, matmul FLOP/s around it) for each of ``epochs`` timed epochs."""
     precision, layout = PRECISIONS[name]
     options = PerformanceOptions(precision=precision, channels_last=layout, allocator=False)
     performance = resolve_performance(options, CPU, convolutional=True)
@@ -86,25 +112,71 @@ def train_rate(name: str, samples: int, epochs: int) -> float:
         shuffle=True,
         memory_format=performance.memory_format,
     )
-    model = performance.prepare_model(cnn())
+    model = performance.prepare_model(cnn(model_name))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     fit(model, batches, optimizer=optimizer, epochs=1, performance=performance)  # warm-up
-    start = time.perf_counter()
-    fit(model, batches, optimizer=optimizer, epochs=epochs, performance=performance)
-    return samples * epochs / (time.perf_counter() - start)
+    pairs = []
+    for _ in range(epochs):
+        before = ceiling.measure()
+        start = time.perf_counter()
+        fit(model, batches, optimizer=optimizer, epochs=1, performance=performance)
+        rate = samples / (time.perf_counter() - start)
+        pairs.append((rate, (before + ceiling.measure()) / 2))
+    return pairs
+
+
+def step_profile(name: str, model_name: str, flops: float) -> dict[str, float]:
+    """Shares of one training step's CPU time: convolution forward, backward, the rest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    precision, layout = PRECISIONS[name]
+    memory_format = torch.channels_last if layout == "on" else torch.contiguous_format
+    model = cnn(model_name).to(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(128, 3, 32, 32).to(memory_format=memory_format)
+    y = torch.randint(0, 10, (128,))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    steps = 3
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    by_name = {event.key: event.self_cpu_time_total for event in prof.key_averages()}
+    total = sum(by_name.values())
+    forward = by_name.get("aten::mkldnn_convolution", 0.0)
+    backward = by_name.get("aten::convolution_backward", 0.0)
+    return {
+        "conv_forward_share": forward / total,
+        "conv_backward_share": backward / total,
+        "other_share": 1 - (forward + backward) / total,
+        # profiler times are in microseconds
+        "conv_flop_rate": flops * 128 * steps / ((forward + backward) / 1e6),
+    }
 
 
 def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     allocator = keep_large_blocks() if args.allocator == "on" else "off"
-    result = {
-        "allocator": allocator,
-        "ceiling_fp32": matmul_ceiling(torch.float32),
-        "ceiling_bf16": matmul_ceiling(torch.bfloat16),
-        "flops_per_sample": flops_per_sample(),
-    }
+    flops = flops_per_sample(args.model)
+    ceilings = {"fp32": MatmulCeiling(torch.float32), "bf16": MatmulCeiling(torch.bfloat16)}
+    result: dict = {"allocator": allocator, "flops_per_sample": flops}
     for name in args.precisions:
-        result[f"rate_{name}"] = train_rate(name, args.samples, args.epochs)
+        ceiling = ceilings[PRECISIONS[name][0]]
+        pairs = train_rates(name, args.model, args.samples, args.epochs, ceiling)
+        result[f"rate_{name}"] = statistics.median(rate for rate, _ in pairs)
+        result[f"ceiling_{name}"] = statistics.median(ceil for _, ceil in pairs)
+        result[f"fraction_{name}"] = statistics.median(rate * flops / ceil for rate, ceil in pairs)
+        if args.profile:
+            shares = step_profile(name, args.model, flops)
+            shares["conv_fraction"] = shares.pop("conv_flop_rate") / ceiling.measure()
+            result[f"profile_{name}"] = shares
     print(json.dumps(result))
 
 
@@ -113,7 +185,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=4, help="timed epochs per child")
+    parser.add_argument("--model", choices=list(MODELS), default="project")
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument(
         "--precisions",
         type=lambda text: text.split(","),
@@ -140,26 +214,36 @@ def main() -> None:
             results[setting].append(json.loads(out.strip().splitlines()[-1]))
     flops = results["off"][0]["flops_per_sample"]
     print(
-        f"depth-8 CNN (64 filters, 3x32x32, batch 128, SGD): {flops / 1e6:.0f} MFLOP per "
-        f"training sample (FlopCounterMode); {args.threads} thread(s), {args.rounds} rounds, "
-        "medians"
+        f"{args.model} CNN (64 filters, 3x32x32, batch 128, SGD): {flops / 1e6:.0f} MFLOP per "
+        f"training sample (FlopCounterMode); {args.threads} thread(s), {args.rounds} rounds "
+        f"of {args.epochs} timed epochs, each against the ceiling measured around it; medians"
     )
     for setting, rows in results.items():
 
         def med(key: str, rows: list[dict] = rows) -> float:
             return statistics.median(row[key] for row in rows)
 
-        print(
-            f"allocator {setting} ({rows[0]['allocator']}): ceiling fp32 "
-            f"{med('ceiling_fp32') / 1e9:.0f} GFLOP/s, bf16 {med('ceiling_bf16') / 1e9:.0f} GFLOP/s"
-        )
+        print(f"allocator {setting} ({rows[0]['allocator']}):")
         for name in args.precisions:
             rate = med(f"rate_{name}")
-            ceiling = med("ceiling_bf16" if name.startswith("bf16") else "ceiling_fp32")
             print(
-                f"  {name}: {rate:.0f} samples/s = {rate * flops / 1e9:.0f} GFLOP/s = "
-                f"{rate * flops / ceiling:.2f} of the {name[:4]} ceiling"
+                f"  {name}: {rate:.0f} samples/s = {rate * flops / 1e9:.0f} GFLOP/s; "
+                f"{PRECISIONS[name][0]} ceiling {med(f'ceiling_{name}') / 1e9:.0f} GFLOP/s; "
+                f"fraction {med(f'fraction_{name}'):.2f} (per round: "
+                + ", ".join(f"{row[f'fraction_{name}']:.2f}" for row in rows)
+                + ")"
             )
+            if args.profile:
+                shares = {
+                    key: statistics.median(row[f"profile_{name}"][key] for row in rows)
+                    for key in rows[0][f"profile_{name}"]
+                }
+                print(
+                    f"    step time: conv forward {shares['conv_forward_share']:.0%}, "
+                    f"conv backward {shares['conv_backward_share']:.0%}, other "
+                    f"{shares['other_share']:.0%}; the convolutions alone reach "
+                    f"{shares['conv_fraction']:.2f} of the ceiling"
+                )
 
 
 if __name__ == "__main__":

@@ -139,7 +139,8 @@ def _log_skipped(skipped: list[str]) -> None:
         mlflow.log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
 
 
-def _recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
+def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
+    """The training recipe of one variant group, as the study runs it (benchmarks use it too)."""
     training = dict(config["groups"][group]["training"])
     training["milestones"] = tuple(training["milestones"])
     return Recipe(
@@ -170,7 +171,7 @@ def train_variant(
     data = SplitData.from_bundle(bundle, split)
     options = config["groups"][group]["model"]
     training = config["groups"][group]["training"]
-    recipe = _recipe(config, group, seed)
+    recipe = group_recipe(config, group, seed)
     augment_params = config["data"]["augment"]
     augment = (
         crop_and_flip(augment_params["crop_padding"], augment_params["flip"])
