@@ -2,11 +2,12 @@
 minimal hand-written PyTorch loop, same model, same data, alternated in one process.
 
     python benchmarks/cnn_overhead.py [--samples 512] [--rounds 5] [--threads 1]
-        [--precision bf16] [--channels-last]
+        [--precision bf16] [--channels-last] [--compile] [--device cuda]
 
-``--precision``/``--channels-last`` apply to both loops alike (the engine through its
-``performance`` argument and ``DeviceBatches(memory_format=...)``, the hand loop with
-``torch.autocast`` and ``.to(memory_format=...)``).
+``--precision``/``--channels-last``/``--compile`` apply to both loops alike (the engine
+through its ``performance`` argument and ``DeviceBatches(memory_format=...)``, the hand
+loop with ``torch.autocast``, ``.to(memory_format=...)`` and ``torch.compile``);
+``fp16`` (CUDA only) adds a GradScaler to both. The warm-up round pays the compilation.
 
 Prints samples/s of each (median over rounds, after one warm-up epoch each) and
 ``ratio engine/hand`` per model (1.00 = no overhead; higher = engine faster).
@@ -34,6 +35,7 @@ from cnn_lab.training import (
     resolve_device,
     resolve_performance,
 )
+from cnn_lab.training.performance import apply_process_settings
 
 CASES = (
     ("cifar_resnet", 20, {}),
@@ -64,6 +66,7 @@ def hand_epoch(
     batch_size: int,
     seed: int,
     dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler,
 ) -> float:
     """What a person writes without an engine: shuffle, slice, step."""
     loss_fn = nn.CrossEntropyLoss()
@@ -79,8 +82,9 @@ def hand_epoch(
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             loss = loss_fn(model(x[index].contiguous(memory_format=fmt)), y[index])
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     _sync(x.device)
     return time.perf_counter() - start
 
@@ -92,8 +96,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -105,16 +110,19 @@ def main() -> None:
     options = PerformanceOptions(
         precision=args.precision,
         channels_last="on" if args.channels_last else "off",
+        compile="on" if args.compile else "off",
         allocator=False,  # benchmarks/flops.py measures the allocator setting
     )
-    performance = resolve_performance(options, device, convolutional=True)
+    # cuDNN autotuning (CUDA) holds for the whole process: both loops get it alike.
+    performance = apply_process_settings(resolve_performance(options, device, convolutional=True))
     fmt = performance.memory_format or torch.contiguous_format
     x = norm.apply(torch.as_tensor(images).to(device)).contiguous(memory_format=fmt)
     y = torch.as_tensor(labels, dtype=torch.long).to(device)
     print(
         f"device {device}, threads {args.threads}, {args.samples} samples 3x32x32, "
         f"batch {args.batch_size}, {performance.precision}, channels_last "
-        f"{performance.channels_last}, {args.rounds} alternated rounds"
+        f"{performance.channels_last}, compile {performance.compile}, "
+        f"{args.rounds} alternated rounds"
     )
     for family, depth, options in CASES:
         torch.manual_seed(0)
@@ -126,6 +134,11 @@ def main() -> None:
             name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
             for name, m in models.items()
         }
+        trained = {
+            "engine": performance.compiled(models["engine"]),
+            "hand": torch.compile(models["hand"]) if performance.compile else models["hand"],
+        }
+        scaler = torch.amp.GradScaler(device.type, enabled=performance.precision == "fp16")
         batches = DeviceBatches(
             images,
             labels,
@@ -137,15 +150,16 @@ def main() -> None:
         )
         times: dict[str, list[float]] = {"engine": [], "hand": []}
         for round_ in range(args.rounds + 1):  # round 0 warms both up
-            t_engine = engine_epoch(models["engine"], batches, optims["engine"], performance)
+            t_engine = engine_epoch(trained["engine"], batches, optims["engine"], performance)
             t_hand = hand_epoch(
-                models["hand"],
+                trained["hand"],
                 x,
                 y,
                 optims["hand"],
                 args.batch_size,
                 round_,
                 performance.autocast_dtype,
+                scaler,
             )
             if round_:
                 times["engine"].append(t_engine)

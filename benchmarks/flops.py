@@ -17,12 +17,19 @@ reference network: 8 convolutions with a 2x2 max-pool after every second one (th
 project's ``cnn`` at depth 9 with ``downsample_at`` [1/7, 3/7, 5/7]; the fourth pool of the
 reference would only shrink the map that global average pooling reads).
 
-``--profile`` adds one torch.profiler pass per precision: the share of the step spent in
+``--device cuda`` runs one child per round (the allocator setting is glibc's, CPU only),
+times with ``torch.cuda.synchronize``, uses 8192x8192 matmuls for the ceiling and compares
+fp32 against the TF32 ceiling when cuDNN runs fp32 convolutions in TF32 (PyTorch's
+default, ``torch.backends.cudnn.allow_tf32``). ``--compile`` trains the compiled model
+(the warm-up epoch pays the compilation). Give CUDA more samples, e.g. ``--samples 16384``.
+
+``--profile`` (CPU only) adds one torch.profiler pass per precision: the share of the step spent in
 convolution forward, convolution backward and everything else, and the fraction of the
 ceiling the convolutions alone reach.
 
     python benchmarks/flops.py [--rounds 3] [--threads 1] [--samples 256] [--epochs 4]
         [--precisions fp32,fp32_cl] [--model project|reference] [--profile]
+        [--device cpu|cuda] [--compile]
 
 ``--precisions fp32,fp32_cl`` skips channels_last + bf16, which on a CPU without AVX-512 BF16 or
 AMX runs emulated (10-50x slower) and measures nothing the user would choose.
@@ -48,11 +55,11 @@ from cnn_lab.training import (
     Normalisation,
     PerformanceOptions,
     fit,
+    resolve_device,
     resolve_performance,
 )
-from cnn_lab.training.performance import keep_large_blocks
+from cnn_lab.training.performance import apply_process_settings, keep_large_blocks
 
-CPU = torch.device("cpu")
 # name -> (precision, channels_last); fp32_cl is what ``auto`` picks on a CPU without fast bf16.
 PRECISIONS = {"fp32": ("fp32", "off"), "fp32_cl": ("fp32", "on"), "bf16_cl": ("bf16", "on")}
 
@@ -61,23 +68,40 @@ MODELS = {
     "project": {"depth": 8},
     "reference": {"depth": 9, "downsample_at": [1 / 7, 3 / 7, 5 / 7]},
 }
-MATMUL_SIZE = 2048
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class MatmulCeiling:
-    """FLOP/s of a square matmul in ``dtype``: what this CPU does at best, right now."""
+    """FLOP/s of a square matmul in ``dtype``: what this device does at best, right now.
 
-    def __init__(self, dtype: torch.dtype, repeats: int = 4) -> None:
-        self.a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=dtype)
-        self.b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=dtype)
-        self.repeats = repeats
-        self.a @ self.b
+    ``tf32``: let fp32 matmuls use TF32 tensor cores (CUDA), as cuDNN's fp32
+    convolutions do by default.
+    """
+
+    def __init__(self, dtype: torch.dtype, device: torch.device, *, tf32: bool = False) -> None:
+        self.size = 8192 if device.type == "cuda" else 2048
+        self.repeats = 10 if device.type == "cuda" else 4
+        self.device, self.tf32 = device, tf32
+        self.a = torch.randn(self.size, self.size, dtype=dtype, device=device)
+        self.b = torch.randn(self.size, self.size, dtype=dtype, device=device)
+        self.measure()
 
     def measure(self) -> float:
-        start = time.perf_counter()
-        for _ in range(self.repeats):
-            self.a @ self.b
-        return 2 * MATMUL_SIZE**3 * self.repeats / (time.perf_counter() - start)
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        try:
+            _sync(self.device)
+            start = time.perf_counter()
+            for _ in range(self.repeats):
+                self.a @ self.b
+            _sync(self.device)
+            return 2 * self.size**3 * self.repeats / (time.perf_counter() - start)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def cnn(model: str) -> nn.Module:
@@ -94,12 +118,18 @@ def flops_per_sample(model_name: str, batch: int = 8) -> float:
 
 
 def train_rates(
-    name: str, model_name: str, samples: int, epochs: int, ceiling: MatmulCeiling
+    name: str, args: argparse.Namespace, device: torch.device, ceiling: MatmulCeiling
 ) -> list[tuple[float, float]]:
-    """(samples/s, matmul FLOP/s around it) for each of ``epochs`` timed epochs."""
+    """(samples/s, matmul FLOP/s around it) for each of ``args.epochs`` timed epochs."""
     precision, layout = PRECISIONS[name]
-    options = PerformanceOptions(precision=precision, channels_last=layout, allocator=False)
-    performance = resolve_performance(options, CPU, convolutional=True)
+    options = PerformanceOptions(
+        precision=precision,
+        channels_last=layout,
+        compile="on" if args.compile else "off",
+        allocator=False,  # the child has set it, or not, for the whole process
+    )
+    performance = apply_process_settings(resolve_performance(options, device, convolutional=True))
+    samples = args.samples
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (samples, 3, 32, 32), dtype=np.uint8)
     labels = rng.integers(0, 10, samples)
@@ -107,19 +137,22 @@ def train_rates(
         images,
         labels,
         batch_size=128,
-        device=CPU,
+        device=device,
         normalisation=Normalisation.from_uint8(images),
         shuffle=True,
         memory_format=performance.memory_format,
     )
-    model = performance.prepare_model(cnn(model_name))
+    model = performance.prepare_model(cnn(args.model).to(device))
+    trained = performance.compiled(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    fit(model, batches, optimizer=optimizer, epochs=1, performance=performance)  # warm-up
+    fit(trained, batches, optimizer=optimizer, epochs=1, performance=performance)  # warm-up
     pairs = []
-    for _ in range(epochs):
+    for _ in range(args.epochs):
         before = ceiling.measure()
+        _sync(device)
         start = time.perf_counter()
-        fit(model, batches, optimizer=optimizer, epochs=1, performance=performance)
+        fit(trained, batches, optimizer=optimizer, epochs=1, performance=performance)
+        _sync(device)
         rate = samples / (time.perf_counter() - start)
         pairs.append((rate, (before + ceiling.measure()) / 2))
     return pairs
@@ -163,13 +196,18 @@ def step_profile(name: str, model_name: str, flops: float) -> dict[str, float]:
 
 def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    allocator = keep_large_blocks() if args.allocator == "on" else "off"
+    device = resolve_device(args.device)
+    allocator = keep_large_blocks() if args.allocator == "on" else args.allocator
     flops = flops_per_sample(args.model)
-    ceilings = {"fp32": MatmulCeiling(torch.float32), "bf16": MatmulCeiling(torch.bfloat16)}
-    result: dict = {"allocator": allocator, "flops_per_sample": flops}
+    tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
+    ceilings = {
+        "fp32": MatmulCeiling(torch.float32, device, tf32=tf32),
+        "bf16": MatmulCeiling(torch.bfloat16, device),
+    }
+    result: dict = {"allocator": allocator, "flops_per_sample": flops, "tf32": tf32}
     for name in args.precisions:
         ceiling = ceilings[PRECISIONS[name][0]]
-        pairs = train_rates(name, args.model, args.samples, args.epochs, ceiling)
+        pairs = train_rates(name, args, device, ceiling)
         result[f"rate_{name}"] = statistics.median(rate for rate, _ in pairs)
         result[f"ceiling_{name}"] = statistics.median(ceil for _, ceil in pairs)
         result[f"fraction_{name}"] = statistics.median(rate * flops / ceil for rate, ceil in pairs)
@@ -180,6 +218,11 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def ceiling_name(name: str, tf32: bool) -> str:
+    precision = PRECISIONS[name][0]
+    return "tf32" if precision == "fp32" and tf32 else precision
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -187,24 +230,30 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs per child")
     parser.add_argument("--model", choices=list(MODELS), default="project")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="CPU only")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="train the compiled model")
     parser.add_argument(
         "--precisions",
         type=lambda text: text.split(","),
         default=list(PRECISIONS),
         help=f"comma-separated, from {', '.join(PRECISIONS)} (default: all)",
     )
-    parser.add_argument("--allocator", choices=("on", "off"), help=argparse.SUPPRESS)
+    parser.add_argument("--allocator", choices=("on", "off", "n/a"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     unknown = set(args.precisions) - set(PRECISIONS)
     if unknown:
         parser.error(f"--precisions: unknown {sorted(unknown)}; allowed: {', '.join(PRECISIONS)}")
+    on_cpu = resolve_device(args.device).type == "cpu"
+    if args.profile and not on_cpu:
+        parser.error("--profile reads CPU operator times; it is for --device cpu")
     if args.allocator:
         child(args)
         return
-    results: dict[str, list[dict]] = {"off": [], "on": []}
+    settings = ("off", "on") if on_cpu else ("n/a",)  # mallopt is glibc's: CPU memory only
+    results: dict[str, list[dict]] = {setting: [] for setting in settings}
     for _ in range(args.rounds):
-        for setting in ("off", "on"):
+        for setting in settings:
             out = subprocess.run(
                 [sys.executable, __file__, *sys.argv[1:], "--allocator", setting],
                 check=True,
@@ -215,7 +264,8 @@ def main() -> None:
     flops = results["off"][0]["flops_per_sample"]
     print(
         f"{args.model} CNN (64 filters, 3x32x32, batch 128, SGD): {flops / 1e6:.0f} MFLOP per "
-        f"training sample (FlopCounterMode); {args.threads} thread(s), {args.rounds} rounds "
+        f"training sample (FlopCounterMode); {args.device}, {args.threads} thread(s), compile "
+        f"{'on' if args.compile else 'off'}, {args.rounds} rounds "
         f"of {args.epochs} timed epochs, each against the ceiling measured around it; medians"
     )
     for setting, rows in results.items():
@@ -228,7 +278,8 @@ def main() -> None:
             rate = med(f"rate_{name}")
             print(
                 f"  {name}: {rate:.0f} samples/s = {rate * flops / 1e9:.0f} GFLOP/s; "
-                f"{PRECISIONS[name][0]} ceiling {med(f'ceiling_{name}') / 1e9:.0f} GFLOP/s; "
+                f"{ceiling_name(name, rows[0]['tf32'])} ceiling "
+                f"{med(f'ceiling_{name}') / 1e9:.0f} GFLOP/s; "
                 f"fraction {med(f'fraction_{name}'):.2f} (per round: "
                 + ", ".join(f"{row[f'fraction_{name}']:.2f}" for row in rows)
                 + ")"
