@@ -108,7 +108,7 @@ def main() -> None:
     # Training scales with the training images, validation with the validation images.
     epoch_50k = steady_train * 50_000 / args.train + (steady - steady_train) * 5_000 / args.val
     paper_epochs = PAPER_ITERATIONS / math.ceil(50_000 / recipe.batch_size)
-    first_extra = epochs[0]["epoch_time"] - steady
+    first_extra = max(0.0, epochs[0]["epoch_time"] - steady)
     print("ran with " + ", ".join(f"{k}={v}" for k, v in trained.performance.items()))
     print(
         f"{args.train} training images ({per_epoch} iterations of {recipe.batch_size}), "
