@@ -34,6 +34,7 @@ from cnn_lab.training import (
     fit,
     resolve_device,
     resolve_performance,
+    synchronize,
 )
 from cnn_lab.training.performance import apply_process_settings
 
@@ -43,18 +44,13 @@ CASES = (
 )
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def engine_epoch(
     model: nn.Module, batches: DeviceBatches, optimizer, performance: Performance
 ) -> float:
-    _sync(batches.device)
+    synchronize(batches.device)
     start = time.perf_counter()
     fit(model, batches, optimizer=optimizer, epochs=1, performance=performance)
-    _sync(batches.device)
+    synchronize(batches.device)
     return time.perf_counter() - start
 
 
@@ -71,7 +67,7 @@ def hand_epoch(
     """What a person writes without an engine: shuffle, slice, step."""
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
-    _sync(x.device)
+    synchronize(x.device)
     start = time.perf_counter()
     model.train()
     order = torch.randperm(len(x), generator=generator).to(x.device)
@@ -85,7 +81,7 @@ def hand_epoch(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-    _sync(x.device)
+    synchronize(x.device)
     return time.perf_counter() - start
 
 

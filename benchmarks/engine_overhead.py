@@ -34,6 +34,7 @@ from cnn_lab.training import (
     fit,
     resolve_device,
     resolve_performance,
+    synchronize,
 )
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -42,11 +43,6 @@ AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def autocast(precision: str, device: torch.device):
     dtype = AUTOCAST.get(precision)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +72,10 @@ def run_engine(
     optimizer = build_optimizer("adam", model.parameters(), lr=1e-3)
     options = PerformanceOptions(precision=precision, channels_last="off", allocator=False)
     performance = resolve_performance(options, device, convolutional=False)
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     fit(model, batches, optimizer=optimizer, epochs=epochs, performance=performance)
-    _sync(device)
+    synchronize(device)
     return epochs * len(labels) / (time.perf_counter() - start)
 
 
@@ -90,7 +86,7 @@ def run_hand(inputs, targets, *, epochs, batch_size, depth, width, precision, de
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator().manual_seed(0)
     n = len(targets)
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(device)
@@ -102,7 +98,7 @@ def run_hand(inputs, targets, *, epochs, batch_size, depth, width, precision, de
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-    _sync(device)
+    synchronize(device)
     return epochs * n / (time.perf_counter() - start)
 
 

@@ -57,6 +57,7 @@ from cnn_lab.training import (
     fit,
     resolve_device,
     resolve_performance,
+    synchronize,
 )
 from cnn_lab.training.performance import apply_process_settings, keep_large_blocks
 
@@ -68,11 +69,6 @@ MODELS = {
     "project": {"depth": 8},
     "reference": {"depth": 9, "downsample_at": [1 / 7, 3 / 7, 5 / 7]},
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class MatmulCeiling:
@@ -94,11 +90,11 @@ class MatmulCeiling:
         previous = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = self.tf32
         try:
-            _sync(self.device)
+            synchronize(self.device)
             start = time.perf_counter()
             for _ in range(self.repeats):
                 self.a @ self.b
-            _sync(self.device)
+            synchronize(self.device)
             return 2 * self.size**3 * self.repeats / (time.perf_counter() - start)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = previous
@@ -149,10 +145,10 @@ def train_rates(
     pairs = []
     for _ in range(args.epochs):
         before = ceiling.measure()
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         fit(trained, batches, optimizer=optimizer, epochs=1, performance=performance)
-        _sync(device)
+        synchronize(device)
         rate = samples / (time.perf_counter() - start)
         pairs.append((rate, (before + ceiling.measure()) / 2))
     return pairs

@@ -13,7 +13,7 @@ import torch
 
 from cnn_lab.models import build_model
 from cnn_lab.models.tiny import SCHEMES, apply_first_layer_mode, apply_init
-from cnn_lab.training.device import resolve_device
+from cnn_lab.training.device import resolve_device, synchronize
 
 
 def step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
@@ -25,8 +25,7 @@ def step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x), y).backward()
             optimizer.step()
-        if x.is_cuda:
-            torch.cuda.synchronize()
+        synchronize(x.device)
 
     run(5)  # warm-up
     start = time.perf_counter()

@@ -42,22 +42,18 @@ from cnn_lab.training import (
     PerformanceOptions,
     resolve_device,
     resolve_performance,
+    synchronize,
 )
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.performance import apply_process_settings
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def rate(batches: Iterable, samples: int, device: torch.device) -> float:
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in batches:
         pass
-    _sync(device)
+    synchronize(device)
     return samples / (time.perf_counter() - start)
 
 
@@ -77,14 +73,14 @@ def step_rate(batch_size: int, device: torch.device, steps: int = 5) -> tuple[fl
     loss_fn = nn.CrossEntropyLoss()
     times = []
     for _ in range(steps + 1):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         optimizer.zero_grad()
         with performance.autocast():
             loss = loss_fn(model(x), y)
         loss.backward()
         optimizer.step()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     settings = f"{performance.precision}, channels_last {performance.channels_last}"
     return batch_size / statistics.median(times[1:]), settings

@@ -10,7 +10,7 @@ from cnn_lab.training.callbacks import (
     ProgressLog,
     SplitEvaluation,
 )
-from cnn_lab.training.device import resolve_device, seed_everything
+from cnn_lab.training.device import resolve_device, seed_everything, synchronize
 from cnn_lab.training.engine import History, evaluate, fit, predict
 from cnn_lab.training.optim import build_optimizer, build_scheduler
 from cnn_lab.training.performance import Performance, PerformanceOptions, resolve_performance
@@ -34,6 +34,7 @@ __all__ = [
     "fit",
     "predict",
     "resolve_device",
+    "synchronize",
     "resolve_performance",
     "seed_everything",
 ]

@@ -39,6 +39,13 @@ def _resolve(name: str) -> torch.device:
     return torch.device(name)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device``: CUDA runs asynchronously, so a wall-clock
+    timing read without this measures the queueing, not the work. A no-op elsewhere."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def seed_everything(seed: int) -> None:
     """Seed every generator a run draws from, so CPU runs repeat exactly."""
     import random
