@@ -90,7 +90,7 @@ def _read_run_parameters(context: Any) -> dict[str, Any]:
 
     Read from the config loader, not ``context.params``: that property validates the
     parameters against every registered pipeline, which builds every study's pipelines
-    (with parameters not yet known) only to throw them away: about a second of start-up.
+    (with parameters not yet known) only to throw them away: 0.5-1 s of start-up.
     """
     global _run_parameters, _run_env, _run_context
     if _run_context is not context:
