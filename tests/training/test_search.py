@@ -92,12 +92,20 @@ def _slow_fake_training(trial, params, pruning) -> float:
     return _fake_training(trial, params, pruning)
 
 
-def _sweep_worker(storage: str, n_trials: int, start: Any) -> dict[str, Any]:
+def _sweep_worker(storage: str, n_trials: int, start: Any, overlap: Any) -> dict[str, Any]:
     """One process of a shared sweep, as each `kedro run` of the transfer search is."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start.wait()  # both processes create-or-join the study at the same moment
     study = open_study("sweep", storage, seed=0, pruner=build_pruner("none"))
-    trials = run_search(study, SearchSpace(), _slow_fake_training, n_trials=n_trials)
+    waited = []
+
+    def training(trial, params, pruning) -> float:
+        if not waited:  # the first trial of each process waits for the other's first trial:
+            waited.append(True)  # both are inside a trial at once, however loaded the machine
+            overlap.wait(timeout=60)
+        return _slow_fake_training(trial, params, pruning)
+
+    trials = run_search(study, SearchSpace(), training, n_trials=n_trials)
     return {"numbers": [t.number for t in trials], "best": best_params(study)}
 
 
@@ -107,8 +115,8 @@ def test_two_processes_share_one_study_through_an_sqlite_file(tmp_path: Path) ->
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
-        start = manager.Barrier(2)
-        futures = [pool.submit(_sweep_worker, storage, 4, start) for _ in range(2)]
+        start, overlap = manager.Barrier(2), manager.Barrier(2)
+        futures = [pool.submit(_sweep_worker, storage, 4, start, overlap) for _ in range(2)]
         reports = [f.result(timeout=120) for f in futures]
 
     study = optuna.load_study(study_name="sweep", storage=storage)
@@ -118,7 +126,8 @@ def test_two_processes_share_one_study_through_an_sqlite_file(tmp_path: Path) ->
     assert sorted(reports[0]["numbers"] + reports[1]["numbers"]) == list(range(8))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({t.params["lr"] for t in trials}) == 8  # no process repeated another's proposal
-    # The two processes really ran at the same time.
+    # The two processes ran trials at the same time: storage that serialised whole trials
+    # would leave the overlap barrier waiting until it broke.
     spans = [
         [(t.datetime_start, t.datetime_complete) for t in trials if t.number in r["numbers"]]
         for r in reports
