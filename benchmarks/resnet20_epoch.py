@@ -27,41 +27,39 @@ import dataclasses
 import math
 import statistics
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from cnn_lab.data.sources import LabelledImages
 from cnn_lab.models import build_model
 from cnn_lab.training import Normalisation, PerformanceOptions
 from cnn_lab.training.augment import crop_and_flip
-from cnn_lab.training.recipe import SplitData, train_model
+from cnn_lab.training.recipe import Recipe, SplitData, train_model
 
+PAPER_HE = Path(__file__).resolve().parents[1] / "conf" / "paper_he" / "parameters_cnn_depth.yml"
 PAPER_ITERATIONS = 64_000
 CLASSES = [str(k) for k in range(10)]
 
 
-def paper_recipe(args: argparse.Namespace):
-    from kedro.config import OmegaConfigLoader
+def paper_recipe(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
+    """The ``cifar`` group's recipe and augmentation from ``conf/paper_he``, with this
+    run's performance options.
 
-    from cnn_lab.pipelines.cnn_depth.nodes import group_recipe, validate_config
-    from cnn_lab.settings import CONFIG_LOADER_ARGS
-
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    loader = OmegaConfigLoader(conf_source=str(conf), env="paper_he", **CONFIG_LOADER_ARGS)
-    config = validate_config(loader["parameters"]["cnn_depth"])
-    recipe = group_recipe(config, "cifar", seed=0)
+    Read with PyYAML rather than through Kedro's config loader and the study's schema, so
+    the script runs where only PyTorch's stack is installed (a lent GPU machine);
+    ``tests/test_benchmark_recipe.py`` checks it equals the study's own recipe.
+    """
+    raw = yaml.safe_load(PAPER_HE.read_text(encoding="utf-8"))["cnn_depth"]
+    training = dict(raw["training"])
+    training["milestones"] = tuple(training["milestones"])
     performance = PerformanceOptions(
-        precision=args.precision,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        cudnn_benchmark=recipe.performance.cudnn_benchmark,
-        allocator=recipe.performance.allocator,
+        precision=args.precision, channels_last=args.channels_last, compile=args.compile
     )
-    recipe = dataclasses.replace(
-        recipe, epochs=args.epochs, device=args.device, performance=performance
-    )
-    return recipe, config["data"]["augment"]
+    recipe = Recipe(**training, device=args.device, performance=performance)
+    return dataclasses.replace(recipe, epochs=args.epochs), raw["data"]["augment"]
 
 
 def random_split(count: int, seed: int) -> LabelledImages:

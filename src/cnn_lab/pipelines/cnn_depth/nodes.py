@@ -140,7 +140,7 @@ def _log_skipped(skipped: list[str]) -> None:
 
 
 def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
-    """The training recipe of one variant group, as the study runs it (benchmarks use it too)."""
+    """The training recipe of one variant group, as the study runs it."""
     training = dict(config["groups"][group]["training"])
     training["milestones"] = tuple(training["milestones"])
     return Recipe(
