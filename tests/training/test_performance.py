@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ import torch
 from torch import nn
 
 from cnn_lab.data.sources import LabelledImages
+from cnn_lab.models import build_model
 from cnn_lab.training import performance as perf
 from cnn_lab.training.batching import DeviceBatches, Normalisation
 from cnn_lab.training.checkpoint import CheckpointStore, EpochCheckpoint
@@ -97,6 +102,105 @@ def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     kept = resolve_performance(options, CPU, convolutional=True, allow_reduced_precision=False)
     assert kept.precision == "fp32"
     assert fast.as_params()["perf_precision"] == "bf16"
+
+
+def narrow_resnet(width: int) -> nn.Module:
+    return build_model("resnet", in_shape=(1, 8, 8), num_classes=5, cifar_stem=True, width=width)
+
+
+def test_auto_keeps_narrow_strided_1x1_convolutions_out_of_channels_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A width-4 ResNet's downsample (1x1, stride 2, 4 input channels) is a layer whose
+    NHWC weight gradient corrupts the heap in oneDNN's AVX2 kernels: ``auto`` trains it in
+    NCHW on every CPU, an explicit ``on`` is honoured with a warning, CUDA is unaffected."""
+    narrow, wide = narrow_resnet(4), narrow_resnet(8)
+    hazard = perf.channels_last_hazard(narrow)
+    assert hazard == "layer2.0.downsample.0"
+    assert perf.channels_last_hazard(wide) is None
+    assert perf.channels_last_hazard(small_cnn()) is None
+    auto = resolve_performance(PerformanceOptions(), CPU, convolutional=True, hazard=hazard)
+    assert auto.channels_last is False
+    forced = PerformanceOptions(channels_last="on")
+    with caplog.at_level("WARNING", logger=perf.__name__):
+        assert resolve_performance(forced, CPU, convolutional=True, hazard=hazard).channels_last
+    assert "layer2.0.downsample.0" in caplog.text and "docs/performance.md" in caplog.text
+    cuda = resolve_performance(
+        PerformanceOptions(), torch.device("cuda"), convolutional=True, hazard=hazard
+    )
+    assert cuda.channels_last is True
+    performance, model, _ = perf.set_up_model(PerformanceOptions(), narrow, CPU)
+    assert performance.channels_last is False
+    assert model.conv1.weight.is_contiguous()
+
+
+# The case that aborted the suite on a 2-core AMD EPYC (Zen 3, AVX2 only): the transfer
+# study's width-4 CIFAR-stem ResNet on 1x8x8 digits, Adam, one thread, channels_last auto.
+AVX2_CASE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, torch
+    from cnn_lab.data.sources import LabelledImages
+    from cnn_lab.models import build_model
+    from cnn_lab.training.batching import Normalisation
+    from cnn_lab.training.performance import PerformanceOptions
+    from cnn_lab.training.recipe import Recipe, SplitData, train_model
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    def part(n):
+        return LabelledImages(
+            rng.integers(0, 256, (n, 1, 8, 8)).astype(np.uint8), rng.integers(0, 5, n),
+            list("abcde"))
+    train = part(256)
+    data = SplitData(train, part(64), part(64), Normalisation.from_uint8(train.images))
+    recipe = Recipe(epochs=3, batch_size=16, lr=1e-3, device="cpu", probe_gradients=False,
+                    performance=PerformanceOptions())
+    build = lambda: build_model(
+        "resnet", in_shape=(1, 8, 8), num_classes=5, cifar_stem=True, width=4)
+    trained = train_model(build, data, recipe, label="avx2")
+    print(json.dumps({"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                      "channels_last": trained.performance["perf_channels_last"],
+                      "loss": trained.history.epochs[-1]["train_loss"]}))
+    """
+)
+
+
+# glibc's malloc checks turn a heap corruption into an abort at the faulty free, so a
+# regression fails on the first step rather than by chance (glibc >= 2.34).
+MALLOC_DEBUG = [
+    p
+    for p in ("/lib/x86_64-linux-gnu/libc_malloc_debug.so.0", "/usr/lib64/libc_malloc_debug.so.0")
+    if os.path.exists(p)
+]
+
+
+def test_narrow_resnet_trains_with_the_cpu_kernels_held_to_avx2() -> None:
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    if MALLOC_DEBUG:
+        env |= {"LD_PRELOAD": MALLOC_DEBUG[0], "GLIBC_TUNABLES": "glibc.malloc.check=3"}
+    done = subprocess.run(
+        [sys.executable, "-c", AVX2_CASE], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["cpu_capability"] in ("AVX2", "DEFAULT")  # never AVX-512 under the cap
+    assert result["channels_last"] is False
+    assert np.isfinite(result["loss"])  # 48 steps of forward and backward ran through
+
+
+def test_bf16_is_not_fast_when_onednn_is_held_below_avx512_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    perf.cpu_has_fast_bf16.cache_clear()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    try:
+        assert perf.cpu_has_fast_bf16() is False
+        assert resolve_performance(PerformanceOptions(), CPU, convolutional=True).precision == (
+            "fp32"
+        )
+    finally:
+        perf.cpu_has_fast_bf16.cache_clear()
 
 
 def test_fp16_needs_cuda_and_bad_values_are_refused() -> None:

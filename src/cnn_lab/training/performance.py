@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,13 +22,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+logger = logging.getLogger(__name__)
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SWITCHES = ("auto", "on", "off")
 
 # glibc mallopt parameter numbers (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-# Keep large blocks: fresh activations otherwise page-fault on every step (issue 11:
-# 151 -> 214 samples/s for the depth-8 CNN on one CPU thread).
+# Keep large blocks: fresh activations otherwise page-fault on every step (151 -> 214
+# samples/s for the depth-8 CNN on one CPU thread).
 ALLOCATOR_SETTINGS = {
     "mmap_threshold": (_M_MMAP_THRESHOLD, 1 << 30),
     "trim_threshold": (_M_TRIM_THRESHOLD, 4 << 30),
@@ -52,11 +56,21 @@ class PerformanceOptions:
                 raise ValueError(f"{key} must be one of {SWITCHES}, got {getattr(self, key)!r}")
 
 
+# oneDNN ISAs (ONEDNN_MAX_CPU_ISA) below AVX512_CORE_BF16: capped there, oneDNN emulates
+# bf16 even when the CPU advertises it.
+_ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
+    ["SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"]
+)
+
+
 @lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """AVX-512 BF16 or AMX advertised by the CPU (Linux). Without them oneDNN emulates
-    bf16 and a matmul runs several times *slower* than float32 (measured 27 vs 143
-    GFLOP/s on an AVX-512 CPU without the BF16 extension)."""
+    """AVX-512 BF16 or AMX advertised by the CPU (Linux) and not masked by
+    ``ONEDNN_MAX_CPU_ISA``. Without them oneDNN emulates bf16 and a matmul runs several
+    times *slower* than float32 (measured 27 vs 143 GFLOP/s on an AVX-512 CPU without the
+    BF16 extension)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ONEDNN_ISAS_WITHOUT_BF16:
+        return False
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -67,6 +81,24 @@ def cpu_has_fast_bf16() -> bool:
             flags = set(line.split(":", 1)[1].split())
             break
     return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def channels_last_hazard(model: nn.Module) -> str | None:
+    """The first convolution of ``model`` whose channels_last weight gradient corrupts the
+    heap in oneDNN's AVX2 kernels, or None. A 1x1 convolution with stride > 1 and 2-7
+    input channels per group (a narrow ResNet's downsample) writes out of bounds in its
+    NHWC backward-weights pass on AVX2-only CPUs (torch 2.14.1; the reproduction is in
+    docs/performance.md); NCHW and AVX-512 kernels are sound. The test is the same on every
+    CPU so that ``auto`` picks the same layout, and hence the same arithmetic, everywhere."""
+    for name, module in model.named_modules():
+        if (
+            isinstance(module, nn.Conv2d)
+            and module.kernel_size == (1, 1)
+            and max(module.stride) > 1
+            and module.in_channels // module.groups < 8
+        ):
+            return name or type(module).__name__
+    return None
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -141,13 +173,16 @@ def resolve_performance(
     *,
     convolutional: bool,
     allow_reduced_precision: bool = True,
+    hazard: str | None = None,
 ) -> Performance:
     """Turn ``auto`` into concrete choices for ``device``; refuse impossible requests
     (fp16 off CUDA) before any training.
 
     ``auto`` precision is bf16 where the hardware runs it fast and the study allows
-    reduced precision, else fp32; ``auto`` channels_last is on for CNNs on CPU and CUDA;
-    compile is off unless asked (10-40 s of compilation per model did not pay on CPU).
+    reduced precision, else fp32; ``auto`` channels_last is on for CNNs on CPU and CUDA,
+    except on a CPU when ``hazard`` names a layer oneDNN mishandles in that layout
+    (:func:`channels_last_hazard`); compile is off unless asked (10-40 s of compilation per
+    model did not pay on CPU).
     """
     precision = options.precision
     if precision == "fp16" and device.type != "cuda":
@@ -159,6 +194,17 @@ def resolve_performance(
     # NHWC convolutions: 1.03-1.84x faster training on this project's CNNs on a CPU in
     # fp32 as well (benchmarks/README.md); MPS is left alone (not measured).
     channels_last = convolutional and _switch(options.channels_last, device.type in ("cpu", "cuda"))
+    if channels_last and hazard is not None and device.type == "cpu":
+        if options.channels_last == "auto":
+            logger.info("channels_last off: layer %r is unsafe in oneDNN's NHWC kernels", hazard)
+            channels_last = False
+        else:
+            logger.warning(
+                "channels_last 'on' with layer %r: oneDNN's AVX2 kernels corrupt memory on "
+                "this layer's weight gradient (docs/performance.md); use 'auto' or 'off' on "
+                "CPUs without AVX-512",
+                hazard,
+            )
     cudnn_benchmark = device.type == "cuda" and _switch(options.cudnn_benchmark, True)
     return Performance(
         device=device,
@@ -190,7 +236,10 @@ def set_up_model(
     the same model). Saves and loads go through the second, training through the third."""
     performance = apply_process_settings(
         resolve_performance(
-            options, device, convolutional=any(isinstance(m, nn.Conv2d) for m in model.modules())
+            options,
+            device,
+            convolutional=any(isinstance(m, nn.Conv2d) for m in model.modules()),
+            hazard=channels_last_hazard(model),
         )
     )
     model = performance.prepare_model(model)
