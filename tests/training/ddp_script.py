@@ -8,12 +8,14 @@ Each rank writes ``<out>/rank<r>.pt``: its history, weights and scores per scena
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from cnn_lab.data.sources import LabelledImages
@@ -98,6 +100,32 @@ def engine_run(family: str, augment: bool) -> dict[str, Any]:
     }
 
 
+class UnsyncedDataParallel(DistributedDataParallel):
+    """DistributedDataParallel with the gradient all-reduce left out: each rank steps on
+    its own shard's gradient. The fault the equivalence tests must catch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+        # Unannotated: DDP rejects a hook whose annotations are not its own types.
+        def local_only(state, bucket):
+            kept: torch.futures.Future = torch.futures.Future()
+            kept.set_result(bucket.buffer())
+            return kept
+
+        self.register_comm_hook(None, local_only)
+
+
+@contextmanager
+def without_gradient_all_reduce() -> Any:
+    wrapper = distributed.DistributedDataParallel
+    distributed.DistributedDataParallel = UnsyncedDataParallel
+    try:
+        yield
+    finally:
+        distributed.DistributedDataParallel = wrapper
+
+
 def recipe_run(folder: Path) -> dict[str, Any]:
     """``train_model`` with checkpoints, each rank pointed at a folder of its own: only
     rank 0's may fill up. A second call finds the run finished (rank 0's checkpoint, sent
@@ -171,8 +199,11 @@ def loader_run() -> dict[str, Any]:
 def main(out: str) -> None:
     torch.set_num_threads(1)
     folder = Path(out)
+    with without_gradient_all_reduce():
+        unsynced = engine_run("cnn", augment=True)
     result = {
         "world_size": distributed.world_size(),
+        "cnn_unsynced": unsynced,
         "cnn": engine_run("cnn", augment=True),
         "mlp": engine_run("mlp", augment=False),
         "recipe": recipe_run(folder / "checkpoints"),
