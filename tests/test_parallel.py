@@ -4,11 +4,11 @@ tracking URI every process resolves. No GPU needed."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -69,16 +69,21 @@ def test_devices_parameter_is_validated_with_its_key() -> None:
         parse_parallel({"device": "round_robin"})
 
 
-def _gpu_of_this_worker() -> tuple[int | None, str | None]:
-    time.sleep(0.3)  # keep this worker busy so the pool hands the other task to the other one
+def _gpu_of_this_worker(both_running: Any) -> tuple[int | None, str | None]:
+    # Each task holds its worker until the other task runs too, so the two tasks are in two
+    # workers however slowly the second worker starts on a loaded machine.
+    both_running.wait(timeout=60)
     worker = worker_number()
     return worker, gpu_for_worker(worker, "round_robin", 2)  # type: ignore[arg-type]
 
 
 def test_the_workers_of_one_pool_get_different_gpus() -> None:
     assert worker_number() is None  # the main process keeps the study's device
-    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("fork")) as pool:
-        results = [f.result() for f in [pool.submit(_gpu_of_this_worker) for _ in range(2)]]
+    context = get_context("fork")
+    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
+        both_running = manager.Barrier(2)
+        tasks = [pool.submit(_gpu_of_this_worker, both_running) for _ in range(2)]
+        results = [task.result(timeout=120) for task in tasks]
     workers = {w for w, _ in results}
     assert len(workers) == 2 and None not in workers
     assert {gpu for _, gpu in results} == {"cuda:0", "cuda:1"}
