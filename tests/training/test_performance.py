@@ -95,11 +95,15 @@ def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     slow = resolve_performance(options, CPU, convolutional=True)
     assert (slow.precision, slow.channels_last, slow.compile) == ("fp32", True, False)
     monkeypatch.setattr(perf, "bf16_is_fast", lambda device: True)
-    fast = resolve_performance(options, CPU, convolutional=True)
+    # A CPU with fast bf16 still runs fp32 unasked: the same numbers on every CPU.
+    assert resolve_performance(options, CPU, convolutional=True).precision == "fp32"
+    fast = resolve_performance(options, torch.device("cuda"), convolutional=True)
     assert (fast.precision, fast.channels_last) == ("bf16", True)
     assert not resolve_performance(options, CPU, convolutional=False).channels_last
     assert not resolve_performance(options, torch.device("mps"), convolutional=True).channels_last
-    kept = resolve_performance(options, CPU, convolutional=True, allow_reduced_precision=False)
+    kept = resolve_performance(
+        options, torch.device("cuda"), convolutional=True, allow_reduced_precision=False
+    )
     assert kept.precision == "fp32"
     assert fast.as_params()["perf_precision"] == "bf16"
 
@@ -189,16 +193,21 @@ def test_narrow_resnet_trains_with_the_cpu_kernels_held_to_avx2() -> None:
     assert np.isfinite(result["loss"])  # 48 steps of forward and backward ran through
 
 
-def test_bf16_is_not_fast_when_onednn_is_held_below_avx512_bf16(
-    monkeypatch: pytest.MonkeyPatch,
+def test_bf16_asked_on_a_cpu_that_emulates_it_is_run_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """``ONEDNN_MAX_CPU_ISA`` below AVX512_CORE_BF16 makes oneDNN emulate bf16 whatever
+    the CPU advertises."""
     perf.cpu_has_fast_bf16.cache_clear()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
     try:
         assert perf.cpu_has_fast_bf16() is False
-        assert resolve_performance(PerformanceOptions(), CPU, convolutional=True).precision == (
-            "fp32"
-        )
+        with caplog.at_level("WARNING", logger=perf.__name__):
+            asked = resolve_performance(
+                PerformanceOptions(precision="bf16"), CPU, convolutional=True
+            )
+        assert asked.precision == "bf16"
+        assert "emulates it" in caplog.text
     finally:
         perf.cpu_has_fast_bf16.cache_clear()
 

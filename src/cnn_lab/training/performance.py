@@ -178,10 +178,11 @@ def resolve_performance(
     """Turn ``auto`` into concrete choices for ``device``; refuse impossible requests
     (fp16 off CUDA) before any training.
 
-    ``auto`` precision is bf16 where the hardware runs it fast and the study allows
-    reduced precision, else fp32; ``auto`` channels_last is on for CNNs on CPU and CUDA,
-    except on a CPU when ``hazard`` names a layer oneDNN mishandles in that layout
-    (:func:`channels_last_hazard`); compile is off unless asked (10-40 s of compilation per
+    ``auto`` precision is bf16 on a CUDA device that runs it fast when the study allows
+    reduced precision, else fp32 (on a CPU too: ask for bf16 there); ``auto``
+    channels_last is on for CNNs on CPU and CUDA, except on a CPU when ``hazard`` names a
+    layer oneDNN mishandles in that layout (:func:`channels_last_hazard`); compile is off
+    unless asked (10-40 s of compilation per
     model did not pay on CPU).
     """
     precision = options.precision
@@ -190,7 +191,16 @@ def resolve_performance(
     if precision == "bf16" and device.type == "mps":
         raise ValueError("precision 'bf16' is not supported on MPS here; use fp32")
     if precision == "auto":
-        precision = "bf16" if allow_reduced_precision and bf16_is_fast(device) else "fp32"
+        # Never bf16 on a CPU unasked: the same seed would then give other numbers on CPUs
+        # with AVX-512 BF16/AMX than on the AVX2 ones, and networks at the edge of
+        # trainability (the deep plain MLPs) change outcome with 8 bits of mantissa.
+        fast = device.type == "cuda" and bf16_is_fast(device)
+        precision = "bf16" if allow_reduced_precision and fast else "fp32"
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+        logger.warning(
+            "precision 'bf16' on a CPU without AVX-512 BF16 or AMX: oneDNN emulates it, "
+            "several times slower than fp32"
+        )
     # NHWC convolutions: 1.03-1.84x faster training on this project's CNNs on a CPU in
     # fp32 as well (benchmarks/README.md); MPS is left alone (not measured).
     channels_last = convolutional and _switch(options.channels_last, device.type in ("cpu", "cuda"))
