@@ -97,11 +97,7 @@ def plot(values: dict[tuple[str, int], list[float]], path: Path) -> None:
                 ys = values[family, depth]
                 ax.plot(range(1, len(ys) + 1), ys, marker=".", label=f"depth {depth}")
             ax.set_yscale("log")
-            ax.set_title(
-                "former resmlp: x + ReLU(Wx+b)"
-                if family == "former resmlp"
-                else family
-            )
+            ax.set_title("former resmlp: x + ReLU(Wx+b)" if family == "former resmlp" else family)
             ax.set_xlabel("weight layer")
             ax.grid(True, which="both", alpha=0.3)
         axes[row][0].set_ylabel("std of the representation after the layer")
