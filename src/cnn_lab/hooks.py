@@ -14,6 +14,7 @@ from kedro.framework.hooks import hook_impl
 from cnn_lab.ranks import is_main_process
 
 _run_parameters: dict[str, Any] | None = None
+_runtime_parameters: dict[str, Any] = {}
 _run_env: str | None = None
 _run_context: Any = None
 
@@ -28,6 +29,12 @@ def run_parameters() -> dict[str, Any]:
 
     loader = OmegaConfigLoader(conf_source=str(find_project_root() / "conf"), **CONFIG_LOADER_ARGS)
     return dict(loader["parameters"])
+
+
+def runtime_parameters() -> dict[str, Any]:
+    """The ``--params`` of the current run (nested), {} outside a run or in a spawned
+    worker: what a study checks to tell a command-line override from a configured value."""
+    return _runtime_parameters
 
 
 def run_env() -> str:
@@ -92,9 +99,10 @@ def _read_run_parameters(context: Any) -> dict[str, Any]:
     parameters against every registered pipeline, which builds every study's pipelines
     (with parameters not yet known) only to throw them away: 0.5-1 s of start-up.
     """
-    global _run_parameters, _run_env, _run_context
+    global _run_parameters, _runtime_parameters, _run_env, _run_context
     if _run_context is not context:
         _run_parameters = dict(context.config_loader["parameters"])
+        _runtime_parameters = dict(getattr(context.config_loader, "runtime_params", None) or {})
         _run_env = context.env
         _run_context = context
     assert _run_parameters is not None

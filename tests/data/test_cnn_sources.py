@@ -111,3 +111,31 @@ def test_unreadable_image_skipped_and_counted(
     assert len(bundle.train) == 4
     assert f"unreadable image {bad}" in caplog.text
     assert "skipped 1 unreadable image(s)" in caplog.text
+
+
+def write_grey_folder(root: Path, counts: dict[str, int], size: int = 10) -> None:
+    rng = np.random.default_rng(1)
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (size, size), dtype=np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / name / f"{i}.png")
+
+
+def test_greyscale_folder_loads_as_one_channel(tmp_path: Path) -> None:
+    write_grey_folder(tmp_path, {"3": 2, "7": 2})
+    bundle = load_image_folder(tmp_path, size=8)  # channels="auto"
+    assert bundle.train.images.shape == (4, 1, 8, 8)
+    forced = load_image_folder(tmp_path, size=8, channels=3)
+    assert forced.train.images.shape == (4, 3, 8, 8)
+    # RGB of a greyscale image is the same plane three times
+    assert np.array_equal(forced.train.images[:, 0], bundle.train.images[:, 0])
+    assert np.array_equal(forced.train.images[:, 2], bundle.train.images[:, 0])
+
+
+def test_rgb_folder_loads_as_three_channels_and_can_be_forced_to_one(tmp_path: Path) -> None:
+    write_folder(tmp_path, {"a": 2, "b": 2})
+    assert load_image_folder(tmp_path, size=8).train.images.shape == (4, 3, 8, 8)
+    assert load_image_folder(tmp_path, size=8, channels=1).train.images.shape == (4, 1, 8, 8)
+    with pytest.raises(ValueError, match="channels must be one of auto, 1, 3, got 2"):
+        load_image_folder(tmp_path, size=8, channels=2)

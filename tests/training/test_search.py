@@ -16,6 +16,7 @@ from cnn_lab.training.search import (
     SearchSpace,
     best_params,
     build_pruner,
+    enqueue_untuned,
     open_study,
     run_search,
 )
@@ -138,3 +139,32 @@ def test_two_processes_share_one_study_through_an_sqlite_file(tmp_path: Path) ->
     best = max(trials, key=lambda t: t.value)
     assert best_params(study) == {**best.params, "value": best.value, "trial": best.number}
     assert max(r["best"]["value"] for r in reports) == best.value
+
+
+@pytest.mark.parametrize("pruner", ["none", "median"])
+def test_search_never_reports_a_best_below_its_enqueued_untuned_configuration(
+    pruner: str,
+) -> None:
+    """The untuned run sits at the peak of the fake objective (lr 1e-3): whatever the
+    sampler proposes afterwards, the best trial is at least as good on validation."""
+    space = SearchSpace(batch_sizes=(16, 64), optimizers=("adam", "rmsprop"))
+    untuned = {"lr": 1e-3, "batch_size": 64, "dropout": 0.0, "optimizer": "rmsprop", "x": 1}
+    expected = _fake_training(None, untuned, _NoPruning())
+    for seed in range(3):
+        study = open_study(f"s{seed}", "memory", seed=seed, pruner=build_pruner(pruner))
+        assert enqueue_untuned(study, space, untuned, "optimizers/rmsprop_lr1e-03")
+        trials = run_search(study, space, _fake_training, n_trials=4)
+        assert trials[0].params == {k: untuned[k] for k in space.point(untuned)}
+        assert trials[0].user_attrs["enqueued_from"] == "optimizers/rmsprop_lr1e-03"
+        best = best_params(study)
+        assert best["value"] >= expected
+    # a rerun on a stored study does not queue the same configuration again
+    assert enqueue_untuned(study, space, untuned, "again")
+    assert sum(t.state == optuna.trial.TrialState.WAITING for t in study.trials) == 0
+    # a configuration outside the space is refused, not silently clipped
+    assert not enqueue_untuned(study, space, {**untuned, "batch_size": 32}, "outside")
+
+
+class _NoPruning:
+    def on_epoch_end(self, state: EpochState) -> None:
+        pass

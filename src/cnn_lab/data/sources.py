@@ -149,19 +149,45 @@ def load_torchvision_images(
     return DatasetBundle(name, splits[True], splits[False])
 
 
-def _read_image(path: str, size: int) -> np.ndarray:
+# PIL modes with one value per pixel (alpha aside): "auto" keeps such folders greyscale.
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+CHANNEL_CHOICES = ("auto", 1, 3)
+
+
+def _read_image(path: str, size: int, channels: int | str = 3) -> np.ndarray:
+    """One image as uint8 C x size x size: ``channels`` 1 (luminance), 3 (RGB), or
+    "auto" (1 for a greyscale file, 3 otherwise)."""
     from PIL import Image
 
     with Image.open(path) as image:
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+        if channels == "auto":
+            channels = 1 if image.mode in GREY_MODES else 3
+        mode = "L" if channels == 1 else "RGB"
+        if image.mode in ("I", "I;16", "F") and mode == "L":
+            # 16-bit / float greyscale: scale to 0..255 rather than clip
+            values = np.asarray(image, dtype=np.float64)
+            top = max(float(values.max()), 1.0)
+            image = Image.fromarray(np.rint(values * (255.0 / top)).astype(np.uint8))
+        converted = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(converted, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def load_image_folder(
-    root: str | Path, *, size: int, on_unreadable: str = "stop", key: str = "data"
+    root: str | Path,
+    *,
+    size: int,
+    on_unreadable: str = "stop",
+    key: str = "data",
+    channels: int | str = "auto",
 ) -> DatasetBundle:
-    """Any ``root/<class>/<image>`` folder (torchvision's ImageFolder layout) as RGB
+    """Any ``root/<class>/<image>`` folder (torchvision's ImageFolder layout) as
     ``size`` x ``size`` images; class names are the folder names, sorted.
+
+    ``channels``: "auto" keeps a folder whose every image is greyscale as 1 channel (an
+    MNIST-like folder stays 1x28x28, so first-layer parameter counts are not tripled) and
+    reads any other folder as RGB, greyscale files repeated over 3 channels; 1 or 3 force
+    luminance or RGB.
 
     Unreadable files are each named in the log, then either stop the run
     (``on_unreadable="stop"``) or are left out and listed in ``DatasetBundle.skipped``.
@@ -169,6 +195,8 @@ def load_image_folder(
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+    if channels not in CHANNEL_CHOICES:
+        raise ValueError(f"{key}.channels must be one of auto, 1, 3, got {channels!r}")
     if on_unreadable not in UNREADABLE_ACTIONS:
         raise ValueError(
             f"{key}.on_unreadable must be one of {', '.join(UNREADABLE_ACTIONS)}, "
@@ -188,7 +216,7 @@ def load_image_folder(
     images, labels, skipped = [], [], []
     for path, label in samples:
         try:
-            images.append(_read_image(path, size))
+            images.append(_read_image(path, size, channels))
         except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "unreadable"
             logger.warning("unreadable image %s: %s", path, err)
             skipped.append(path)
@@ -204,5 +232,8 @@ def load_image_folder(
         logger.warning("skipped %d unreadable image(s) in %s", len(skipped), root)
     if not images:
         raise ValueError(f"no readable images in {root} (parameter {key}.root); {expected}")
+    if channels == "auto" and any(len(image) == 3 for image in images):
+        # a mixed folder: greyscale files become three equal channels, as PIL's RGB does
+        images = [np.repeat(image, 3, axis=0) if len(image) == 1 else image for image in images]
     data = LabelledImages(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes))
     return DatasetBundle(root.name or str(root), data, skipped=skipped)

@@ -49,6 +49,9 @@ class Report:
     figures: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
     findings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # diverged / skipped variants
+    # Further "what ran" lines, label -> value (e.g. each variant group's effective training
+    # settings when groups override the study's training block).
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 def encode_figure(figure: Figure) -> str:

@@ -275,14 +275,37 @@ def transfer_findings(
         findings.append(f"best optimizer ({by}): {best}, test accuracy {mean_text(test.loc[best])}")
     if "tuned" in rows.index:
         row = rows.loc["tuned"]
+        optimizer = f"{row['optimizer']}, " if isinstance(row.get("optimizer"), str) else ""
         text = (
-            f"tuned by the search (lr {row['lr']:.3g}, batch size {int(row['batch_size'])}, "
-            f"dropout {row['dropout']:.3g}): test accuracy {mean_text(test.loc['tuned'])}"
+            f"tuned by the search ({optimizer}lr {row['lr']:.3g}, batch size "
+            f"{int(row['batch_size'])}, dropout {row['dropout']:.3g}): test accuracy "
+            f"{mean_text(test.loc['tuned'])}"
         )
         if trials is not None and "state" in trials:
             pruned = int((trials["state"] == "PRUNED").sum())
             text += f"; {len(trials)} trial(s) in the study, {pruned} pruned"
+            if "user_attrs_enqueued_from" in trials:
+                seeded = trials["user_attrs_enqueued_from"].dropna()
+                if len(seeded):
+                    text += f"; the search started from the untuned run {seeded.iloc[0]}"
         findings.append(text)
+        untuned = pd.concat([presets, optimizers])
+        if len(untuned):
+            best = untuned.sort_values("mean", ascending=False, kind="stable").iloc[0]
+            tuned_val = val.set_index("approach").loc["tuned"]
+            name = best["approach"]
+            tests = f"test {mean_text(test.loc['tuned'])} vs {mean_text(test.loc[name])}"
+            if tuned_val["mean"] > best["mean"]:
+                findings.append(
+                    f"tuning beat the best untuned run ({name}) on validation accuracy: "
+                    f"{fmt(tuned_val['mean'])} vs {fmt(best['mean'])} ({tests})"
+                )
+            else:
+                findings.append(
+                    f"tuning did not beat the best untuned run: {name} has validation "
+                    f"accuracy {fmt(best['mean'])}, the tuned model {fmt(tuned_val['mean'])} "
+                    f"({tests}); prefer {name}, or give the search more trials"
+                )
     stopped = summary[summary["stopped_epoch"].notna()] if "stopped_epoch" in summary else []
     if len(stopped):
         findings.append(

@@ -201,6 +201,7 @@ def write_report(
     findings: list[str],
     problems: list[str],
     sections: tuple[dict[str, Any] | None, ...] = (),
+    settings: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """Assemble a study's report (its own tables and figures, then the dataset-analysis
     sections), render it and log it: what every study's report node ends with."""
@@ -219,5 +220,6 @@ def write_report(
         figures=figures,
         findings=findings,
         problems=problems,
+        settings=dict(settings or {}),
     )
     return publish(report)

@@ -29,11 +29,13 @@ IN_MEMORY = "memory"
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Learning rate (log-uniform), batch size (categorical) and dropout before the head."""
+    """Learning rate (log-uniform), batch size (categorical), dropout before the head and,
+    when ``optimizers`` is not empty, the optimizer (categorical)."""
 
     lr: tuple[float, float] = (1e-6, 1e-2)
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
     dropout: tuple[float, float] = (0.0, 0.5)
+    optimizers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, (low, high) in (("lr", self.lr), ("dropout", self.dropout)):
@@ -45,11 +47,47 @@ class SearchSpace:
             raise ValueError("search batch_sizes must not be empty")
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        return {
+        params = {
             "lr": trial.suggest_float("lr", *self.lr, log=True),
             "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
             "dropout": trial.suggest_float("dropout", *self.dropout),
         }
+        if self.optimizers:
+            params["optimizer"] = trial.suggest_categorical("optimizer", list(self.optimizers))
+        return params
+
+    def contains(self, params: dict[str, Any]) -> bool:
+        """Whether ``params`` (lr, batch_size, dropout[, optimizer]) is a point of the space."""
+        return (
+            self.lr[0] <= params["lr"] <= self.lr[1]
+            and params["batch_size"] in self.batch_sizes
+            and self.dropout[0] <= params["dropout"] <= self.dropout[1]
+            and (not self.optimizers or params.get("optimizer") in self.optimizers)
+        )
+
+    def point(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` reduced to this space's keys."""
+        keys = ("lr", "batch_size", "dropout", *(("optimizer",) if self.optimizers else ()))
+        return {k: params[k] for k in keys}
+
+
+def enqueue_untuned(
+    study: optuna.Study, space: SearchSpace, params: dict[str, Any], source: str
+) -> bool:
+    """Queue ``params`` (a configuration trained without tuning, e.g. the best preset) as
+    the search's next trial, so the best trial, and the tuned model retrained from it, is
+    never worse on validation than that configuration (Optuna's ``enqueue_trial``; a
+    study that already holds it, shared or rerun, is not given it again). False when the
+    configuration lies outside the space."""
+    if not space.contains(params):
+        logger.warning(
+            "untuned configuration %s (%s) lies outside the search space", params, source
+        )
+        return False
+    study.enqueue_trial(
+        space.point(params), user_attrs={"enqueued_from": source}, skip_if_exists=True
+    )
+    return True
 
 
 def build_pruner(name: str, *, startup_trials: int = 2, warmup_epochs: int = 1):

@@ -175,6 +175,10 @@ def _base_params() -> dict:
             "'skip'",
         ),
         (
+            lambda p: p["data"]["image_folder"].update(channels=2),
+            "cnn_depth.data.image_folder.channels: got 2; Input should be 'auto', 1 or 3",
+        ),
+        (
             lambda p: p["training"].update(warmup_steps=400),
             "cnn_depth.training: got {",
         ),
@@ -243,3 +247,21 @@ def test_paper_envs_validate(env: str, source: str, variants: int) -> None:
         assert (he["warmup_steps"], he["warmup_lr"], he["max_steps"]) == (400, 0.01, 64000)
         assert he["milestones"] == [32000, 48000] and he["scheduler_interval"] == "iteration"
         assert config["groups"]["cifar"]["training"]["warmup_steps"] == 0
+
+
+def test_greyscale_image_folder_trains_on_one_channel(run_kedro, kedro_project: Path) -> None:
+    root = kedro_project / "grey"
+    rng = np.random.default_rng(0)
+    for name in ("circle", "square"):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 256, (9, 9), dtype=np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / name / f"{i}.png")
+    params = {**FOLDER, "cnn_depth.data.root": str(root), "cnn_depth.groups.cnn.families": ["cnn"]}
+    run_kedro(["cnn_depth"], params)
+    weights = _latest(kedro_project / "data/06_models/cnn_depth/cnn/cnn_d4", "weights.pt")
+    state = torch.load(weights, weights_only=True)
+    first = next(v for k, v in state.items() if k.endswith("weight"))
+    assert first.shape[1] == 1  # the stem convolution sees one channel, not three
+    reporting = kedro_project / "data/08_reporting/cnn_depth"
+    assert "grey (1x8x8 images as stored)" in _latest(reporting, "report.md").read_text()

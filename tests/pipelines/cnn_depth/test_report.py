@@ -63,3 +63,41 @@ def test_two_seeds_give_mean_and_std(run_kedro, kedro_project: Path) -> None:
         assert (rows["seeds"] == 2).all()
     markdown = _latest(reporting, "report.md").read_text(encoding="utf-8")
     assert "seed-to-seed spread (sum of the stds" in markdown
+
+
+def test_override_a_group_does_not_see_is_logged_and_reported(
+    run_kedro, kedro_project: Path, caplog
+) -> None:
+    import logging
+
+    params = {
+        **FAST_ANALYSIS,
+        "cnn_depth.groups.mlp.depths": [2],
+        "cnn_depth.groups.mlp.families": ["mlp"],
+        "cnn_depth.groups.mlp.model.width": 16,
+        "cnn_depth.groups.cnn.families": ["cnn"],
+        "cnn_depth.groups.cnn.depths": [4],
+        "cnn_depth.groups.cnn.image_size": 8,
+        "cnn_depth.groups.cnn.model.width": 4,
+        "cnn_depth.groups.cnn.training.step_size": 1,  # reaches only the cnn group: no warning
+        "cnn_depth.training.epochs": 1,  # conf/base's cnn group keeps its own epochs: 8
+    }
+    with caplog.at_level(logging.WARNING):
+        run_kedro(["cnn_depth"], params)
+    warning = (
+        "--params cnn_depth.training.epochs=1 does not reach group(s) cnn (epochs=8): they set "
+        "training.epochs themselves; override cnn_depth.groups.cnn.training.epochs as well"
+    )
+    assert warning in caplog.text
+    assert "step_size" not in caplog.text
+
+    reporting = kedro_project / "data/08_reporting/cnn_depth"
+    markdown = _latest(reporting, "report.md").read_text(encoding="utf-8")
+    what_ran = markdown.split("## Findings")[0]
+    mlp_line = next(line for line in what_ran.splitlines() if "training of group mlp" in line)
+    cnn_line = next(line for line in what_ran.splitlines() if "training of group cnn" in line)
+    assert "epochs 1," in mlp_line and "step_size 10," in mlp_line
+    assert "epochs 8," in cnn_line and "step_size 1," in cnn_line
+    assert warning in markdown  # listed under "Diverged or skipped" too
+    summary = pd.read_csv(_latest(reporting, "summary.csv")).set_index("variant")
+    assert summary.loc["mlp_d2", "epochs_run"] == 1 and summary.loc["cnn_d4", "epochs_run"] == 8

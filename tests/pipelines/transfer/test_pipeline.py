@@ -63,6 +63,13 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     assert best["batch_size"] in (32, 64)
     trials = pd.read_csv(_latest(reporting, "search_trials.csv"))
     assert len(trials) == 2
+    # The search starts from the best untuned run of its preset ("all" and the optimizer
+    # runs), so the tuned model never falls below it on the validation split.
+    untuned = finetuned[finetuned["preset"] == "all"].drop(index="tuned", errors="ignore")
+    start = untuned["val_accuracy"].idxmax()
+    assert trials.loc[0, "user_attrs_enqueued_from"] == start
+    assert trials.loc[0, "params_lr"] == pytest.approx(untuned.loc[start, "lr"])
+    assert finetuned.loc["tuned", "val_accuracy"] >= untuned.loc[start, "val_accuracy"]
 
     history = pd.read_csv(_latest(reporting, "history.csv"))
     assert set(history["approach"]) >= {"head", "all", "adam_lr3e-03", "tuned", "trial_000"} - {

@@ -70,6 +70,12 @@ def test_two_seed_report_compares_baseline_and_fine_tuning(run_kedro, kedro_proj
     assert f"times the training time, which {verdict} the seed-to-seed std" in markdown
     assert "fine-tuning presets: " in markdown and "the seed-to-seed spread" in markdown
     assert "digits[0,1,2,3,4] → digits[5,6,7,8,9]" in markdown
+    # The tuned model against the best untuned run, said plainly either way.
+    untuned = means[means["group"].isin(["finetune", "optimizers"])]
+    best_untuned = untuned["val_accuracy_mean"].idxmax()
+    beat = means.loc["tuned", "val_accuracy_mean"] > untuned["val_accuracy_mean"].max()
+    verdict = "tuning beat the best untuned run" if beat else "tuning did not beat the best"
+    assert verdict in markdown and best_untuned in markdown.split(verdict)[1].split("\n")[0]
 
     # Both tasks are analysed, each under its own folder.
     split_files = kedro_project / "data/05_model_input/transfer"

@@ -42,10 +42,42 @@ def variant_name(family: str, depth: int, seed: int | None = None) -> str:
 
 def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fail before any data is read if a parameter is wrong; pass on the full config,
-    with each group's ``training`` block completed from the top-level one."""
+    with each group's ``training`` block completed from the top-level one. A
+    command-line override of ``training`` that some group overrides again is logged."""
     config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
     check_precision(config, STUDY)
+    from cnn_lab.hooks import runtime_parameters
+
+    for warning in unreached_overrides(raw, runtime_parameters().get(STUDY) or {}):
+        logger.warning("[%s] %s", STUDY, warning)
     return config
+
+
+def unreached_overrides(raw: dict[str, Any], override: dict[str, Any]) -> list[str]:
+    """One line per ``--params cnn_depth.training.<key>`` that a group does not see
+    because its own ``groups.<name>.training.<key>`` wins (e.g. ``epochs=2`` retrains
+    the MLPs in 2 epochs while the CNNs keep their 8)."""
+    top = override.get("training") or {}
+    group_overrides = override.get("groups") or {}
+    lines = []
+    for key, value in top.items():
+        kept = {
+            name: (spec.get("training") or {})[key]
+            for name, spec in (raw.get("groups") or {}).items()
+            if isinstance(spec, dict)
+            and key in (spec.get("training") or {})
+            and spec.get("enabled", True)
+            and (spec.get("training") or {})[key] != value
+            and key not in ((group_overrides.get(name) or {}).get("training") or {})
+        }
+        if kept:
+            groups = ", ".join(f"{name} ({key}={v})" for name, v in kept.items())
+            also = ", ".join(f"{STUDY}.groups.{name}.training.{key}" for name in kept)
+            lines.append(
+                f"--params {STUDY}.training.{key}={value} does not reach group(s) {groups}: "
+                f"they set training.{key} themselves; override {also} as well to change them"
+            )
+    return lines
 
 
 def _load(data: dict[str, Any]) -> DatasetBundle:
@@ -59,6 +91,7 @@ def _load(data: dict[str, Any]) -> DatasetBundle:
             size=folder["size"],
             on_unreadable=folder["on_unreadable"],
             key=key,
+            channels=folder["channels"],
         )
     return load_torchvision_images(data["source"], data["root"], download=data["download"], key=key)
 
@@ -375,10 +408,14 @@ def write_report(
     """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
     saved study figures (base64 PNG) in the order of :data:`FIGURES`."""
     problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
+    from cnn_lab.hooks import runtime_parameters
+
+    problems += unreached_overrides(raw_params, runtime_parameters().get(STUDY) or {})
+    channels, height, width = bundle.train.image_shape
     return reporting.write_report(
         STUDY,
         raw_params,
-        dataset=bundle.name,
+        dataset=f"{bundle.name} ({channels}x{height}x{width} images as stored)",
         split_sizes=reporting.split_sizes(bundle, split),
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
@@ -387,4 +424,17 @@ def write_report(
         findings=depth_findings(summary, history),
         problems=problems,
         sections=(analysis,),
+        settings=group_settings(config),
     )
+
+
+def group_settings(config: dict[str, Any]) -> dict[str, str]:
+    """Each enabled group's effective training settings (the top-level block with the
+    group's own keys on top), so a report never mixes 2- and 8-epoch groups unsaid."""
+    settings = {}
+    for name, spec in config["groups"].items():
+        if not spec["enabled"]:
+            continue
+        training = {k: v for k, v in spec["training"].items() if v not in (None, [], ())}
+        settings[f"training of group {name}"] = ", ".join(f"{k} {v}" for k, v in training.items())
+    return settings

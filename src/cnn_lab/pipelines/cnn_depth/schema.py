@@ -22,6 +22,8 @@ class ImageFolderParams(StrictModel):
 
     size: int = Field(32, ge=1, description="every image is resized to size x size when read")
     on_unreadable: Literal["stop", "skip"] = "stop"
+    # auto: 1 channel when every image is greyscale (MNIST-like folders), else RGB
+    channels: Literal["auto", 1, 3] = "auto"
 
 
 class AugmentParams(StrictModel):

@@ -63,6 +63,7 @@ from cnn_lab.training.search import (
     SearchSpace,
     best_params,
     build_pruner,
+    enqueue_untuned,
     open_study,
     run_search,
     search_figures,
@@ -530,24 +531,47 @@ def _storage(url: str) -> str:
     return url
 
 
+def best_untuned(
+    results: Sequence[dict[str, Any]], space: SearchSpace, preset: str
+) -> dict[str, Any] | None:
+    """The untuned fine-tuning run (presets, optimizer runs) with the best validation
+    accuracy among those the search can represent (its preset, a point of its space)."""
+    fits = [
+        r
+        for r in results
+        if r["preset"] == preset and math.isfinite(r["val_accuracy"]) and space.contains(r)
+    ]
+    return max(fits, key=lambda r: r["val_accuracy"], default=None)
+
+
 def search(
-    source_state: dict[str, torch.Tensor], data: SplitData, config: dict[str, Any]
+    source_state: dict[str, torch.Tensor],
+    data: SplitData,
+    config: dict[str, Any],
+    *untuned: dict[str, Any],
 ) -> tuple[Any, ...]:
-    """Optuna search over learning rate, batch size and dropout; each trial is a nested
-    MLflow run under a ``search`` run. Returns the trials table, the best configuration
-    and Optuna's figures."""
+    """Optuna search over learning rate, batch size, dropout (and the optimizer when
+    ``search.optimizers`` lists them), started from the best ``untuned`` run it can
+    represent (enqueued as its first trial); each trial is a nested MLflow run under a
+    ``search`` run. Returns the trials table, the best configuration and Optuna's figures."""
     s = config["search"]
     space = SearchSpace(
         lr=(s["lr"]["low"], s["lr"]["high"]),
         batch_sizes=tuple(s["batch_sizes"]),
         dropout=(s["dropout"]["low"], s["dropout"]["high"]),
+        optimizers=tuple(s["optimizers"] or ()),
     )
     pruner = build_pruner(s["pruner"], startup_trials=s["pruner_startup_trials"])
     study = open_study(s["study_name"], _storage(s["storage"]), seed=config["seed"], pruner=pruner)
+    start = best_untuned(untuned, space, s["preset"])
+    if start is not None and s["n_trials"]:
+        enqueue_untuned(study, space, start, start["approach"])
     params = {"study": STUDY, **{k: v for k, v in s.items() if k != "storage"}}
     with child_run("search", params, {"study": STUDY, "variant": "search"}):
 
         def train(trial: Any, sampled: dict[str, Any], pruning: PruningCallback) -> float:
+            sampled = dict(sampled)
+            optimizer = sampled.pop("optimizer", config["finetune"]["optimizer"])
             result, _ = _finetune(
                 source_state,
                 data,
@@ -555,7 +579,7 @@ def search(
                 group="search",
                 name=f"trial_{trial.number:03d}",
                 preset=s["preset"],
-                optimizer=config["finetune"]["optimizer"],
+                optimizer=optimizer,
                 extra_callbacks=[pruning],
                 checkpointed=False,
                 **sampled,
@@ -601,7 +625,7 @@ def train_tuned(
         group="search",
         name="tuned",
         preset=config["search"]["preset"],
-        optimizer=config["finetune"]["optimizer"],
+        optimizer=best.get("optimizer", config["finetune"]["optimizer"]),
         lr=best["lr"],
         batch_size=best["batch_size"],
         dropout=best["dropout"],

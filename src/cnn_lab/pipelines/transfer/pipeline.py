@@ -153,11 +153,13 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         (_variant_pipeline(*v, seed) for seed in seeds for v in grid),
         seed_configs(STUDY, seeds),
     )
+    # The untuned runs of the first training seed: the search starts from the best of them.
+    untuned = [f"{STUDY}.{g}.{n}{seed_suffix(seeds[0])}.result" for g, n, _ in grid]
     search = pipeline(
         [
             node(
                 nodes.search,
-                list(SHARED.values()),
+                [*SHARED.values(), *untuned],
                 [
                     f"{STUDY}.search.trials",
                     f"{STUDY}.search.best",

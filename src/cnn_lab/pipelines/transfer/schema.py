@@ -121,6 +121,9 @@ class SearchParams(StrictModel):
         default_factory=lambda: [16, 32, 64, 128, 256], min_length=1
     )
     dropout: RangeParams = RangeParams(low=0.0, high=0.5)
+    # Optimizers the search may pick; null = finetune.optimizer only. Listing those of the
+    # optimizer runs lets the search start from the best untuned run whichever it is.
+    optimizers: Annotated[list[Optimizer] | None, BeforeValidator(as_list)] = None
     pruner: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
     pruner_startup_trials: int = Field(2, ge=0)
     storage: str = Field(
