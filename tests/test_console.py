@@ -116,3 +116,24 @@ def test_a_piped_run_shows_no_warning_and_no_markup_before_its_first_node(
     assert before_work.count("WARNING") <= 2, before_work
     assert "[dark_orange]" not in out and "[/dark_orange]" not in out
     assert "Loading data from params:cnn_depth" in out
+
+
+def test_help_lists_every_study_with_its_question_and_the_envs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cnn_lab", "--help"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    for study, opening in [
+        ("cnn_depth", "Does depth help?"),
+        ("transfer", "How far does a CNN"),
+        ("cam", "Where does the network look?"),
+        ("init_study", "What do hand-set 0/1"),
+        ("artworks", "Who painted it?"),
+    ]:
+        assert any(line.split()[:1] == [study] and opening in line for line in lines), study
+    assert any("--env" in line and "paper_he" in line for line in lines)
