@@ -137,3 +137,40 @@ def test_help_lists_every_study_with_its_question_and_the_envs() -> None:
     ]:
         assert any(line.split()[:1] == [study] and opening in line for line in lines), study
     assert any("--env" in line and "paper_he" in line for line in lines)
+
+
+def test_an_expected_error_prints_its_message_once_without_a_traceback(
+    kedro_project: Path,
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--pipelines=cnn_depth",
+            "--params=cnn_depth.training.optimizer=adamm",
+        ],
+        cwd=kedro_project,
+        env={**os.environ, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert out.count("got 'adamm'") == 1, out
+    assert "Traceback" not in out
+    assert len(out.splitlines()) <= 40
+    assert out.rstrip().endswith(f"(set {console.TRACEBACK_ENV}=1 for the traceback)")
+
+
+def test_only_the_projects_own_errors_are_shortened() -> None:
+    from cnn_lab.params import ParameterError
+
+    assert console.is_expected(ParameterError("cnn_depth.lr: got -1"))
+    assert not console.is_expected(RuntimeError("a bug"))
+    assert not console.is_expected(FileNotFoundError("not raised by a data source"))
+    assert console.short_error(ParameterError("cnn_depth.lr: got -1")).startswith(
+        "Stopped: ParameterError: cnn_depth.lr: got -1"
+    )

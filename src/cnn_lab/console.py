@@ -5,6 +5,8 @@ plugins' commands (kedro-mlflow's import of MLflow raises the first warning)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +98,63 @@ def _saved_path(catalog: Any, name: str) -> Path | None:
         return None
 
 
+# Set to 1 for the full traceback of an expected error too.
+TRACEBACK_ENV = "CNN_LAB_TRACEBACK"
+# The project's own errors: each carries a message that names what to fix.
+_EXPECTED = {"ParameterError", "TrackingStoreError", "WeightsUnavailableError", "ArtworksDataError"}
+_PACKAGE = Path(__file__).resolve().parent
+_reported: set[int] = set()  # errors Kedro has already logged with their message
+
+
+def is_expected(error: BaseException) -> bool:
+    """An error this project raises on purpose: one of its own types, or a missing file or
+    bad value raised by its data sources (whose messages name the parameter to fix)."""
+    if {kind.__name__ for kind in type(error).__mro__} & _EXPECTED:
+        return True
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    origin = Path(frames[-1]).resolve() if frames else None
+    from_data = origin is not None and origin.is_relative_to(_PACKAGE / "data")
+    return from_data and isinstance(error, (FileNotFoundError, ValueError))
+
+
+def short_error(error: BaseException) -> str:
+    """What ``cnn-lab``/``kedro run`` prints for an expected error instead of a traceback:
+    the message once (Kedro's log already holds it when a node raised it)."""
+    hint = f"(set {TRACEBACK_ENV}=1 for the traceback)"
+    if id(error) in _reported:
+        return f"Stopped: {type(error).__name__}, as logged above {hint}"
+    return f"Stopped: {type(error).__name__}: {error}\n{hint}"
+
+
+def _excepthook(previous):
+    def hook(kind, error, tb):
+        if os.environ.get(TRACEBACK_ENV) or not is_expected(error):
+            previous(kind, error, tb)
+        else:
+            print(short_error(error), file=sys.stderr)
+
+    hook.short_errors = True
+    return hook
+
+
 class RunPresentation:
     """The MLflow parent run named after the studies and the env, its experiment marked
     as model training (MLflow 3's UI otherwise opens a GenAI overview), and a closing
     block printed after the run: report, best rows, MLflow run."""
+
+    @hook_impl
+    def after_context_created(self) -> None:
+        # Here, not at import: Kedro's logging set-up installs Rich's traceback hook first.
+        if not getattr(sys.excepthook, "short_errors", False):
+            sys.excepthook = _excepthook(sys.excepthook)
+
+    @hook_impl
+    def on_node_error(self, error: BaseException) -> None:
+        _reported.add(id(error))
 
     @hook_impl(trylast=True)  # after kedro-mlflow opened the parent run
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
