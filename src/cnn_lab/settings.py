@@ -7,8 +7,11 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
+from cnn_lab import console
 from cnn_lab.distributed_hooks import DistributedRunHooks, plugins_to_disable
 from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
+
+console.install()  # before Kedro loads its plugins' commands: their imports warn
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -29,7 +32,13 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{find_project_root()}/mlflow.db"
 
 
-HOOKS = (TrackingStoreCheck(), StudyGridHook(), DistributedRunHooks(), WorkerProcesses())
+HOOKS = (
+    TrackingStoreCheck(),
+    StudyGridHook(),
+    DistributedRunHooks(),
+    WorkerProcesses(),
+    console.RunPresentation(),
+)
 # torchrun: kedro-mlflow runs on rank 0 only (one MLflow run per launch; distributed_hooks.py).
 DISABLE_HOOKS_FOR_PLUGINS = plugins_to_disable()
 

@@ -76,3 +76,14 @@ def test_other_dpi_or_savefig_options_render_again(
     tight.save(figure)
     assert len(renders) == 2 and renders[1]["bbox_inches"] == "tight"
     assert (tmp_path / "b.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_saved_figure_leaves_pyplot_so_a_long_run_never_piles_figures_up(
+    tmp_path: Path,
+) -> None:
+    for index in range(25):  # more than pyplot's 20-figure warning
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [index, 0])
+        FigureDataset(filepath=str(tmp_path / f"f{index}.png")).save(fig)
+        assert fig.number not in plt.get_fignums()
+    assert (tmp_path / "f24.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import matplotlib.pyplot as plt
 from kedro_datasets.matplotlib import MatplotlibDataset
 from matplotlib.figure import Figure
 
@@ -32,9 +33,12 @@ class FigureDataset(MatplotlibDataset):
         other_options = set(self._save_args) - {"dpi", "format"}
         if other_options or self._save_args.get("format", "png") != "png":
             super()._save_to_fs(full_key_path, plot)  # other savefig options: render them
-            return
-        with self._fs.open(full_key_path, **self._fs_open_args_save) as handle:
-            handle.write(png_bytes(plot, self._save_args["dpi"]))
+        else:
+            with self._fs.open(full_key_path, **self._fs_open_args_save) as handle:
+                handle.write(png_bytes(plot, self._save_args["dpi"]))
+        # Written, logged and rendered once: pyplot's registry would otherwise keep every
+        # figure of the run open (memory, and its "more than 20 figures" warning).
+        plt.close(plot)
 
     def load(self) -> str:  # type: ignore[override]
         return str(self.preview())

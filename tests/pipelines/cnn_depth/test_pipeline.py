@@ -25,9 +25,18 @@ def _latest(folder: Path, name: str) -> Path:
     return versions[-1] / name
 
 
-def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
+def test_pipeline_end_to_end(
+    run_kedro, kedro_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_kedro(["cnn_depth"], TINY)
     reporting = kedro_project / "data/08_reporting/cnn_depth"
+
+    # The run ends with the report's own file, the best rows and the MLflow run.
+    closing = capsys.readouterr().out.split("== cnn_depth ==")[-1]
+    report = Path(closing.split("report: ")[1].splitlines()[0])
+    assert report.is_file() and report.name == "report.html"
+    assert report.parent.parent == (reporting / "report.html").resolve()
+    assert "best of 3 rows by test accuracy:" in closing
 
     summary = pd.read_csv(_latest(reporting, "summary.csv"))
     assert sorted(summary["family"]) == ["mlp", "mlp_bn", "resmlp"]
@@ -78,6 +87,11 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1
+    # Named after the study and the env; the experiment opens on the runs table.
+    assert parents[0].data.tags["mlflow.runName"] == "cnn_depth (local)"
+    assert parents[0].info.run_id in closing
+    experiment = client.get_experiment(parents[0].info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert sorted(r.data.tags["mlflow.runName"] for r in children) == [
         "mlp_bn_d2",
         "mlp_d2",
