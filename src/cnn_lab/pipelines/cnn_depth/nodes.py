@@ -251,7 +251,9 @@ def train_variant(
         )
         result = _result(trained, name, run_params, run.run_id)
         if run.reused:
-            logger.info("[%s.%s] finished earlier: reused %s", STUDY, name, store.latest.name)
+            logger.info(
+                "[%s.%s.%s] finished earlier: reused %s", STUDY, group, name, store.latest.name
+            )
             return result, trained.model
         if run.logging:
             import mlflow
