@@ -90,25 +90,22 @@ def test_closing_block_names_the_report_the_best_rows_and_the_run() -> None:
     ]
 
 
-def test_a_piped_run_shows_no_warning_and_no_markup_before_its_first_node(
-    kedro_project: Path,
-) -> None:
-    env = {**os.environ, "COLUMNS": "200"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kedro",
-            "run",
-            "--pipelines=cnn_depth",
-            "--to-nodes=cnn_depth.validate_parameters",
-        ],
-        cwd=kedro_project,
-        env=env,
+def _kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kedro run --pipelines=cnn_depth ARGS`` in ``project``, its output piped."""
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=cnn_depth", *args],
+        cwd=project,
+        env={**os.environ, "COLUMNS": "80"},
         capture_output=True,
         text=True,
         timeout=240,
     )
+
+
+def test_a_piped_run_shows_no_warning_and_no_markup_before_its_first_node(
+    kedro_project: Path,
+) -> None:
+    done = _kedro_run(kedro_project, "--to-nodes=cnn_depth.validate_parameters")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     before_work = out.split("Running node:")[0]
@@ -142,21 +139,7 @@ def test_help_lists_every_study_with_its_question_and_the_envs() -> None:
 def test_an_expected_error_prints_its_message_once_without_a_traceback(
     kedro_project: Path,
 ) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kedro",
-            "run",
-            "--pipelines=cnn_depth",
-            "--params=cnn_depth.training.optimizer=adamm",
-        ],
-        cwd=kedro_project,
-        env={**os.environ, "COLUMNS": "80"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _kedro_run(kedro_project, "--params=cnn_depth.training.optimizer=adamm")
     out = done.stdout + done.stderr
     assert done.returncode == 1
     assert out.count("got 'adamm'") == 1, out
