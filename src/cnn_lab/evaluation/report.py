@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
@@ -52,6 +53,66 @@ class Report:
     # Further "what ran" lines, label -> value (e.g. each variant group's effective training
     # settings when groups override the study's training block).
     settings: dict[str, str] = field(default_factory=dict)
+
+
+# What each figure shows, in words; a figure without an entry is captioned by its name.
+CAPTIONS = {
+    "loss_curves": "Training loss by epoch (log scale): one panel per family, one line per depth",
+    "accuracy_curves": "Validation accuracy by epoch: one panel per family, one line per depth",
+    "gradient_norms": "Weight-gradient norm of every layer after the first and the last epoch "
+    "(log scale): a vanishing gradient shows as a line that falls towards the input",
+    "accuracy_vs_depth": "Test accuracy against depth, one line per family",
+    "training_time": "Training time per variant",
+    "class_counts": "Images per class and split",
+    "samples": "Sample images of each class (training split)",
+    "tsne": "t-SNE of the raw pixels beside the deepest model's features",
+    "confusion_matrix": "Confusion matrix of the best variant on the test split",
+}
+# Columns of the headline table, first found wins: the variant's name, then its size.
+NAME_COLUMNS = ("variant", "model", "name", "run", "approach")
+
+
+def caption(name: str) -> str:
+    """The caption of figure ``name`` (study figures may carry a prefix: ``x.loss_curves``)."""
+    key = name.rsplit(".", 1)[-1]
+    return CAPTIONS.get(key, key.replace("_", " ").capitalize())
+
+
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the columns that tell the reader nothing: empty ones (``std`` with
+    one seed, ``diverged_epoch`` when nothing diverged) and repeats of an earlier column
+    (``*_mean`` with one seed)."""
+    keep: list[str] = []
+    for column in frame.columns:
+        values = frame[column]
+        if values.isna().all() or (values.astype(str) == "").all():
+            continue
+        if any(values.equals(frame[kept]) for kept in keep):
+            continue
+        keep.append(column)
+    return frame[keep]
+
+
+def headline(summary: pd.DataFrame) -> pd.DataFrame | None:
+    """Variant, size, test accuracy and training time, one row per variant (mean +- std
+    over seeds when several ran), best first; None when ``summary`` lacks a test accuracy."""
+    name = next((c for c in NAME_COLUMNS if c in summary), None)
+    if name is None or "test_accuracy" not in summary:
+        return None
+    groups = summary.groupby(name, sort=False)
+    table = pd.DataFrame({name: list(groups.groups)})
+    if "parameters" in summary:
+        table["parameters"] = groups["parameters"].first().to_numpy()
+    mean, std, count = (groups["test_accuracy"].agg(f).to_numpy() for f in ("mean", "std", "count"))
+    table["test accuracy"] = [
+        f"{m:.4f} ± {s:.4f}" if n > 1 else f"{m:.4f}"
+        for m, s, n in zip(mean, std, count, strict=True)
+    ]
+    if count.max() > 1:
+        table["seeds"] = count
+    if "train_seconds" in summary:
+        table["train seconds"] = [f"{t:.1f}" for t in groups["train_seconds"].mean()]
+    return table.iloc[np.argsort(-mean, kind="stable")].reset_index(drop=True)
 
 
 def encode_figure(figure: Figure) -> str:
@@ -134,6 +195,15 @@ def _environment() -> Environment:
 def render(report: Report) -> tuple[str, str]:
     """(HTML, Markdown) of ``report``; numbers share one format in tables and text."""
     env = _environment()
+    tables = {name: tidy(frame) for name, frame in report.tables.items()}
+    summary = report.tables.get("summary")
+    top = headline(summary) if summary is not None else None
+    html_headline = (
+        top.to_html(index=False, na_rep="", border=0, classes="table headline")
+        if top is not None
+        else None
+    )
+    md_headline = _markdown_table(top) if top is not None else None
     html_tables = {
         name: frame.to_html(
             index=False,
@@ -142,9 +212,15 @@ def render(report: Report) -> tuple[str, str]:
             border=0,
             classes="table",
         )
-        for name, frame in report.tables.items()
+        for name, frame in tables.items()
     }
-    markdown_tables = {name: _markdown_table(frame) for name, frame in report.tables.items()}
-    html = env.get_template("report.html.j2").render(report=report, tables=html_tables)
-    markdown = env.get_template("report.md.j2").render(report=report, tables=markdown_tables)
+    markdown_tables = {name: _markdown_table(frame) for name, frame in tables.items()}
+    captions = {name: caption(name) for name in report.figures}
+    context = {"report": report, "captions": captions}
+    html = env.get_template("report.html.j2").render(
+        **context, tables=html_tables, headline=html_headline
+    )
+    markdown = env.get_template("report.md.j2").render(
+        **context, tables=markdown_tables, headline=md_headline
+    )
     return html, markdown
