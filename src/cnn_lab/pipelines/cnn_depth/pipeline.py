@@ -14,7 +14,7 @@ from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import data_preparation, grid_seeds
+from cnn_lab.pipelines.shared_nodes import combine, data_preparation, grid_seeds
 
 
 def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -86,7 +86,7 @@ def _analysis(grid: list[tuple[str, str, int]], seed: int | None) -> Pipeline:
         ],
         tags=["analysis"],
     )
-    return pick + analysis_pipeline(STUDY, model=f"{STUDY}.analysis_model")
+    return combine(pick, analysis_pipeline(STUDY, model=f"{STUDY}.analysis_model"))
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
@@ -94,7 +94,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     seeds = grid_seeds(params)
     grid = variant_grid(params)
     prepare = data_preparation(STUDY, nodes.validate_config, nodes.prepare_dataset)
-    variants = sum((_variant_pipeline(*v, seed) for v in grid for seed in seeds), Pipeline([]))
+    variants = [_variant_pipeline(*v, seed) for v in grid for seed in seeds]
     results = [f"{STUDY}.{g}.{variant_name(f, d, s)}.result" for g, f, d in grid for s in seeds]
     report = pipeline(
         [
@@ -129,4 +129,4 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         tags=["report"],
     )
     analysis = _analysis(grid, seeds[0]) if grid else Pipeline([])
-    return prepare + variants + analysis + report
+    return combine(prepare, variants, analysis, report)

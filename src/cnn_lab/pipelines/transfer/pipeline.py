@@ -15,7 +15,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix
+from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
 
@@ -149,10 +149,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["baselines"],
     )
-    variants = sum(
-        (_variant_pipeline(*v, seed) for seed in seeds for v in grid),
-        seed_configs(STUDY, seeds),
-    )
+    variants = [seed_configs(STUDY, seeds)]
+    variants += [_variant_pipeline(*v, seed) for seed in seeds for v in grid]
     search = pipeline(
         [
             node(
@@ -167,7 +165,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
         ],
         tags=["search", "training"],
-    ) + sum((_tuned(seed) for seed in seeds), Pipeline([]))
+    )
+    tuned = [_tuned(seed) for seed in seeds]
     trained = [
         f"{STUDY}.{prefix}{seed_suffix(seed)}"
         for seed in seeds
@@ -200,7 +199,9 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + source + baselines + variants + search + report + _results(grid, seeds)
+    return combine(
+        prepare, source, baselines, variants, search, tuned, report, _results(grid, seeds)
+    )
 
 
 def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None]) -> Pipeline:
@@ -226,11 +227,13 @@ def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None
                 name=f"{s}.target_analysis_model",
             )
         )
-    analysis = pipeline(pick, tags=["analysis"])
+    analysis = [pipeline(pick, tags=["analysis"])]
     for part in ("source", "target"):
         model = f"{s}.{part}_analysis_model" if part == "source" or presets else None
-        analysis += analysis_pipeline(
-            s, model, dataset=f"{s}.{part}_data", split=f"{s}.{part}_split", part=part
+        analysis.append(
+            analysis_pipeline(
+                s, model, dataset=f"{s}.{part}_data", split=f"{s}.{part}_split", part=part
+            )
         )
     report = node(
         nodes.write_report,
@@ -251,4 +254,4 @@ def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None
         [f"{s}.report.html", f"{s}.report.md"],
         name=f"{s}.write_report",
     )
-    return analysis + pipeline([report], tags=["report"])
+    return combine(analysis, pipeline([report], tags=["report"]))
