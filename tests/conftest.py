@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# threads: auto caches its timings per machine; tests never write the user's cache.
+os.environ["CNN_LAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnn_lab_test_cache_")
 
 import shutil  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -20,6 +23,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)  # CI has 2 cores; one thread keeps timings steady and runs exact
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STUDIES = ("cnn_depth", "transfer", "artworks", "cam", "init_study")
 
 
 @pytest.fixture
@@ -31,6 +35,12 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
+    # One torch thread, as the studies' default `auto` would pick on a busy CI machine but
+    # not on a quiet one: runs stay exact and comparable (tests/training/test_threads.py
+    # covers auto itself).
+    (project / "conf" / "local" / "parameters_threads.yml").write_text(
+        "".join(f"{study}:\n  threads: 1\n" for study in STUDIES)
+    )
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
