@@ -14,6 +14,10 @@ def _identity(x):
     return x
 
 
+def _gather(*results):
+    return list(results)
+
+
 def test_combine_keeps_order_and_equal_nodes_once() -> None:
     a = node(_identity, "x", "y", name="a")
     b = node(_identity, "y", "z", name="b")
@@ -73,3 +77,19 @@ def test_study_grid_hook_keeps_the_pipelines_a_run_asked_for(
         assert pipelines._requested_pipelines == ["cnn_depth"]
     finally:
         pipelines.configure(module)  # as other tests found it: nothing requested
+
+
+def test_wide_node_equals_a_plain_node_and_hashes_once() -> None:
+    import pickle
+
+    from cnn_lab.pipelines.shared_nodes import wide_node
+
+    inputs = [f"v{i}.result" for i in range(500)]
+    wide = wide_node(_gather, inputs, "summary", name="summarise", tags=["report"])
+    plain = node(_gather, inputs, "summary", name="summarise", tags=["report"])
+    assert wide == plain and hash(wide) == hash(plain)
+    tagged = Pipeline([wide], tags=["more"], namespace="study").nodes[0]  # Kedro copies it
+    assert type(tagged) is type(wide) and tagged.name == "study.summarise"
+    assert "more" in tagged.tags and hash(tagged) == hash(tagged._unique_key)
+    restored = pickle.loads(pickle.dumps(wide))  # a worker process hashes strings anew
+    assert "_hash" not in restored.__dict__ and restored == plain

@@ -16,7 +16,7 @@ from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.nodes import STUDY
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix
+from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 
 
 def variant_names(params: dict[str, Any]) -> list[str]:
@@ -98,7 +98,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     trained += [_variant_pipeline(v, seed) for seed in seeds for v in variants]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.summarise,
                 [f"{s}{v}{seed_suffix(seed)}.result" for seed in seeds for v in variants],
                 [s + "summary", s + "per_class_report", s + "figures.variant_comparison"],
@@ -121,7 +121,7 @@ def _results(variants: list[str], first: int | None) -> Pipeline:
     if variants:
         trained = [f"{s}{v}{sfx}.{d}" for v in variants for d in ("result", "weights")]
         views.append(
-            node(
+            wide_node(
                 nodes.analysis_model,
                 [s + "config", s + "index_report", s + "normalisation", *trained],
                 s + "analysis_model",
@@ -134,7 +134,7 @@ def _results(variants: list[str], first: int | None) -> Pipeline:
             STUDY, s + "analysis_model" if variants else None, dataset=s + "analysis_data"
         ),
     )
-    report = node(
+    report = wide_node(
         nodes.write_report,
         [
             f"params:{STUDY}",

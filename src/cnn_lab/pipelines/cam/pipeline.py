@@ -19,6 +19,7 @@ from cnn_lab.pipelines.shared_nodes import (
     seed_configs,
     seed_suffix,
     split_dataset,
+    wide_node,
 )
 
 SHARED = ["dataset", "split", "boxes", "examples", "config"]
@@ -100,7 +101,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 f"{s}.chance",
                 name=f"{s}.chance_levels",
             ),
-            node(
+            wide_node(
                 nodes.localisation_by_seed,
                 [f"{s}.config", f"{s}.chance", *(f"{m}.explained" for m in every)],
                 f"{s}.localisation",
@@ -132,7 +133,7 @@ def _results(names: list[str], seeds: list[int | None]) -> Pipeline:
             name=f"{s}.analysis_model",
         )
         analysis = combine(pipeline([pick], tags=["analysis"]), analysis)
-    report = node(
+    report = wide_node(
         nodes.write_report,
         [
             f"params:{s}",

@@ -14,7 +14,7 @@ from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import combine, data_preparation, grid_seeds
+from cnn_lab.pipelines.shared_nodes import combine, data_preparation, grid_seeds, wide_node
 
 
 def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -90,7 +90,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     results = [f"{STUDY}.{g}.{variant_name(f, d, s)}.result" for g, f, d in grid for s in seeds]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.summarise,
                 results,
                 [f"{STUDY}.summary", f"{STUDY}.history"],

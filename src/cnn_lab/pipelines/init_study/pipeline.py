@@ -24,6 +24,7 @@ from cnn_lab.pipelines.shared_nodes import (
     grid_seeds,
     seed_config,
     seed_suffix,
+    wide_node,
 )
 
 
@@ -128,7 +129,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     every_run = [(run, seed) for seed in seeds for run in RUNS]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.compare_initial_states_by_seed,
                 [
                     f"{STUDY}.config",
@@ -138,7 +139,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name=f"{STUDY}.compare_initial_states",
                 tags=["initialisation"],
             ),
-            node(
+            wide_node(
                 nodes.summarise,
                 [
                     f"{STUDY}.config",

@@ -15,7 +15,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix
+from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
 
@@ -176,7 +176,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     paired = [name for prefix in trained for name in (f"{prefix}.result", f"{prefix}.weights")]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.evaluate_on_test,
                 [
                     f"{STUDY}.target_test",
@@ -190,7 +190,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 f"{STUDY}.summary",
                 name=f"{STUDY}.evaluate_on_test",
             ),
-            node(
+            wide_node(
                 nodes.report,
                 [f"{STUDY}.summary", *results],
                 [f"{STUDY}.history", *(f"{STUDY}.figures.{name}" for name in STUDY_FIGURES)],
@@ -220,7 +220,7 @@ def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None
     ]
     if presets:
         pick.append(
-            node(
+            wide_node(
                 nodes.target_analysis_model,
                 [f"{s}.config", *(f"{p}.{d}" for p in presets for d in ("result", "weights"))],
                 f"{s}.target_analysis_model",
