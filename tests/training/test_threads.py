@@ -182,7 +182,9 @@ def test_use_threads_does_not_probe_a_busy_machine(
 
 
 def test_probe_leaves_model_threads_and_random_state_alone() -> None:
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Dropout(0.5), nn.Linear(32, 10))
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.Dropout(0.5), nn.Linear(32, 10)
+    )
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     before = torch.get_num_threads()
     torch.manual_seed(7)

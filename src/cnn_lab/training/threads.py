@@ -276,7 +276,9 @@ def probe_step_seconds(
     inputs = torch.randn((batch_size, *in_shape), generator=generator)
     optimizer = torch.optim.SGD(probe.parameters(), lr=1e-6)
     with torch.random.fork_rng(devices=[]):
-        classes = probe(inputs[:1]).shape[-1]
+        with torch.no_grad():  # eval: BatchNorm takes a batch of one there
+            classes = probe.eval()(inputs[:1]).shape[-1]
+        probe.train()
         targets = torch.randint(0, classes, (batch_size,), generator=generator)
 
         def step() -> None:
@@ -319,6 +321,7 @@ def use_threads(
     is probed once per machine (cached); without a model only the load decides."""
     import torch
 
+    requested = check_threads(requested, "threads")
     cpus, load, default = usable_cpus(), load_average(), torch_default_threads()
     own = _last_threads if _last_threads is not None else 1
     running = running_now() if requested == AUTO else 0.0
