@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -23,7 +24,6 @@ import torch  # noqa: E402
 torch.set_num_threads(1)  # CI has 2 cores; one thread keeps timings steady and runs exact
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-STUDIES = ("cnn_depth", "transfer", "artworks", "cam", "init_study")
 
 
 @pytest.fixture
@@ -37,10 +37,10 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "conf" / "local").mkdir()
     # One torch thread, as the studies' default `auto` would pick on a busy CI machine but
     # not on a quiet one: runs stay exact and comparable (tests/training/test_threads.py
-    # covers auto itself).
-    (project / "conf" / "local" / "parameters_threads.yml").write_text(
-        "".join(f"{study}:\n  threads: 1\n" for study in STUDIES)
-    )
+    # covers auto itself). Set in the copy's base env: conf/local is the tests' own.
+    for parameters in (project / "conf" / "base").glob("parameters_*.yml"):
+        text = parameters.read_text()
+        parameters.write_text(re.sub(r"(?m)^  threads: auto\b", "  threads: 1   ", text))
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)
