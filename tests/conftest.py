@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# threads: auto caches its timings per machine; tests never write the user's cache.
+os.environ["CNN_LAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnn_lab_test_cache_")
 
 import shutil  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -31,6 +35,12 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
+    # One torch thread, as the studies' default `auto` would pick on a busy CI machine but
+    # not on a quiet one: runs stay exact and comparable (tests/training/test_threads.py
+    # covers auto itself). Set in the copy's base env: conf/local is the tests' own.
+    for parameters in (project / "conf" / "base").glob("parameters_*.yml"):
+        text = parameters.read_text()
+        parameters.write_text(re.sub(r"(?m)^  threads: auto\b", "  threads: 1   ", text))
     (project / "src").mkdir()  # cnn_lab itself is imported from the installed package
     (project / "data").mkdir()
     monkeypatch.chdir(project)

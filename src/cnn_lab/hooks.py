@@ -114,9 +114,14 @@ class StudyGridHook:
     def after_context_created(self, context: Any) -> None:
         _read_run_parameters(context)
         # Rebuild pipelines from these parameters even if something listed them earlier.
+        # configure() also forgets which pipelines `kedro run --pipelines` asked for, and
+        # would then build (and import) every study: ask for the same ones again.
         from kedro.framework.project import PACKAGE_NAME, pipelines
 
+        requested = getattr(pipelines, "_requested_pipelines", None)
         pipelines.configure(f"{PACKAGE_NAME}.pipeline_registry")
+        if requested is not None:
+            pipelines.set_requested(requested)
 
 
 class WorkerProcesses:

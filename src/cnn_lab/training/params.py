@@ -14,6 +14,11 @@ from pydantic import BeforeValidator, Field
 from cnn_lab.params import ParameterError, StrictModel
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
 from cnn_lab.training.performance import PRECISIONS, SWITCHES
+from cnn_lab.training.threads import check_threads
+
+# A study's ``threads``: auto (by model size and machine load, training/threads.py), 0
+# (torch's default: one thread per core) or a count.
+Threads = Annotated[int | str, BeforeValidator(check_threads)]
 
 
 class TrainingParams(StrictModel):

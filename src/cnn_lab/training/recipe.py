@@ -28,6 +28,7 @@ from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.engine import History, evaluate, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
 from cnn_lab.training.performance import PerformanceOptions, set_up_model
+from cnn_lab.training.threads import use_threads
 
 # A Recipe built without a performance block (library callers, tests, benchmarks) trains in
 # fp32 with the default layout; every study passes its own validated block instead.
@@ -121,6 +122,7 @@ def train_model(
     extra_callbacks: Sequence[Callback] = (),
     parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None,
     checkpoint: CheckpointStore | None = None,
+    threads: int | str | None = None,
 ) -> TrainedModel:
     """Seed, build, train with validation each epoch, then score once on the test split
     (unless ``data.test`` is ``None``: then ``test`` is empty).
@@ -132,14 +134,25 @@ def train_model(
     batches on the device (see :class:`DeviceBatches`).
     ``checkpoint`` saves every epoch there and resumes from it; a variant it records as
     finished is not trained again (its model, history and test scores are reused).
+    ``threads``: a study's ``threads`` setting (``"auto"``: chosen for this model and the
+    machine's load, see :mod:`cnn_lab.training.threads`; 0: torch's default; None leaves
+    torch's setting alone). Not part of the recipe: it changes speed, not what is trained.
     """
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     model = build().to(device)
+    chosen: dict[str, Any] = {}
+    if threads is not None:
+        shape = tuple(data.train.images.shape[1:])
+        if input_size is not None:
+            shape = (shape[0], input_size, input_size)
+        chosen = use_threads(
+            threads, model, device=device, in_shape=shape, batch_size=recipe.batch_size
+        ).as_params()
     # --- performance (issue 11): precision, layout, compile, process settings ---
     performance, model, trained_module = set_up_model(recipe.performance, model, device)
     if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
-        return _reuse(model, done, performance.as_params(), extra_callbacks)
+        return _reuse(model, done, {**performance.as_params(), **chosen}, extra_callbacks)
 
     def batches(
         part: LabelledImages, size: int, shuffle: bool = False, shard: bool = True
@@ -210,7 +223,7 @@ def train_model(
     if checkpoint is not None:
         record_finished(checkpoint, model, history, scores, extra_callbacks)
     norms = _gradient_norms(history) if probe else {}
-    return TrainedModel(model, history, scores, norms, performance.as_params())
+    return TrainedModel(model, history, scores, norms, {**performance.as_params(), **chosen})
 
 
 def _gradient_norms(history: History) -> dict[int, list[float]]:

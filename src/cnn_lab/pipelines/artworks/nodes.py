@@ -44,6 +44,7 @@ from cnn_lab.training.loss import balanced_class_weights
 from cnn_lab.training.optim import build_optimizer, build_scheduler
 from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions, set_up_model
+from cnn_lab.training.threads import use_threads
 
 STUDY = "artworks"
 SPLITS = ("train", "val", "test")
@@ -234,8 +235,7 @@ def train_variant(
     variant: str,
 ) -> tuple[dict[str, Any], nn.Module, Figure, Figure]:
     """Train one variant in its own nested MLflow run and score it on the test split."""
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    use_threads(config["threads"])  # by load; refined below for the model
     device = resolve_device(config["device"])
     seed_everything(config["seed"])
     class_names = index_report["class_names"]
@@ -244,6 +244,14 @@ def train_variant(
     model = build_variant(
         variant, num_classes=k, model=config["model"], weights=settings["weights"]
     ).to(device)
+    size = int(decoded["image_size"])
+    threads = use_threads(
+        config["threads"],
+        model,
+        device=device,
+        in_shape=(3, size, size),
+        batch_size=config["training"]["batch_size"],
+    )
     performance, model, trained_module = set_up_model(
         PerformanceOptions(**config["performance"]), model, device
     )
@@ -351,7 +359,7 @@ def train_variant(
             import mlflow
 
             mlflow.log_metrics({f"test_{n}": v for n, v in metrics.items()})
-            mlflow.log_params(performance.as_params())
+            mlflow.log_params({**performance.as_params(), **threads.as_params()})
             log_status(result)
             log_table(report, "tables/per_class_report.csv")
             # per-epoch curves are MLflow metrics (logged with step = epoch), charted there

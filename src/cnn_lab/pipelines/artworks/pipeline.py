@@ -16,7 +16,7 @@ from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.nodes import STUDY
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix
+from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 
 
 def variant_names(params: dict[str, Any]) -> list[str]:
@@ -94,13 +94,11 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["data"],
     )
-    trained = sum(
-        (_variant_pipeline(v, seed) for seed in seeds for v in variants),
-        seed_configs(STUDY, seeds),
-    )
+    trained = [seed_configs(STUDY, seeds)]
+    trained += [_variant_pipeline(v, seed) for seed in seeds for v in variants]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.summarise,
                 [f"{s}{v}{seed_suffix(seed)}.result" for seed in seeds for v in variants],
                 [s + "summary", s + "per_class_report", s + "figures.variant_comparison"],
@@ -109,7 +107,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + trained + report + _results(variants, seeds[0])
+    return combine(prepare, trained, report, _results(variants, seeds[0]))
 
 
 def _results(variants: list[str], first: int | None) -> Pipeline:
@@ -123,17 +121,20 @@ def _results(variants: list[str], first: int | None) -> Pipeline:
     if variants:
         trained = [f"{s}{v}{sfx}.{d}" for v in variants for d in ("result", "weights")]
         views.append(
-            node(
+            wide_node(
                 nodes.analysis_model,
                 [s + "config", s + "index_report", s + "normalisation", *trained],
                 s + "analysis_model",
                 name=s + "analysis_model",
             )
         )
-    analysis = pipeline(views, tags=["analysis"]) + analysis_pipeline(
-        STUDY, s + "analysis_model" if variants else None, dataset=s + "analysis_data"
+    analysis = combine(
+        pipeline(views, tags=["analysis"]),
+        analysis_pipeline(
+            STUDY, s + "analysis_model" if variants else None, dataset=s + "analysis_data"
+        ),
     )
-    report = node(
+    report = wide_node(
         nodes.write_report,
         [
             f"params:{STUDY}",
@@ -152,4 +153,4 @@ def _results(variants: list[str], first: int | None) -> Pipeline:
         [s + "report.html", s + "report.md"],
         name=s + "write_report",
     )
-    return analysis + pipeline([report], tags=["report"])
+    return combine(analysis, pipeline([report], tags=["report"]))

@@ -10,7 +10,7 @@ from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
-from cnn_lab.training.params import CheckpointedRunParams
+from cnn_lab.training.params import CheckpointedRunParams, Threads
 
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -88,7 +88,7 @@ class ArtworksParams(CheckpointedRunParams):
     seed: int = Field(0, description="the split's seed, and the training seed without seeds")
     seeds: Seeds = None  # every variant once per seed: mean and std across seeds in the report
     device: DeviceName = "auto"
-    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     run: Annotated[list[str], BeforeValidator(as_list)] = Field(min_length=1)
     variants: dict[str, VariantParams]
     data: DataParams = DataParams()

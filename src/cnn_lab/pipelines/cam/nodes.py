@@ -31,6 +31,7 @@ from cnn_lab.training.device import resolve_device
 from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
+from cnn_lab.training.threads import use_threads
 
 STUDY = "cam"
 BOX_COLUMNS = ["split", "index", "x0", "y0", "x1", "y1"]
@@ -166,8 +167,7 @@ def train_variant(
 ) -> tuple[dict[str, Any], nn.Module, nn.Module]:
     """Train one model in its own nested MLflow run; the model is returned twice: once to
     be saved (weights), once to be explained in memory."""
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    use_threads(config["threads"])  # by load; train_model refines it for the model
     spec = config["models"][name]
     data = SplitData.from_bundle(bundle, split)
     augment = spec["augment"]
@@ -207,6 +207,7 @@ def train_variant(
             augment=crops if use_crops else None,
             extra_callbacks=run.callbacks,
             checkpoint=store,
+            threads=config["threads"],
         )
         history = trained.history
         val_acc = history.column("val_accuracy") or [math.nan]

@@ -13,7 +13,14 @@ from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.nodes import STUDY
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix, split_dataset
+from cnn_lab.pipelines.shared_nodes import (
+    combine,
+    grid_seeds,
+    seed_configs,
+    seed_suffix,
+    split_dataset,
+    wide_node,
+)
 
 SHARED = ["dataset", "split", "boxes", "examples", "config"]
 
@@ -82,7 +89,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["data"],
     )
-    models = sum((_model_pipeline(n, seed) for seed in seeds for n in names), Pipeline([]))
+    models = [_model_pipeline(n, seed) for seed in seeds for n in names]
     every = [f"{s}.{n}{seed_suffix(seed)}" for seed in seeds for n in names]
     first = [f"{s}.{n}{seed_suffix(seeds[0])}" for n in names]  # drawn in the figures
     data = [f"{s}.dataset", f"{s}.split", f"{s}.boxes"]
@@ -94,7 +101,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 f"{s}.chance",
                 name=f"{s}.chance_levels",
             ),
-            node(
+            wide_node(
                 nodes.localisation_by_seed,
                 [f"{s}.config", f"{s}.chance", *(f"{m}.explained" for m in every)],
                 f"{s}.localisation",
@@ -109,7 +116,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + seed_configs(STUDY, seeds) + models + report + _results(names, seeds)
+    return combine(prepare, seed_configs(STUDY, seeds), models, report, _results(names, seeds))
 
 
 def _results(names: list[str], seeds: list[int | None]) -> Pipeline:
@@ -125,8 +132,8 @@ def _results(names: list[str], seeds: list[int | None]) -> Pipeline:
             f"{s}.analysis_model",
             name=f"{s}.analysis_model",
         )
-        analysis = pipeline([pick], tags=["analysis"]) + analysis
-    report = node(
+        analysis = combine(pipeline([pick], tags=["analysis"]), analysis)
+    report = wide_node(
         nodes.write_report,
         [
             f"params:{s}",
@@ -142,4 +149,4 @@ def _results(names: list[str], seeds: list[int | None]) -> Pipeline:
         [f"{s}.report.html", f"{s}.report.md"],
         name=f"{s}.write_report",
     )
-    return analysis + pipeline([report], tags=["report"])
+    return combine(analysis, pipeline([report], tags=["report"]))

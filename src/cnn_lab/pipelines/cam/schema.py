@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import SCHEDULERS
-from cnn_lab.training.params import CheckpointedRunParams
+from cnn_lab.training.params import CheckpointedRunParams, Threads
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 
 DATA_SOURCES = ("shapes", "imagenette")
@@ -120,7 +120,7 @@ class CamParams(CheckpointedRunParams):
     seed: int = Field(0, description="the data's seed, and the training seed without seeds")
     seeds: Seeds = None  # every model once per seed: mean and std across seeds in the report
     device: DeviceName = "auto"
-    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     data: DataParams = DataParams()
     models: dict[str, ModelParams] = Field(min_length=1)
     threshold: float = Field(0.2, gt=0, lt=1, description="share of the CAM maximum kept")

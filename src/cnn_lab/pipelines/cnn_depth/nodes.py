@@ -30,6 +30,7 @@ from cnn_lab.training.device import resolve_device
 from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
+from cnn_lab.training.threads import use_threads
 
 STUDY = "cnn_depth"
 logger = logging.getLogger(__name__)
@@ -197,8 +198,7 @@ def train_variant(
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one (family, depth[, seed]) variant in its own nested MLflow run; ``seed``
     None is the single-seed study, trained with its one seed."""
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    use_threads(config["threads"])  # by load; train_model refines it for the model
     name = variant_name(family, depth, seed)
     seed = training_seeds(config)[0] if seed is None else seed
     data = SplitData.from_bundle(bundle, split)
@@ -248,6 +248,7 @@ def train_variant(
             input_size=image_size(config, group),
             extra_callbacks=run.callbacks,
             checkpoint=store,
+            threads=config["threads"],
         )
         result = _result(trained, name, run_params, run.run_id)
         if run.reused:

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import INTERVALS
-from cnn_lab.training.params import CheckpointedRunParams
+from cnn_lab.training.params import CheckpointedRunParams, Threads
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
@@ -113,7 +113,7 @@ class CnnDepthParams(CheckpointedRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
     seeds: Seeds = None
     device: DeviceName = "auto"
-    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     probe_batch_size: int = Field(256, ge=1)
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
@@ -45,6 +44,7 @@ from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
+from cnn_lab.training.threads import use_threads
 
 STUDY = "init_study"
 NETWORKS = {"net_a1": "NetA1", "net_a2": "NetA2"}  # registry family -> the report's name
@@ -162,8 +162,7 @@ def train_run(
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one (network, scheme) run from its saved initial tensors, in its own MLflow run,
     scoring the test split after every epoch."""
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    use_threads(config["threads"])  # by load; train_model refines it for the model
     name = run_label(network, scheme)
     data = SplitData.from_bundle(bundle, split)
     recipe = _recipe(config)
@@ -204,6 +203,7 @@ def train_run(
             label=f"{STUDY}.{name}",
             extra_callbacks=[SplitEvaluation(test_batches, "test"), *run.callbacks],
             checkpoint=store,
+            threads=config["threads"],
         )
         result = {
             **_result_row(network, scheme, trained, trainable, total),

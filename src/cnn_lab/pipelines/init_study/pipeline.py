@@ -18,7 +18,14 @@ from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.nodes import FIGURES, KERNEL_SCHEMES, NETWORKS, RUNS, STUDY
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import data_preparation, grid_seeds, seed_config, seed_suffix
+from cnn_lab.pipelines.shared_nodes import (
+    combine,
+    data_preparation,
+    grid_seeds,
+    seed_config,
+    seed_suffix,
+    wide_node,
+)
 
 
 def _namespace(network: str, scheme: str, seed: int | None = None) -> str:
@@ -105,14 +112,14 @@ def _analysis(seed: int | None) -> Pipeline:
         ],
         tags=["analysis"],
     )
-    return pick + analysis_pipeline(STUDY, model=f"{STUDY}.analysis_model")
+    return combine(pick, analysis_pipeline(STUDY, model=f"{STUDY}.analysis_model"))
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
     seeds = grid_seeds(run_parameters().get(STUDY, {}))
     prepare = data_preparation(STUDY, nodes.validate_config, nodes.prepare_dataset)
-    shared = sum((_initial_networks(seed) for seed in seeds), Pipeline([]))
-    runs = sum((_run_pipeline(*run, seed) for seed in seeds for run in RUNS), Pipeline([]))
+    shared = [_initial_networks(seed) for seed in seeds]
+    runs = [_run_pipeline(*run, seed) for seed in seeds for run in RUNS]
     kernel_inputs = [
         f"{_namespace(n, s, seeds[0])}.{dataset}"
         for n, s in RUNS
@@ -122,7 +129,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     every_run = [(run, seed) for seed in seeds for run in RUNS]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.compare_initial_states_by_seed,
                 [
                     f"{STUDY}.config",
@@ -132,7 +139,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name=f"{STUDY}.compare_initial_states",
                 tags=["initialisation"],
             ),
-            node(
+            wide_node(
                 nodes.summarise,
                 [
                     f"{STUDY}.config",
@@ -171,4 +178,4 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + shared + runs + _analysis(seeds[0]) + report
+    return combine(prepare, shared, runs, _analysis(seeds[0]), report)

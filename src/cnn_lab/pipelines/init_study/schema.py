@@ -12,7 +12,7 @@ from pydantic import Field
 
 from cnn_lab.params import Seeds, StrictModel
 from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
-from cnn_lab.training.params import CheckpointedRunParams
+from cnn_lab.training.params import CheckpointedRunParams, Threads
 
 
 class InitDataParams(StrictModel):
@@ -31,7 +31,7 @@ class InitStudyParams(CheckpointedRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
     seeds: Seeds = None  # every run once per seed: mean and std across seeds in the report
     device: DeviceName = "auto"
-    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     probe_batch_size: int = Field(256, ge=1)
     data: InitDataParams = InitDataParams()
     training: TrainingParams = TrainingParams()

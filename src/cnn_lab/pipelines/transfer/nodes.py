@@ -68,6 +68,7 @@ from cnn_lab.training.search import (
     run_search,
     search_figures,
 )
+from cnn_lab.training.threads import use_threads
 
 STUDY = "transfer"
 BASELINES = ("svm", "logistic")
@@ -175,8 +176,8 @@ def split_data(
 
 
 def _threads(config: dict[str, Any]) -> None:
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    """By load alone; ``train_model`` refines an ``auto`` for the model it trains."""
+    use_threads(config["threads"])
 
 
 def build_source_model(config: dict[str, Any], weights: str = "none") -> nn.Module:
@@ -256,6 +257,7 @@ def train_source(
             label=f"{STUDY}.source",
             extra_callbacks=run.callbacks,
             checkpoint=store,
+            threads=config["threads"],
         )
         val = trained.history.column("val_accuracy")
         result = {
@@ -421,6 +423,7 @@ def _finetune(
                 m, lr=lr, backbone_lr_multiplier=multiplier
             ),
             checkpoint=store,
+            threads=config["threads"],
         )
         history = trained.history
         table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))

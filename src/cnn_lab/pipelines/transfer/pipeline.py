@@ -15,7 +15,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.hooks import run_parameters
 from cnn_lab.params import as_list
 from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import grid_seeds, seed_configs, seed_suffix
+from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
 
@@ -149,10 +149,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["baselines"],
     )
-    variants = sum(
-        (_variant_pipeline(*v, seed) for seed in seeds for v in grid),
-        seed_configs(STUDY, seeds),
-    )
+    variants = [seed_configs(STUDY, seeds)]
+    variants += [_variant_pipeline(*v, seed) for seed in seeds for v in grid]
     # The untuned runs of the first training seed: the search starts from the best of them.
     untuned = [f"{STUDY}.{g}.{n}{seed_suffix(seeds[0])}.result" for g, n, _ in grid]
     search = pipeline(
@@ -169,7 +167,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
         ],
         tags=["search", "training"],
-    ) + sum((_tuned(seed) for seed in seeds), Pipeline([]))
+    )
+    tuned = [_tuned(seed) for seed in seeds]
     trained = [
         f"{STUDY}.{prefix}{seed_suffix(seed)}"
         for seed in seeds
@@ -179,7 +178,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     paired = [name for prefix in trained for name in (f"{prefix}.result", f"{prefix}.weights")]
     report = pipeline(
         [
-            node(
+            wide_node(
                 nodes.evaluate_on_test,
                 [
                     f"{STUDY}.target_test",
@@ -193,7 +192,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 f"{STUDY}.summary",
                 name=f"{STUDY}.evaluate_on_test",
             ),
-            node(
+            wide_node(
                 nodes.report,
                 [f"{STUDY}.summary", *results],
                 [f"{STUDY}.history", *(f"{STUDY}.figures.{name}" for name in STUDY_FIGURES)],
@@ -202,7 +201,9 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["report"],
     )
-    return prepare + source + baselines + variants + search + report + _results(grid, seeds)
+    return combine(
+        prepare, source, baselines, variants, search, tuned, report, _results(grid, seeds)
+    )
 
 
 def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None]) -> Pipeline:
@@ -221,18 +222,20 @@ def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None
     ]
     if presets:
         pick.append(
-            node(
+            wide_node(
                 nodes.target_analysis_model,
                 [f"{s}.config", *(f"{p}.{d}" for p in presets for d in ("result", "weights"))],
                 f"{s}.target_analysis_model",
                 name=f"{s}.target_analysis_model",
             )
         )
-    analysis = pipeline(pick, tags=["analysis"])
+    analysis = [pipeline(pick, tags=["analysis"])]
     for part in ("source", "target"):
         model = f"{s}.{part}_analysis_model" if part == "source" or presets else None
-        analysis += analysis_pipeline(
-            s, model, dataset=f"{s}.{part}_data", split=f"{s}.{part}_split", part=part
+        analysis.append(
+            analysis_pipeline(
+                s, model, dataset=f"{s}.{part}_data", split=f"{s}.{part}_split", part=part
+            )
         )
     report = node(
         nodes.write_report,
@@ -253,4 +256,4 @@ def _results(grid: list[tuple[str, str, dict[str, Any]]], seeds: list[int | None
         [f"{s}.report.html", f"{s}.report.md"],
         name=f"{s}.write_report",
     )
-    return analysis + pipeline([report], tags=["report"])
+    return combine(analysis, pipeline([report], tags=["report"]))

@@ -11,7 +11,7 @@ from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
 from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
-from cnn_lab.training.params import CheckpointedRunParams
+from cnn_lab.training.params import CheckpointedRunParams, Threads
 from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.search import PRUNERS
 
@@ -173,7 +173,7 @@ class TransferParams(CheckpointedRunParams):
     # Fine-tuning presets, optimizer runs and the tuned model once per seed: mean and std.
     seeds: Seeds = None
     device: Literal[DEVICE_CHOICES] = "auto"  # type: ignore[valid-type]
-    threads: int = Field(0, ge=0, description="CPU threads; 0 keeps torch's default")
+    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
     source: SourceParams = SourceParams()
