@@ -234,15 +234,17 @@ def pretrain_variant(config: dict[str, Any], *, name: str) -> tuple[nn.Module, d
         "seed": config["seed"],
     }
     tags = {"study": STUDY, "variant": label, "family": spec["family"]}
-    store = checkpoint_store(STUDY, label, config, run_params, recipe, split, data["image_size"])
-    augment = RandomCrops(None, (1.0, 1.0), flip=spec["augment"]["flip"])
+    images = {k: data[k] for k in ("image_size", "shapes")}  # what draws the source images
+    store = checkpoint_store(STUDY, label, config, run_params, recipe, split, source, images)
+    augment = spec["augment"]  # the model's own augmentation
+    crops = RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
     with variant_run(store, label, run_params, tags) as run:
         trained = train_model(
             lambda: _build(bundle, scratch),
             SplitData.from_bundle(bundle, split),
             recipe,
             label=f"{STUDY}.{label}",
-            augment=augment if spec["augment"]["flip"] else None,
+            augment=crops if augment["crop_size"] is not None or augment["flip"] else None,
             extra_callbacks=run.callbacks,
             checkpoint=store,
         )
@@ -331,6 +333,7 @@ def train_variant(
             "trainable_parameters": run_params["trainable_parameters"],
             "weights_used": weights,
             "freeze": run_params["freeze"],
+            "pretraining": pretraining,
             "status": "diverged" if history.diverged else "ok",
             "diverged_epoch": history.diverged_epoch,
             "precision": trained.performance.get("perf_precision"),
@@ -632,12 +635,21 @@ def write_report(
     models = pd.DataFrame([{k: r.get(k) for k in MODEL_COLUMNS} for r in results])
     if len(seeds) > 1:  # results come in the order seeds x models
         models["seed"] = [seed for seed in seeds for _ in range(len(results) // len(seeds))]
-    problems = diverged(models, "model") + [
-        f"{name}: pretrained weights missing, trained from scratch instead "
-        f"({STUDY}.models.{name}.scratch_if_weights_missing)"
-        for name, spec in config["models"].items()
-        if spec["weights_fallback"]
-    ]
+    problems = (
+        diverged(models, "model")
+        + [
+            f"{name}: pretrained weights missing, trained from scratch instead "
+            f"({STUDY}.models.{name}.scratch_if_weights_missing)"
+            for name, spec in config["models"].items()
+            if spec["weights_fallback"]
+        ]
+        + [
+            f"{r['model']}: its source-task pretraining diverged, so its head was fine-tuned "
+            f"on a diverged network"
+            for r in results[: len(config["models"])]
+            if (r.get("pretraining") or {}).get("status") == "diverged"
+        ]
+    )
     return reporting.write_report(
         STUDY,
         raw_params,
