@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_lab.data.shapes import SHAPES, generate_shapes, load_shapes
+from cnn_lab.data.shapes import ALL_SHAPES, SHAPES, SOURCE_SHAPES, generate_shapes, load_shapes
 
 
 def test_boxes_are_tight_around_the_object_pixels() -> None:
@@ -45,3 +45,19 @@ def test_load_shapes_gives_independent_test_set() -> None:
 def test_unknown_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown shape class"):
         generate_shapes(4, classes=["circle", "hexagon"])
+
+
+def test_source_shapes_are_other_classes_and_differ_from_each_other() -> None:
+    """The classes of the cam study's source task: none is a target class, each draws
+    a mask of its own (no two alike), and they generate like the target's."""
+    assert not set(SOURCE_SHAPES) & set(SHAPES)
+    grid = (np.arange(32) + 0.5) / 32 * 2.0 - 1.0
+    masks = {name: mask(grid[None, :], grid[:, None]) for name, mask in ALL_SHAPES.items()}
+    names = list(masks)
+    for i, a in enumerate(names):
+        assert 0.2 < masks[a].mean() < 0.9, a
+        for b in names[i + 1 :]:
+            assert (masks[a] != masks[b]).mean() > 0.1, (a, b)
+    data = generate_shapes(12, image_size=32, classes=list(SOURCE_SHAPES), seed=0)
+    assert data.images.class_names == list(SOURCE_SHAPES)
+    assert np.bincount(data.images.labels).tolist() == [2] * len(SOURCE_SHAPES)

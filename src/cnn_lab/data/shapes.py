@@ -43,6 +43,35 @@ def _ring(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (r2 <= 1.0) & (r2 >= 0.45**2)
 
 
+def _diamond(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.abs(u) + np.abs(v) <= 1.0
+
+
+def _star(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    # five points: the radius swings between 0.45 and 1 with the angle
+    angle, radius = np.arctan2(u, -v), np.hypot(u, v)
+    swing = np.abs(((angle * 5 / (2 * np.pi)) % 1.0) - 0.5) * 2.0  # 1 at a point, 0 between
+    return radius <= 0.45 + 0.55 * swing
+
+
+def _ellipse(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u**2 + (v / 0.5) ** 2 <= 1.0
+
+
+def _semicircle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (u**2 + v**2 <= 1.0) & (v >= 0.0)
+
+
+def _hourglass(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (np.abs(v) <= 1.0) & (np.abs(u) <= np.abs(v))
+
+
+def _frame(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    outer = (np.abs(u) <= 0.9) & (np.abs(v) <= 0.9)
+    return outer & ~((np.abs(u) <= 0.5) & (np.abs(v) <= 0.5))
+
+
+# The study's target classes; a default ``generate_shapes`` call draws these five.
 SHAPES: dict[str, Mask] = {
     "circle": _circle,
     "square": _square,
@@ -50,6 +79,17 @@ SHAPES: dict[str, Mask] = {
     "cross": _cross,
     "ring": _ring,
 }
+# Other classes, for a source task that shares no class with the target (the offline
+# stand-in for ImageNet pretraining in the ``cam`` study).
+SOURCE_SHAPES: dict[str, Mask] = {
+    "diamond": _diamond,
+    "star": _star,
+    "ellipse": _ellipse,
+    "semicircle": _semicircle,
+    "hourglass": _hourglass,
+    "frame": _frame,
+}
+ALL_SHAPES: dict[str, Mask] = {**SHAPES, **SOURCE_SHAPES}
 
 
 @dataclass
@@ -96,7 +136,7 @@ def render_scene(
     x0 = int(rng.integers(0, image_size - side + 1))
     y0 = int(rng.integers(0, image_size - side + 1))
     grid = (np.arange(side) + 0.5) / side * 2.0 - 1.0  # pixel centres in [-1, 1]
-    local = SHAPES[shape](grid[None, :], grid[:, None])
+    local = ALL_SHAPES[shape](grid[None, :], grid[:, None])
     mask = np.zeros((image_size, image_size), dtype=bool)
     mask[y0 : y0 + side, x0 : x0 + side] = local
     image[mask] = _object_colour(rng, (c1, c2))
@@ -118,9 +158,9 @@ def generate_shapes(
     with_masks: bool = False,
 ) -> ShapeImages:
     """``count`` images, classes balanced (cycled, then shuffled), deterministic for ``seed``."""
-    unknown = [c for c in classes if c not in SHAPES]
+    unknown = [c for c in classes if c not in ALL_SHAPES]
     if unknown:
-        raise ValueError(f"unknown shape class(es) {unknown}; allowed: {', '.join(SHAPES)}")
+        raise ValueError(f"unknown shape class(es) {unknown}; allowed: {', '.join(ALL_SHAPES)}")
     if not 0.0 < scale[0] <= scale[1] <= 1.0:
         raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
     rng = np.random.default_rng(seed)

@@ -22,7 +22,7 @@ from cnn_lab.evaluation.study_findings import cam_findings, cam_seed_table
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.params import validate_parameters
 from cnn_lab.pipelines import reporting
-from cnn_lab.pipelines.cam.schema import CamParams
+from cnn_lab.pipelines.cam.schema import PRETRAIN, CamParams
 from cnn_lab.pipelines.shared_nodes import training_seeds
 from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.tracking import log_figures, log_table
@@ -44,8 +44,8 @@ def _check_weights(name: str, model: dict[str, Any]) -> bool:
     from cnn_lab.models.resnet import WeightsUnavailableError, load_weights
 
     weights = model["options"].get("weights", "none")
-    if model["family"] != "resnet" or weights in ("none", None):
-        return False
+    if model["family"] != "resnet" or weights in ("none", None, PRETRAIN):
+        return False  # PRETRAIN weights are made by this run (pretrain_variant)
     key = f"{STUDY}.models.{name}.options.weights"
     try:
         load_weights(model["options"].get("arch", "resnet18"), weights, key=key)
@@ -145,9 +145,19 @@ def choose_examples(
     return {"grid": grid, "top": top}
 
 
-def _build(bundle: DatasetBundle, model: dict[str, Any]) -> nn.Module:
+def uses_pretrain(model: dict[str, Any]) -> bool:
+    """Whether ``model`` (a ``cam.models`` entry) starts from the run's own source task."""
+    options = model.get("options") if isinstance(model, dict) else None
+    return isinstance(options, dict) and options.get("weights") == PRETRAIN
+
+
+def _build(
+    bundle: DatasetBundle,
+    model: dict[str, Any],
+    pretrained: dict[str, torch.Tensor] | None = None,
+) -> nn.Module:
     options = dict(model["options"])
-    if model["weights_fallback"]:
+    if model["weights_fallback"] or pretrained is not None:
         options["weights"] = "none"
     net = build_model(
         model["family"],
@@ -155,6 +165,10 @@ def _build(bundle: DatasetBundle, model: dict[str, Any]) -> nn.Module:
         num_classes=bundle.train.num_classes,
         **options,
     )
+    if pretrained is not None:  # every tensor but the head, which has the source's classes
+        from cnn_lab.models.resnet import load_backbone
+
+        load_backbone(net, pretrained, source=PRETRAIN)
     if model["family"] == "resnet" and model["freeze"] != "all" and not model["weights_fallback"]:
         from cnn_lab.models.resnet import freeze_resnet
 
@@ -162,11 +176,109 @@ def _build(bundle: DatasetBundle, model: dict[str, Any]) -> nn.Module:
     return net
 
 
+# The source task's images are drawn with their own seed, apart from the target's.
+SOURCE_SEED_OFFSET = 7_000_001
+
+
+def describe_pretraining(pretraining: dict[str, Any]) -> str:
+    """The weights a ``weights: pretrain`` model starts from, as the report states them."""
+    return (
+        f"pretrained on generated shapes (source classes {', '.join(pretraining['classes'])}; "
+        f"{pretraining['train_images']} training images, {pretraining['epochs']} epochs; "
+        f"source test accuracy {pretraining['test_accuracy']:.3f})"
+    )
+
+
+def pretrain_variant(config: dict[str, Any], *, name: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Train model ``name`` on the source task (``cam.pretrain``: shapes of other classes),
+    every layer trainable, through the same engine; its weights are what ``weights:
+    pretrain`` loads before the head is fine-tuned on the target, as ImageNet's would be."""
+    from cnn_lab.data.shapes import load_shapes
+    from cnn_lab.data.splits import stratified_split
+
+    use_threads(config["threads"])  # by load; train_model refines it for the model
+    spec, source = config["models"][name], config["pretrain"]
+    data, shapes = config["data"], config["data"]["shapes"]
+    seed = config["seed"] + SOURCE_SEED_OFFSET
+    bundle, _ = load_shapes(
+        source["train_size"],
+        source["test_size"],
+        image_size=data["image_size"],
+        classes=source["classes"],
+        scale=tuple(shapes["scale"]),
+        noise=shapes["noise"],
+        seed=seed,
+    )
+    split = stratified_split(
+        bundle.train.labels, val_ratio=data["val_ratio"], seed=seed, test_ratio=None
+    )
+    options = {**spec["options"], "weights": "none"}
+    scratch = {**spec, "options": options, "weights_fallback": False, "freeze": "all"}
+    recipe = Recipe(
+        **source["training"],
+        seed=config["seed"],
+        device=config["device"],
+        probe_gradients=False,
+        performance=PerformanceOptions(**config["performance"]),
+    )
+    label = f"{name}_pretrain"
+    run_params = {
+        "study": STUDY,
+        "model": label,
+        "family": spec["family"],
+        "dataset": f"shapes ({', '.join(source['classes'])})",
+        "source_classes": source["classes"],
+        "source_train_size": source["train_size"],
+        **{f"option_{k}": v for k, v in options.items()},
+        **source["training"],
+        "seed": config["seed"],
+    }
+    tags = {"study": STUDY, "variant": label, "family": spec["family"]}
+    images = {k: data[k] for k in ("image_size", "shapes")}  # what draws the source images
+    store = checkpoint_store(STUDY, label, config, run_params, recipe, split, source, images)
+    augment = spec["augment"]  # the model's own augmentation
+    crops = RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
+    with variant_run(store, label, run_params, tags) as run:
+        trained = train_model(
+            lambda: _build(bundle, scratch),
+            SplitData.from_bundle(bundle, split),
+            recipe,
+            label=f"{STUDY}.{label}",
+            augment=crops if augment["crop_size"] is not None or augment["flip"] else None,
+            extra_callbacks=run.callbacks,
+            checkpoint=store,
+            threads=config["threads"],
+        )
+        history = trained.history
+        result = {
+            "classes": list(source["classes"]),
+            "train_images": len(split["train"]),
+            "epochs": len(history.epochs),
+            "best_val_accuracy": max(history.column("val_accuracy") or [math.nan]),
+            "test_accuracy": trained.test["accuracy"],
+            "train_seconds": history.train_seconds,
+            "status": "diverged" if history.diverged else "ok",
+        }
+        if run.logging:
+            import mlflow
+
+            mlflow.log_metrics({"test_accuracy": result["test_accuracy"]})
+    logger.info("[%s.%s] %s", STUDY, name, describe_pretraining(result))
+    return trained.model, result  # the catalog saves the state_dict, loads it back
+
+
 def train_variant(
-    bundle: DatasetBundle, split: dict[str, Any], config: dict[str, Any], *, name: str
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    config: dict[str, Any],
+    pretrained: dict[str, torch.Tensor] | None = None,
+    pretraining: dict[str, Any] | None = None,
+    *,
+    name: str,
 ) -> tuple[dict[str, Any], nn.Module, nn.Module]:
     """Train one model in its own nested MLflow run; the model is returned twice: once to
-    be saved (weights), once to be explained in memory."""
+    be saved (weights), once to be explained in memory. ``pretrained`` and ``pretraining``
+    (weights and summary of :func:`pretrain_variant`) come with ``weights: pretrain``."""
     use_threads(config["threads"])  # by load; train_model refines it for the model
     spec = config["models"][name]
     data = SplitData.from_bundle(bundle, split)
@@ -179,8 +291,10 @@ def train_variant(
         probe_gradients=False,
         performance=PerformanceOptions(**config["performance"]),
     )
-    probe = _build(bundle, spec)
+    probe = _build(bundle, spec, pretrained)
     weights = "none" if spec["weights_fallback"] else spec["options"].get("weights", "none")
+    if pretraining is not None:
+        weights = describe_pretraining(pretraining)
     run_params = {
         "study": STUDY,
         "model": name,
@@ -194,13 +308,15 @@ def train_variant(
         **{f"augment_{k}": v for k, v in augment.items()},
         **spec["training"],
         "seed": config["seed"],
+        **({"pretrain_status": pretraining["status"]} if pretraining is not None else {}),
     }
     tags = {"study": STUDY, "variant": name, "family": spec["family"]}
-    store = checkpoint_store(STUDY, name, config, run_params, recipe, split)
+    source = config["pretrain"] if pretraining is not None else None  # new source: retrain
+    store = checkpoint_store(STUDY, name, config, run_params, recipe, split, source)
     with variant_run(store, name, run_params, tags) as run:
         use_crops = augment["crop_size"] is not None or augment["flip"]
         trained = train_model(
-            lambda: _build(bundle, spec),
+            lambda: _build(bundle, spec, pretrained),
             data,
             recipe,
             label=f"{STUDY}.{name}",
@@ -217,6 +333,8 @@ def train_variant(
             "parameters": run_params["parameters"],
             "trainable_parameters": run_params["trainable_parameters"],
             "weights_used": weights,
+            "freeze": run_params["freeze"],
+            "pretraining": pretraining,
             "status": "diverged" if history.diverged else "ok",
             "diverged_epoch": history.diverged_epoch,
             "precision": trained.performance.get("perf_precision"),
@@ -489,6 +607,18 @@ def analysis_model(
     }
 
 
+def weights_statement(result: dict[str, Any]) -> str:
+    """Which weights a model started from and what of it trained, in the report's words."""
+    weights, freeze = result.get("weights_used", "none"), result.get("freeze", "all")
+    if weights in ("none", None):
+        return "none: trained from scratch, every layer"
+    trained = {
+        "all": "every layer fine-tuned",
+        "head": "only the new head fine-tuned",
+    }.get(freeze, f"fine-tuned from {freeze} on (earlier layers frozen)")
+    return f"{weights}; {trained}"
+
+
 def write_report(
     raw_params: dict[str, Any],
     config: dict[str, Any],
@@ -506,12 +636,21 @@ def write_report(
     models = pd.DataFrame([{k: r.get(k) for k in MODEL_COLUMNS} for r in results])
     if len(seeds) > 1:  # results come in the order seeds x models
         models["seed"] = [seed for seed in seeds for _ in range(len(results) // len(seeds))]
-    problems = diverged(models, "model") + [
-        f"{name}: pretrained weights missing, trained from scratch instead "
-        f"({STUDY}.models.{name}.scratch_if_weights_missing)"
-        for name, spec in config["models"].items()
-        if spec["weights_fallback"]
-    ]
+    problems = (
+        diverged(models, "model")
+        + [
+            f"{name}: pretrained weights missing, trained from scratch instead "
+            f"({STUDY}.models.{name}.scratch_if_weights_missing)"
+            for name, spec in config["models"].items()
+            if spec["weights_fallback"]
+        ]
+        + [
+            f"{r['model']}: its source-task pretraining diverged, so its head was fine-tuned "
+            f"on a diverged network"
+            for r in results[: len(config["models"])]
+            if (r.get("pretraining") or {}).get("status") == "diverged"
+        ]
+    )
     return reporting.write_report(
         STUDY,
         raw_params,
@@ -534,4 +673,7 @@ def write_report(
         findings=cam_findings(localisation, models, config["iou"]),
         problems=problems,
         sections=(analysis,),
+        settings={
+            f"{r['model']} weights": weights_statement(r) for r in results[: len(config["models"])]
+        },
     )

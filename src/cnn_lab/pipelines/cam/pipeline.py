@@ -35,12 +35,35 @@ def _bind(function: Any, **kwargs: Any) -> Any:
     return update_wrapper(partial(function, **kwargs), function)
 
 
-def _model_pipeline(name: str, seed: int | None = None) -> Pipeline:
+def _pretrains(params: dict[str, Any], name: str) -> bool:
+    return nodes.uses_pretrain(params["models"][name])
+
+
+def _pretrain_pipeline(name: str) -> Pipeline:
+    """Model ``name`` trained on the source task, once for all seeds (as ImageNet
+    weights are the same for every seed)."""
+    return pipeline(
+        [
+            node(
+                _bind(nodes.pretrain_variant, name=name),
+                inputs="config",
+                outputs=["pretrained_weights", "pretrain_result"],
+                name="pretrain",
+                tags=["training"],
+            )
+        ],
+        namespace=f"{STUDY}.{name}",
+        inputs={"config": f"{STUDY}.config"},
+    )
+
+
+def _model_pipeline(name: str, seed: int | None = None, pretrained: bool = False) -> Pipeline:
+    source = ["pretrained", "pretraining"] if pretrained else []
     template = pipeline(
         [
             node(
                 _bind(nodes.train_variant, name=name),
-                inputs=["dataset", "split", "config"],
+                inputs=["dataset", "split", "config", *source],
                 outputs=["result", "weights", "model"],
                 name="train",
                 tags=["training"],
@@ -56,6 +79,9 @@ def _model_pipeline(name: str, seed: int | None = None) -> Pipeline:
     )
     inputs = {k: f"{STUDY}.{k}" for k in SHARED}
     inputs["config"] = f"{STUDY}.config{seed_suffix(seed)}"
+    if pretrained:
+        inputs["pretrained"] = f"{STUDY}.{name}.pretrained_weights"
+        inputs["pretraining"] = f"{STUDY}.{name}.pretrain_result"
     return pipeline(template, namespace=f"{STUDY}.{name}{seed_suffix(seed)}", inputs=inputs)
 
 
@@ -89,7 +115,9 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags=["data"],
     )
-    models = [_model_pipeline(n, seed) for seed in seeds for n in names]
+    pretrained = {n: _pretrains(params, n) for n in names}
+    models = [_pretrain_pipeline(n) for n in names if pretrained[n]]
+    models += [_model_pipeline(n, seed, pretrained[n]) for seed in seeds for n in names]
     every = [f"{s}.{n}{seed_suffix(seed)}" for seed in seeds for n in names]
     first = [f"{s}.{n}{seed_suffix(seeds[0])}" for n in names]  # drawn in the figures
     data = [f"{s}.dataset", f"{s}.split", f"{s}.boxes"]

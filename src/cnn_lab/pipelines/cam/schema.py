@@ -16,6 +16,19 @@ from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 DATA_SOURCES = ("shapes", "imagenette")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 Fraction = Annotated[float, Field(gt=0, le=1)]
+# A resnet's ``weights`` value: train it first on the study's own source task (``pretrain``).
+PRETRAIN = "pretrain"
+
+
+def _known_shapes(classes: list[str]) -> list[str]:
+    from cnn_lab.data.shapes import ALL_SHAPES
+
+    unknown = [c for c in classes if c not in ALL_SHAPES]
+    if unknown:
+        raise ValueError(f"unknown shape {unknown}; allowed: {', '.join(ALL_SHAPES)}")
+    if len(set(classes)) != len(classes):
+        raise ValueError("shape classes must be distinct")
+    return classes
 
 
 class ShapesParams(StrictModel):
@@ -30,14 +43,7 @@ class ShapesParams(StrictModel):
     @field_validator("classes")
     @classmethod
     def _known_shapes(cls, classes: list[str]) -> list[str]:
-        from cnn_lab.data.shapes import SHAPES
-
-        unknown = [c for c in classes if c not in SHAPES]
-        if unknown:
-            raise ValueError(f"unknown shape {unknown}; allowed: {', '.join(SHAPES)}")
-        if len(set(classes)) != len(classes):
-            raise ValueError("shape classes must be distinct")
-        return classes
+        return _known_shapes(classes)
 
     @field_validator("scale")
     @classmethod
@@ -63,6 +69,31 @@ class TrainingParams(BaseTrainingParams):
     eval_batch_size: int = Field(256, ge=1)
     epochs: int = Field(10, ge=1)
     scheduler: Literal[SCHEDULERS] = "cosine"  # type: ignore[valid-type]
+
+
+class PretrainTrainingParams(TrainingParams):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.002, gt=0)
+
+
+class PretrainParams(StrictModel):
+    """The source task of a model with ``weights: pretrain``: generated shapes of classes
+    the target does not have (image size, object scale and noise as the target's), on
+    which the whole network trains before its head is fine-tuned on the target."""
+
+    classes: Annotated[list[str], BeforeValidator(as_list)] = Field(
+        default=["diamond", "star", "ellipse", "semicircle", "hourglass", "frame"],
+        min_length=2,
+    )
+    train_size: int = Field(2000, ge=10, description="source pool (val_ratio of it validates)")
+    test_size: int = Field(300, ge=1)
+    training: PretrainTrainingParams = PretrainTrainingParams()
+
+    @field_validator("classes")
+    @classmethod
+    def _known(cls, classes: list[str]) -> list[str]:
+        return _known_shapes(classes)
 
 
 class AugmentParams(StrictModel):
@@ -123,6 +154,7 @@ class CamParams(CheckpointedRunParams):
     threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     data: DataParams = DataParams()
     models: dict[str, ModelParams] = Field(min_length=1)
+    pretrain: PretrainParams = PretrainParams()
     threshold: float = Field(0.2, gt=0, lt=1, description="share of the CAM maximum kept")
     iou: float = Field(0.5, gt=0, le=1, description="IoU for a correct localisation")
     centre_sigma: float = Field(0.15, gt=0, description="centred chance map, share of a side")
@@ -136,6 +168,18 @@ class CamParams(CheckpointedRunParams):
         if bad:
             raise ValueError(f"model names must be identifiers (letters, digits, _): {bad}")
         return models
+
+    @model_validator(mode="after")
+    def _pretrain_is_a_transfer(self) -> CamParams:
+        users = [n for n, m in self.models.items() if m.options.get("weights") == PRETRAIN]
+        if users and self.data.source == "shapes":
+            shared = sorted(set(self.pretrain.classes) & set(self.data.shapes.classes))
+            if shared:
+                raise ValueError(
+                    f"pretrain.classes share {shared} with data.shapes.classes: the source "
+                    f"task of {', '.join(users)} (weights: {PRETRAIN}) must have other classes"
+                )
+        return self
 
 
 class RenderParams(StrictModel):
