@@ -83,9 +83,9 @@ def test_closing_block_names_the_report_the_best_rows_and_the_run() -> None:
     assert lines == [
         "== cnn_depth ==",
         "report: /x/report.html",
-        "best of 3 rows by test accuracy:",
-        "  resmlp_d2: 0.900",
-        "  mlp_bn_d2: 0.700",
+        "best of 3 by test accuracy (the report's results table):",
+        "  resmlp_d2: 0.9000",
+        "  mlp_bn_d2: 0.7000",
         "MLflow run abc: `kedro mlflow ui`, then http://127.0.0.1:5000/#/experiments/1/runs/abc",
     ]
 

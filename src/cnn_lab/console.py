@@ -74,11 +74,15 @@ def closing_block(
     lines = [f"== {study} =="]
     if report:
         lines.append(f"report: {report}")
-    if summary is not None and len(summary) and "test_accuracy" in summary:
-        name = next((c for c in ("variant", "model", "name") if c in summary), summary.columns[0])
-        best = summary.sort_values("test_accuracy", ascending=False).head(rows)
-        lines.append(f"best of {len(summary)} rows by test accuracy:")
-        lines += [f"  {row[name]}: {row['test_accuracy']:.3f}" for _, row in best.iterrows()]
+    from cnn_lab.evaluation.report import headline
+
+    table = headline(summary) if summary is not None and len(summary) else None
+    if table is not None:
+        lines.append(f"best of {len(table)} by test accuracy (the report's results table):")
+        name = table.columns[0]
+        lines += [
+            f"  {row[name]}: {row['test accuracy']}" for _, row in table.head(rows).iterrows()
+        ]
     if run_id:
         lines.append(
             f"MLflow run {run_id}: `kedro mlflow ui`, then "

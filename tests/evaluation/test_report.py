@@ -12,7 +12,7 @@ from cnn_lab.evaluation.report import Report, caption, headline, render, tidy
 def seeded_summary() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "variant": ["mlp_d32", "mlp_d32", "resmlp_d32", "resmlp_d32"],
+            "variant": ["mlp_d32_s0", "mlp_d32_s1", "resmlp_d32_s0", "resmlp_d32_s1"],
             "seed": [0, 1, 0, 1],
             "parameters": [504970] * 4,
             "test_accuracy": [0.10, 0.12, 0.95, 0.97],

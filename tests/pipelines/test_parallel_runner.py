@@ -34,7 +34,8 @@ def _latest(path: Path) -> Path:
 def _assert_variants_nest_under_one_parent(project: Path) -> None:
     client, runs = mlflow_runs(project)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert [r.data.tags["mlflow.runName"] for r in parents] == ["cnn_depth (local)"]  # no stray runs
+    # One parent, named after the study and the env: no stray runs.
+    assert [r.data.tags["mlflow.runName"] for r in parents] == ["cnn_depth (local)"]
     children = {r.data.tags["mlflow.runName"]: r for r in runs if r not in parents}
     assert sorted(children) == ["mlp_d2", "resmlp_d2"]
     for child in children.values():

@@ -99,6 +99,9 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame | None:
     name = next((c for c in NAME_COLUMNS if c in summary), None)
     if name is None or "test_accuracy" not in summary:
         return None
+    if "seed" in summary:  # seeded rows are named <variant>_s<seed>: one row per variant
+        names = zip(summary[name].astype(str), summary["seed"], strict=True)
+        summary = summary.assign(**{name: [n.removesuffix(f"_s{s}") for n, s in names]})
     groups = summary.groupby(name, sort=False)
     table = pd.DataFrame({name: list(groups.groups)})
     if "parameters" in summary:

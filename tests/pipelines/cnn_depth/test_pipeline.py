@@ -36,7 +36,7 @@ def test_pipeline_end_to_end(
     report = Path(closing.split("report: ")[1].splitlines()[0])
     assert report.is_file() and report.name == "report.html"
     assert report.parent.parent == (reporting / "report.html").resolve()
-    assert "best of 3 rows by test accuracy:" in closing
+    assert "best of 3 by test accuracy" in closing
 
     summary = pd.read_csv(_latest(reporting, "summary.csv"))
     assert sorted(summary["family"]) == ["mlp", "mlp_bn", "resmlp"]
