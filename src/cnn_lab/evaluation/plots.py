@@ -12,7 +12,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -21,10 +20,10 @@ GRAD_PREFIX = "grad_norm_"
 
 
 def _panels(n: int, rows: int = 1, width: float = 4.2, height: float = 3.4):
-    fig, axes = plt.subplots(
-        rows, n, figsize=(width * n, height * rows), squeeze=False, constrained_layout=True
-    )
-    return fig, axes
+    # Outside pyplot's registry: a figure is freed once the catalog, MLflow and the report
+    # have it, where pyplot would keep every one of a run open (and warn past 20).
+    fig = Figure(figsize=(width * n, height * rows), layout="constrained")
+    return fig, fig.subplots(rows, n, squeeze=False)
 
 
 def diverged_at(line: pd.DataFrame) -> int | None:
