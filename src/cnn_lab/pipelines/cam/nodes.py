@@ -80,17 +80,9 @@ def prepare_dataset(config: dict[str, Any]) -> tuple[DatasetBundle, pd.DataFrame
     """The images and, where the source has them, the object boxes (one row per image)."""
     data = config["data"]
     if data["source"] == "shapes":
-        from cnn_lab.data.shapes import load_shapes
-
         shapes = data["shapes"]
-        bundle, boxes = load_shapes(
-            shapes["train_size"],
-            shapes["test_size"],
-            image_size=data["image_size"],
-            classes=shapes["classes"],
-            scale=tuple(shapes["scale"]),
-            noise=shapes["noise"],
-            seed=config["seed"],
+        bundle, boxes = _draw_shapes(
+            config, shapes["train_size"], shapes["test_size"], shapes["classes"], config["seed"]
         )
         frames = [
             pd.DataFrame(b, columns=BOX_COLUMNS[2:]).assign(split=part, index=range(len(b)))
@@ -189,25 +181,37 @@ def describe_pretraining(pretraining: dict[str, Any]) -> str:
     )
 
 
+def _draw_shapes(
+    config: dict[str, Any], train_size: int, test_size: int, classes: list[str], seed: int
+) -> tuple[DatasetBundle, Any]:
+    """Generated shape images at the study's image size, object scale and noise: the target
+    task and the pretraining source differ only in their classes, sizes and seed."""
+    from cnn_lab.data.shapes import load_shapes
+
+    data, shapes = config["data"], config["data"]["shapes"]
+    return load_shapes(
+        train_size,
+        test_size,
+        image_size=data["image_size"],
+        classes=classes,
+        scale=tuple(shapes["scale"]),
+        noise=shapes["noise"],
+        seed=seed,
+    )
+
+
 def pretrain_variant(config: dict[str, Any], *, name: str) -> tuple[nn.Module, dict[str, Any]]:
     """Train model ``name`` on the source task (``cam.pretrain``: shapes of other classes),
     every layer trainable, through the same engine; its weights are what ``weights:
     pretrain`` loads before the head is fine-tuned on the target, as ImageNet's would be."""
-    from cnn_lab.data.shapes import load_shapes
     from cnn_lab.data.splits import stratified_split
 
     use_threads(config["threads"])  # by load; train_model refines it for the model
     spec, source = config["models"][name], config["pretrain"]
-    data, shapes = config["data"], config["data"]["shapes"]
+    data = config["data"]
     seed = config["seed"] + SOURCE_SEED_OFFSET
-    bundle, _ = load_shapes(
-        source["train_size"],
-        source["test_size"],
-        image_size=data["image_size"],
-        classes=source["classes"],
-        scale=tuple(shapes["scale"]),
-        noise=shapes["noise"],
-        seed=seed,
+    bundle, _ = _draw_shapes(
+        config, source["train_size"], source["test_size"], source["classes"], seed
     )
     split = stratified_split(
         bundle.train.labels, val_ratio=data["val_ratio"], seed=seed, test_ratio=None
