@@ -64,8 +64,8 @@ def build_seconds(n: int, catalog: object) -> tuple[int, float, float]:
     factories, as the runner does before a full run starts."""
     from kedro.framework.project import pipelines
 
-    from cnn_lab import hooks
     from cnn_lab.pipeline_registry import register_pipelines
+    from cnn_lab.runtime import hooks
 
     params = hooks.run_parameters()
     study = dict(params["cnn_depth"])

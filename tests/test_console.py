@@ -14,7 +14,7 @@ import pandas as pd
 from kedro.logging import RichHandler
 from rich.console import Console
 
-from cnn_lab import console
+from cnn_lab.runtime import console
 
 
 def _logged(records: list[tuple[str, str, dict]]) -> str:
@@ -149,7 +149,7 @@ def test_an_expected_error_prints_its_message_once_without_a_traceback(
 
 
 def test_only_the_projects_own_errors_are_shortened() -> None:
-    from cnn_lab.params import ParameterError
+    from cnn_lab.study.params import ParameterError
 
     assert console.is_expected(ParameterError("cnn_depth.lr: got -1"))
     assert not console.is_expected(RuntimeError("a bug"))

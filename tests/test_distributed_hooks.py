@@ -14,7 +14,11 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro_datasets.pickle import PickleDataset
 
-from cnn_lab.distributed_hooks import MLFLOW_PLUGIN_NAMES, DistributedRunHooks, plugins_to_disable
+from cnn_lab.runtime.distributed_hooks import (
+    MLFLOW_PLUGIN_NAMES,
+    DistributedRunHooks,
+    plugins_to_disable,
+)
 
 
 def _as_rank(monkeypatch: pytest.MonkeyPatch, rank: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 import pytest
 
-from cnn_lab.parallel import (
+from cnn_lab.runtime.parallel import (
     MLFLOW_RUN_ID_ENV,
     PARENT_RUN_ENV,
     export_parent_run,
@@ -21,7 +21,7 @@ from cnn_lab.parallel import (
     parse_parallel,
     worker_number,
 )
-from cnn_lab.params import ParameterError
+from cnn_lab.study.params import ParameterError
 
 
 def test_round_robin_spreads_workers_over_the_visible_gpus() -> None:
@@ -113,7 +113,7 @@ def tracking(
 def test_a_worker_without_an_active_run_nests_under_the_exported_parent(
     tracking: mlflow.MlflowClient,
 ) -> None:
-    from cnn_lab.tracking import child_run, log_text
+    from cnn_lab.runtime.tracking import child_run, log_text
 
     experiment = tracking.create_experiment("cnn_lab")
     parent = tracking.create_run(experiment, run_name="cnn_depth").info.run_id
@@ -148,7 +148,7 @@ def test_mlflow_run_id_is_exported_only_for_worker_processes(no_exported_run: No
 
 
 def test_no_tracking_without_a_run_or_an_exported_parent(no_exported_run: None) -> None:
-    from cnn_lab.tracking import child_run
+    from cnn_lab.runtime.tracking import child_run
 
     with child_run("mlp_d2", {}, {}) as run_id:
         assert run_id is None

@@ -8,8 +8,8 @@ import importlib
 
 import pytest
 
-from cnn_lab.hooks import default_parameters
-from cnn_lab.params import ParameterError
+from cnn_lab.runtime.hooks import default_parameters
+from cnn_lab.study.params import ParameterError
 
 STUDIES = ["cnn_depth", "init_study", "cam", "transfer", "artworks"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from cnn_lab import console
-from cnn_lab.distributed_hooks import DistributedRunHooks, plugins_to_disable
-from cnn_lab.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
+from cnn_lab.runtime import console
+from cnn_lab.runtime.distributed_hooks import DistributedRunHooks, plugins_to_disable
+from cnn_lab.runtime.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
 
 console.install()  # before Kedro loads its plugins' commands: their imports warn
 

@@ -13,8 +13,8 @@ from torch import nn
 from cnn_lab.data.image_cache import decode_all
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation.dataset_analysis import channel_statistics, store_splits
-from cnn_lab.params import ParameterError
-from cnn_lab.pipelines.reporting import analyse
+from cnn_lab.study.params import ParameterError
+from cnn_lab.study.reporting import analyse
 
 OPTIONS = {"subsample": 30, "perplexity": 5, "samples_per_class": 2}
 

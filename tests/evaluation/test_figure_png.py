@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 
 from cnn_lab.evaluation.figure_png import FIGURE_DPI, png_bytes  # noqa: E402
 from cnn_lab.evaluation.report import encode_figure  # noqa: E402
-from cnn_lab.pipelines.figure_dataset import FigureDataset  # noqa: E402
-from cnn_lab.tracking import log_figures  # noqa: E402
+from cnn_lab.runtime.figure_dataset import FigureDataset  # noqa: E402
+from cnn_lab.runtime.tracking import log_figures  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

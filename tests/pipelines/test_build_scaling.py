@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from kedro.pipeline import Pipeline, node
 
-from cnn_lab import hooks
-from cnn_lab.pipelines.shared_nodes import combine
+from cnn_lab.runtime import hooks
+from cnn_lab.study.shared_nodes import combine
 
 
 def _identity(x):
@@ -82,7 +82,7 @@ def test_study_grid_hook_keeps_the_pipelines_a_run_asked_for(
 def test_wide_node_equals_a_plain_node_and_hashes_once() -> None:
     import pickle
 
-    from cnn_lab.pipelines.shared_nodes import wide_node
+    from cnn_lab.study.shared_nodes import wide_node
 
     inputs = [f"v{i}.result" for i in range(500)]
     wide = wide_node(_gather, inputs, "summary", name="summarise", tags=["report"])

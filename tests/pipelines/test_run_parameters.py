@@ -16,7 +16,8 @@ def test_grid_is_built_once_from_the_run_parameters(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from cnn_lab import hooks, pipeline_registry
+    from cnn_lab import pipeline_registry
+    from cnn_lab.runtime import hooks
 
     calls = []
     register = pipeline_registry.register_pipelines

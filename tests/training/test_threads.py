@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnn_lab.params import ParameterError, validate_parameters
+from cnn_lab.study.params import ParameterError, validate_parameters
 from cnn_lab.training import threads as threads_module
 from cnn_lab.training.threads import (
     AUTO,

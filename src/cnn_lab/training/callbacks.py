@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cnn_lab.ranks import is_main_process
+from cnn_lab.training.ranks import is_main_process
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnn_lab.parallel import assigned_gpu
+from cnn_lab.runtime.parallel import assigned_gpu
 from cnn_lab.training import distributed
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from cnn_lab.ranks import is_distributed, is_main_process, local_rank, rank, world_size
+from cnn_lab.training.ranks import is_distributed, is_main_process, local_rank, rank, world_size
 
 __all__ = [
     "all_gather_object",

@@ -11,9 +11,9 @@ import pytest
 import torch
 import yaml
 
-from cnn_lab.params import ParameterError
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.pipeline import variant_names
+from cnn_lab.study.params import ParameterError
 from cnn_lab.training.loss import balanced_class_weights
 from tests.conftest import PROJECT_ROOT
 

@@ -178,9 +178,9 @@ def test_bad_parameters_stop_before_training(
 def test_shipped_parameters_validate(env: str) -> None:
     from kedro.config import OmegaConfigLoader
 
-    from cnn_lab.params import validate_parameters
     from cnn_lab.pipelines.cam.schema import CamParams
     from cnn_lab.settings import CONFIG_LOADER_ARGS
+    from cnn_lab.study.params import validate_parameters
     from tests.conftest import PROJECT_ROOT
 
     args = {**CONFIG_LOADER_ARGS, "default_run_env": env}

@@ -192,8 +192,8 @@ def _base_params() -> dict:
     ],
 )
 def test_bad_cnn_parameters_are_named(monkeypatch, change, expected: str) -> None:
-    from cnn_lab.params import ParameterError
     from cnn_lab.pipelines.cnn_depth.nodes import validate_config
+    from cnn_lab.study.params import ParameterError
     from tests.conftest import PROJECT_ROOT
 
     monkeypatch.chdir(PROJECT_ROOT)

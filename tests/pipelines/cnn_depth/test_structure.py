@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cnn_lab import hooks
 from cnn_lab.pipelines.cnn_depth.pipeline import create_pipeline
+from cnn_lab.runtime import hooks
 
 
 @pytest.fixture

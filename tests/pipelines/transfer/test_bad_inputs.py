@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from cnn_lab.models.resnet import build_resnet
-from cnn_lab.params import ParameterError
 from cnn_lab.pipelines.transfer import nodes
+from cnn_lab.study.params import ParameterError
 from tests.conftest import PROJECT_ROOT, nested
 
 

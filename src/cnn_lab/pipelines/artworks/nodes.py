@@ -27,12 +27,13 @@ from cnn_lab.evaluation.study_findings import (
     artworks_problems,
 )
 from cnn_lab.models import count_parameters
-from cnn_lab.params import validate_parameters
-from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
-from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
-from cnn_lab.tracking import log_figures, log_table
+from cnn_lab.runtime.tracking import log_figures, log_table
+from cnn_lab.study import reporting
+from cnn_lab.study.params import validate_parameters
+from cnn_lab.study.training_params import check_precision
+from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.training.augment import BatchAugment
 from cnn_lab.training.batching import Normalisation
 from cnn_lab.training.callbacks import ProgressLog
@@ -42,7 +43,6 @@ from cnn_lab.training.engine import History, fit, predict
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.loss import balanced_class_weights
 from cnn_lab.training.optim import build_optimizer, build_scheduler
-from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions, set_up_model
 from cnn_lab.training.threads import use_threads
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from cnn_lab.hooks import run_parameters
-from cnn_lab.params import as_list
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.nodes import STUDY
 from cnn_lab.pipelines.artworks.variants import VARIANTS
-from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
+from cnn_lab.runtime.hooks import run_parameters
+from cnn_lab.study.params import as_list
+from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 
 
 def variant_names(params: dict[str, Any]) -> list[str]:

@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from cnn_lab.params import Seeds, StrictModel, as_list
 from cnn_lab.pipelines.artworks.variants import VARIANTS
+from cnn_lab.study.params import Seeds, StrictModel, as_list
+from cnn_lab.study.training_params import CheckpointedRunParams, Threads
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
-from cnn_lab.training.params import CheckpointedRunParams, Threads
 
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")

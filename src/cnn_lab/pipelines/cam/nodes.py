@@ -20,15 +20,15 @@ from cnn_lab.evaluation import cam, cam_plots
 from cnn_lab.evaluation.findings import diverged
 from cnn_lab.evaluation.study_findings import cam_findings, cam_seed_table
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.params import validate_parameters
-from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cam.schema import PRETRAIN, CamParams
-from cnn_lab.pipelines.shared_nodes import training_seeds
-from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
-from cnn_lab.tracking import log_figures, log_table
+from cnn_lab.runtime.tracking import log_figures, log_table
+from cnn_lab.study import reporting
+from cnn_lab.study.params import validate_parameters
+from cnn_lab.study.shared_nodes import training_seeds
+from cnn_lab.study.training_params import check_precision
+from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.training.batching import DeviceBatches, Normalisation
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 from cnn_lab.training.threads import use_threads

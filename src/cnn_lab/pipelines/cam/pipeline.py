@@ -9,11 +9,11 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.nodes import STUDY
-from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import (
+from cnn_lab.runtime.hooks import run_parameters
+from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.shared_nodes import (
     combine,
     grid_seeds,
     seed_configs,

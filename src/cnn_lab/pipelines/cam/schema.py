@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from cnn_lab.params import Seeds, StrictModel, as_list
+from cnn_lab.study.params import Seeds, StrictModel, as_list
+from cnn_lab.study.training_params import CheckpointedRunParams, Threads
+from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import SCHEDULERS
-from cnn_lab.training.params import CheckpointedRunParams, Threads
-from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 
 DATA_SOURCES = ("shapes", "imagenette")
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]

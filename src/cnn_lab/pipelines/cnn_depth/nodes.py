@@ -19,15 +19,15 @@ from cnn_lab.data.sources import (
 from cnn_lab.evaluation import plots
 from cnn_lab.evaluation.depth_findings import depth_findings, depth_problems, seed_statistics
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.params import ParameterError, validate_parameters
-from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
-from cnn_lab.pipelines.shared_nodes import training_seeds
-from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
-from cnn_lab.tracking import log_figures, log_table
+from cnn_lab.runtime.tracking import log_figures, log_table
+from cnn_lab.study import reporting
+from cnn_lab.study.params import ParameterError, validate_parameters
+from cnn_lab.study.shared_nodes import training_seeds
+from cnn_lab.study.training_params import check_precision
+from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 from cnn_lab.training.threads import use_threads
@@ -47,7 +47,7 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     command-line override of ``training`` that some group overrides again is logged."""
     config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
     check_precision(config, STUDY)
-    from cnn_lab.hooks import runtime_parameters
+    from cnn_lab.runtime.hooks import runtime_parameters
 
     for warning in unreached_overrides(raw, runtime_parameters().get(STUDY) or {}):
         logger.warning("[%s] %s", STUDY, warning)
@@ -411,7 +411,7 @@ def write_report(
     """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
     saved study figures (base64 PNG) in the order of :data:`FIGURES`."""
     problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
-    from cnn_lab.hooks import runtime_parameters
+    from cnn_lab.runtime.hooks import runtime_parameters
 
     problems += unreached_overrides(raw_params, runtime_parameters().get(STUDY) or {})
     channels, height, width = bundle.train.image_shape

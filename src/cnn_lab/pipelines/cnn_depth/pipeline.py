@@ -9,12 +9,12 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline, node, pipeline
 
-from cnn_lab.hooks import run_parameters
-from cnn_lab.params import as_list
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.nodes import STUDY, variant_name
-from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import combine, data_preparation, grid_seeds, wide_node
+from cnn_lab.runtime.hooks import run_parameters
+from cnn_lab.study.params import as_list
+from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.shared_nodes import combine, data_preparation, grid_seeds, wide_node
 
 
 def variant_grid(params: dict[str, Any]) -> list[tuple[str, str, int]]:

@@ -14,11 +14,11 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from cnn_lab.hooks import run_parameters
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.nodes import FIGURES, KERNEL_SCHEMES, NETWORKS, RUNS, STUDY
-from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import (
+from cnn_lab.runtime.hooks import run_parameters
+from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.shared_nodes import (
     combine,
     data_preparation,
     grid_seeds,

@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from cnn_lab.params import Seeds, StrictModel
 from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
-from cnn_lab.training.params import CheckpointedRunParams, Threads
+from cnn_lab.study.params import Seeds, StrictModel
+from cnn_lab.study.training_params import CheckpointedRunParams, Threads
 
 
 class InitDataParams(StrictModel):

@@ -45,17 +45,17 @@ from cnn_lab.models.resnet import (
     load_weights,
     replace_head,
 )
-from cnn_lab.params import ParameterError, validate_parameters
-from cnn_lab.pipelines import reporting
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams, TransferParams
-from cnn_lab.pipelines.variant_run import checkpoint_store, log_status, variant_run
-from cnn_lab.tracking import child_run, log_figures, log_table
+from cnn_lab.runtime.tracking import child_run, log_figures, log_table
+from cnn_lab.study import reporting
+from cnn_lab.study.params import ParameterError, validate_parameters
+from cnn_lab.study.training_params import check_precision
+from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import Callback, EarlyStopping
 from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.engine import evaluate
-from cnn_lab.training.params import check_precision
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
 from cnn_lab.training.search import (

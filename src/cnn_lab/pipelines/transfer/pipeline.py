@@ -12,12 +12,12 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from cnn_lab.hooks import run_parameters
-from cnn_lab.params import as_list
-from cnn_lab.pipelines.reporting import analysis_pipeline
-from cnn_lab.pipelines.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY, STUDY_FIGURES
+from cnn_lab.runtime.hooks import run_parameters
+from cnn_lab.study.params import as_list
+from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.shared_nodes import combine, grid_seeds, seed_configs, seed_suffix, wide_node
 
 SHARED = {
     "source_weights": f"{STUDY}.source_weights",

@@ -8,11 +8,11 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from cnn_lab.evaluation.baselines import SVM_SOLVERS
 from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
-from cnn_lab.params import Seeds, StrictModel, as_list
+from cnn_lab.study.params import Seeds, StrictModel, as_list
+from cnn_lab.study.training_params import CheckpointedRunParams, Threads
+from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
-from cnn_lab.training.params import CheckpointedRunParams, Threads
-from cnn_lab.training.params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.search import PRUNERS
 
 DATASETS = ("digits", "mnist", "cifar10", "cifar100")

@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from cnn_lab.ranks import is_main_process
+from cnn_lab.training.ranks import is_main_process
 
 # Third-party warnings this project cannot act on, matched narrowly by their text:
 # OmegaConf's deprecation of the resolver API that Kedro and kedro-mlflow call, MLflow's

@@ -14,7 +14,7 @@ import pandas as pd
 from kedro.pipeline import Pipeline, node, pipeline
 from pydantic import Field
 
-from cnn_lab.params import StrictModel, validate_parameters
+from cnn_lab.study.params import StrictModel, validate_parameters
 
 ANALYSIS_FIGURES = ("class_counts", "samples", "tsne")
 
@@ -51,7 +51,7 @@ def analyse(
     "label"]}; ``part`` names one of several datasets of a study (transfer: source, target)."""
     from cnn_lab.evaluation.dataset_analysis import analyse_dataset
     from cnn_lab.evaluation.report import encode_figures
-    from cnn_lab.tracking import log_figures, log_table
+    from cnn_lab.runtime.tracking import log_figures, log_table
 
     params = validate_parameters(AnalysisParams, options or {}, "dataset_analysis")
     trained = model or {}
@@ -127,9 +127,9 @@ def analysis_pipeline(
 def run_context(study: str, raw_params: dict[str, Any]) -> dict[str, Any]:
     """What ran, as a report states it: env, git commit, MLflow run id, changed parameters."""
     from cnn_lab.evaluation.report import changed_parameters, git_commit
-    from cnn_lab.hooks import default_parameters, run_env
+    from cnn_lab.runtime.hooks import default_parameters, run_env
+    from cnn_lab.runtime.tracking import active_run_id
     from cnn_lab.settings import find_project_root
-    from cnn_lab.tracking import active_run_id
 
     return {
         "study": study,
@@ -165,7 +165,7 @@ def precision_that_ran(summary: pd.DataFrame) -> str:
 def publish(report: Any) -> tuple[str, str]:
     """Render ``report`` to (HTML, Markdown) and log both to the run's MLflow artifacts."""
     from cnn_lab.evaluation.report import render
-    from cnn_lab.tracking import log_text
+    from cnn_lab.runtime.tracking import log_text
 
     html, markdown = render(report)
     log_text(html, "report/report.html")

@@ -10,7 +10,7 @@ from kedro.pipeline import Node, Pipeline, node, pipeline
 
 from cnn_lab.data.sources import DatasetBundle
 from cnn_lab.data.splits import stratified_split
-from cnn_lab.params import as_list
+from cnn_lab.study.params import as_list
 
 
 class _WideNode(Node):

@@ -18,7 +18,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from cnn_lab.ranks import is_distributed, is_main_process
+from cnn_lab.training.ranks import is_distributed, is_main_process
 
 # Kedro matches plugin distribution names exactly; wheels have spelled this one both ways.
 MLFLOW_PLUGIN_NAMES = ("kedro_mlflow", "kedro-mlflow")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from cnn_lab.params import StrictModel, as_list, validate_parameters
+from cnn_lab.study.params import StrictModel, as_list, validate_parameters
 
 PARENT_RUN_ENV = "CNN_LAB_MLFLOW_PARENT_RUN_ID"
 MLFLOW_RUN_ID_ENV = "MLFLOW_RUN_ID"  # MLflow's own: a run started without an id continues it

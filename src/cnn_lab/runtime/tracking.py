@@ -12,8 +12,8 @@ import mlflow
 from matplotlib.figure import Figure
 
 from cnn_lab.evaluation.figure_png import png_bytes
-from cnn_lab.parallel import exported_parent_run
-from cnn_lab.ranks import is_main_process
+from cnn_lab.runtime.parallel import exported_parent_run
+from cnn_lab.training.ranks import is_main_process
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from cnn_lab.ranks import is_main_process
+from cnn_lab.training.ranks import is_main_process
 
 _run_parameters: dict[str, Any] | None = None
 _runtime_parameters: dict[str, Any] = {}
@@ -42,7 +42,7 @@ def run_env() -> str:
     in a spawned worker process, the env its main process exported."""
     import os
 
-    from cnn_lab.parallel import RUN_ENV_ENV
+    from cnn_lab.runtime.parallel import RUN_ENV_ENV
 
     return _run_env or os.environ.get(RUN_ENV_ENV) or "local"
 
@@ -71,7 +71,7 @@ class TrackingStoreCheck:
     def after_context_created(self, context: Any) -> None:
         if not is_main_process():  # torchrun: only rank 0 tracks
             return
-        from cnn_lab.tracking_check import check_tracking_store
+        from cnn_lab.runtime.tracking_check import check_tracking_store
 
         check_tracking_store(_configured_uri(context))
 
@@ -139,7 +139,7 @@ class WorkerProcesses:
     def after_context_created(self, context: Any) -> None:
         import os
 
-        from cnn_lab.parallel import RUN_ENV_ENV, export_devices, parse_parallel
+        from cnn_lab.runtime.parallel import RUN_ENV_ENV, export_devices, parse_parallel
 
         export_devices(parse_parallel(_read_run_parameters(context).get("parallel")))
         os.environ[RUN_ENV_ENV] = context.env or "local"
@@ -149,7 +149,7 @@ class WorkerProcesses:
         import mlflow
         from kedro.io import SharedMemoryDataCatalog
 
-        from cnn_lab.parallel import export_parent_run
+        from cnn_lab.runtime.parallel import export_parent_run
 
         run = mlflow.active_run()
         export_parent_run(
@@ -161,12 +161,12 @@ class WorkerProcesses:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        from cnn_lab.parallel import export_parent_run
+        from cnn_lab.runtime.parallel import export_parent_run
 
         export_parent_run(None)
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        from cnn_lab.parallel import export_parent_run
+        from cnn_lab.runtime.parallel import export_parent_run
 
         export_parent_run(None)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from cnn_lab.params import ParameterError, StrictModel
+from cnn_lab.study.params import ParameterError, StrictModel
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
 from cnn_lab.training.performance import PRECISIONS, SWITCHES
 from cnn_lab.training.threads import check_threads
