@@ -12,6 +12,7 @@ import torch
 from cnn_lab.models.resnet import build_resnet
 from tests.conftest import mlflow_runs
 from tests.pipelines.artworks.fake_download import make_download
+from tests.pipelines.snapshot import assert_matches_snapshot
 
 VARIANTS = ["scratch", "finetune", "freeze_1_3", "freeze_1_4", "modern"]
 
@@ -82,6 +83,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path, checkpoint: Path) -
 
     reporting = kedro_project / "data/08_reporting/artworks"
     summary = pd.read_csv(_latest(reporting / "summary.csv"))
+    assert_matches_snapshot("artworks", "summary_columns_tiny", list(summary.columns))
     assert sorted(summary["variant"]) == sorted(VARIANTS)
     for column in (
         "test_accuracy",

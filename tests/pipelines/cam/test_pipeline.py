@@ -11,6 +11,7 @@ import torch
 from cnn_lab.models import build_model
 from tests.conftest import mlflow_runs
 from tests.pipelines.report_checks import read_report
+from tests.pipelines.snapshot import assert_matches_snapshot
 
 TINY = {
     "cam.threads": 1,
@@ -41,6 +42,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     reporting = kedro_project / "data/08_reporting/cam"
 
     table = pd.read_csv(_latest(reporting, "localisation.csv"))
+    assert_matches_snapshot("cam", "localisation_columns_tiny", list(table.columns))
     assert table["method"].tolist() == [
         "small_cnn",
         "resnet18",

@@ -10,6 +10,7 @@ import torch
 
 from cnn_lab.models import build_model
 from tests.conftest import mlflow_runs
+from tests.pipelines.snapshot import assert_matches_snapshot
 
 TINY = {
     "cnn_depth.groups.cnn.enabled": False,  # the CNN half has its own tests
@@ -39,6 +40,7 @@ def test_pipeline_end_to_end(
     assert "best of 3 by test accuracy" in closing
 
     summary = pd.read_csv(_latest(reporting, "summary.csv"))
+    assert_matches_snapshot("cnn_depth", "summary_columns_tiny", list(summary.columns))
     assert sorted(summary["family"]) == ["mlp", "mlp_bn", "resmlp"]
     assert set(summary["depth"]) == {2}
     for column in (

@@ -10,6 +10,7 @@ import torch
 
 from cnn_lab.models import build_model
 from tests.conftest import mlflow_runs
+from tests.pipelines.snapshot import assert_matches_snapshot
 
 TINY = {"init_study.training.epochs": 1, "init_study.threads": 1}
 RUN_NAMES = ["NetA1-DT", "NetA1-HF", "NetA1-HT", "NetA2-DT", "NetA2-HF", "NetA2-HT"]
@@ -26,6 +27,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     reporting = kedro_project / "data/08_reporting/init_study"
 
     summary = pd.read_csv(_latest(reporting, "summary.csv"))
+    assert_matches_snapshot("init_study", "summary_columns_tiny", list(summary.columns))
     assert sorted(summary["run"]) == RUN_NAMES
     for column in (
         "max_test_accuracy",

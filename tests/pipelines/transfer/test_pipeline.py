@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import mlflow_runs
+from tests.pipelines.snapshot import assert_matches_snapshot
 
 TINY = {
     "transfer.threads": 1,
@@ -34,6 +35,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
     reporting = kedro_project / "data/08_reporting/transfer"
 
     summary = pd.read_csv(_latest(reporting, "summary.csv"))
+    assert_matches_snapshot("transfer", "summary_columns_tiny", list(summary.columns))
     assert list(summary["approach"]) == [
         "svm",
         "logistic",
