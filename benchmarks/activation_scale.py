@@ -30,7 +30,8 @@ from cnn_lab.data.sources import load_digits_images
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation.activations import activation_scales
 from cnn_lab.models import build_model
-from cnn_lab.pipelines.cnn_depth.nodes import group_recipe, validate_config
+from cnn_lab.pipelines.cnn_depth.nodes import group_recipe
+from cnn_lab.pipelines.cnn_depth.pipeline import STUDY
 from cnn_lab.training.batching import Normalisation, resize
 from cnn_lab.training.recipe import SplitData, train_model
 
@@ -60,7 +61,7 @@ def former_resmlp(depth: int, in_features: int = 64, width: int = 128) -> nn.Mod
 
 def default_config() -> dict:
     raw = yaml.safe_load((ROOT / "conf/base/parameters_cnn_depth.yml").read_text())
-    return validate_config(raw["cnn_depth"])
+    return STUDY.validate(raw["cnn_depth"])
 
 
 def scales(inputs: torch.Tensor) -> dict[tuple[str, int], list[float]]:

@@ -9,7 +9,8 @@ import importlib.util
 
 from kedro.config import OmegaConfigLoader
 
-from cnn_lab.pipelines.cnn_depth.nodes import group_recipe, validate_config
+from cnn_lab.pipelines.cnn_depth.nodes import group_recipe
+from cnn_lab.pipelines.cnn_depth.pipeline import STUDY
 from cnn_lab.settings import CONFIG_LOADER_ARGS
 from cnn_lab.training import PerformanceOptions
 from tests.conftest import PROJECT_ROOT
@@ -29,7 +30,7 @@ def test_resnet20_benchmark_times_the_study_recipe() -> None:
     loader = OmegaConfigLoader(
         conf_source=str(PROJECT_ROOT / "conf"), env="paper_he", **CONFIG_LOADER_ARGS
     )
-    config = validate_config(loader["parameters"]["cnn_depth"])
+    config = STUDY.validate(loader["parameters"]["cnn_depth"])
     study = group_recipe(config, "cifar", seed=0)
     assert recipe == dataclasses.replace(study, epochs=3, performance=PerformanceOptions())
     assert study.performance == PerformanceOptions()  # the study's defaults are the benchmark's

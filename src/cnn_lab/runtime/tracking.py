@@ -125,3 +125,31 @@ def log_text(text: str, artifact_file: str) -> None:
 def active_run_id() -> str | None:
     """The run kedro-mlflow opened for this ``kedro run`` (the parent of variant runs)."""
     return current_run_id()
+
+
+def log_variant(
+    metrics: Mapping[str, Any],
+    performance: Mapping[str, Any],
+    figures: Mapping[str, Figure],
+    *,
+    status: str,
+    diverged_epoch: int | None = None,
+) -> None:
+    """A finished variant's results in its active nested run: metrics, the performance
+    choices that ran (params), its figures, and a ``status`` tag (ok / diverged, with the
+    epoch) so MLflow's run list shows which variants blew up and when."""
+    if not is_main_process() or mlflow.active_run() is None:
+        return
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+    mlflow.log_params({k: _param_value(v) for k, v in performance.items()})
+    mlflow.set_tag("status", status)
+    if diverged_epoch is not None:
+        mlflow.set_tag("diverged_epoch", str(diverged_epoch))
+    if figures:
+        log_figures(figures)
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Metrics of the active run (a study's parent run, or a variant's nested run)."""
+    if is_main_process() and mlflow.active_run() is not None:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})

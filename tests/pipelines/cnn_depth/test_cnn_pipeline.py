@@ -192,7 +192,7 @@ def _base_params() -> dict:
     ],
 )
 def test_bad_cnn_parameters_are_named(monkeypatch, change, expected: str) -> None:
-    from cnn_lab.pipelines.cnn_depth.nodes import validate_config
+    from cnn_lab.pipelines.cnn_depth.pipeline import STUDY
     from cnn_lab.study.params import ParameterError
     from tests.conftest import PROJECT_ROOT
 
@@ -200,19 +200,19 @@ def test_bad_cnn_parameters_are_named(monkeypatch, change, expected: str) -> Non
     params = _base_params()
     change(params)
     with pytest.raises(ParameterError) as info:
-        validate_config(params)
+        STUDY.validate(params)
     assert expected in str(info.value)
 
 
 def test_group_training_completes_from_the_top_level(monkeypatch) -> None:
-    from cnn_lab.pipelines.cnn_depth.nodes import validate_config
+    from cnn_lab.pipelines.cnn_depth.pipeline import STUDY
     from tests.conftest import PROJECT_ROOT
 
     monkeypatch.chdir(PROJECT_ROOT)
     params = _base_params()
     params["training"]["milestones"] = [3]
     params["groups"]["cnn"]["training"]["scheduler"] = "multistep"
-    config = validate_config(params)
+    config = STUDY.validate(params)
     assert config["groups"]["cnn"]["training"]["milestones"] == [3]
     assert config["groups"]["cnn"]["training"]["epochs"] == 8
     assert config["groups"]["mlp"]["training"]["epochs"] == 20
@@ -229,8 +229,8 @@ def test_group_training_completes_from_the_top_level(monkeypatch) -> None:
 def test_paper_envs_validate(env: str, source: str, variants: int) -> None:
     from kedro.config import OmegaConfigLoader
 
-    from cnn_lab.pipelines.cnn_depth.nodes import enabled_variants, validate_config
-    from cnn_lab.pipelines.cnn_depth.pipeline import variant_grid
+    from cnn_lab.pipelines.cnn_depth.nodes import enabled_variants
+    from cnn_lab.pipelines.cnn_depth.pipeline import STUDY
     from cnn_lab.settings import CONFIG_LOADER_ARGS
     from tests.conftest import PROJECT_ROOT
 
@@ -238,10 +238,12 @@ def test_paper_envs_validate(env: str, source: str, variants: int) -> None:
         conf_source=str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS
     )
     raw = dict(loader["parameters"]["cnn_depth"])
-    config = validate_config(raw)
+    config = STUDY.validate(raw)
     assert config["data"]["source"] == source
     assert len(enabled_variants(config)) == variants
-    assert variant_grid(raw) == enabled_variants(config)
+    assert [(v.group, v["family"], v["depth"]) for v in STUDY.variants(raw)] == enabled_variants(
+        config
+    )
     if env == "paper_he":
         he = config["groups"]["cifar110"]["training"]
         assert (he["warmup_steps"], he["warmup_lr"], he["max_steps"]) == (400, 0.01, 64000)

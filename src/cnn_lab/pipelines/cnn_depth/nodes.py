@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.data.sources import (
@@ -19,39 +19,37 @@ from cnn_lab.data.sources import (
 from cnn_lab.evaluation import plots
 from cnn_lab.evaluation.depth_findings import depth_findings, depth_problems, seed_statistics
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
-from cnn_lab.runtime.tracking import log_figures, log_table
+from cnn_lab.runtime.tracking import log_figures, log_metrics, log_text
 from cnn_lab.study import reporting
-from cnn_lab.study.params import ParameterError, validate_parameters
-from cnn_lab.study.shared_nodes import training_seeds
-from cnn_lab.study.training_params import check_precision
-from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
+from cnn_lab.study.params import ParameterError
+from cnn_lab.study.spec import Variant, repeat_over_seeds
+from cnn_lab.study.summary import summarise as study_summary
+from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import train_variant as train_variant_in_run
 from cnn_lab.training.augment import crop_and_flip
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.performance import PerformanceOptions
-from cnn_lab.training.recipe import Recipe, SplitData, train_model
-from cnn_lab.training.threads import use_threads
+from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 
 STUDY = "cnn_depth"
 logger = logging.getLogger(__name__)
 
 
-def variant_name(family: str, depth: int, seed: int | None = None) -> str:
-    """``mlp_d8``; ``mlp_d8_s1`` when the study repeats variants over several seeds."""
-    return f"{family}_d{depth}" if seed is None else f"{family}_d{depth}_s{seed}"
+def variants(config: dict[str, Any]) -> list[Variant]:
+    """Every enabled group's families at every depth, once per training seed."""
+    entries = [
+        (group, f"{family}_d{depth}", {"family": family, "depth": depth})
+        for group, family, depth in enabled_variants(config)
+    ]
+    return repeat_over_seeds(STUDY, config, entries)
 
 
-def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fail before any data is read if a parameter is wrong; pass on the full config,
-    with each group's ``training`` block completed from the top-level one. A
-    command-line override of ``training`` that some group overrides again is logged."""
-    config = validate_parameters(CnnDepthParams, raw, STUDY).model_dump()
-    check_precision(config, STUDY)
+def check_config(config: dict[str, Any], raw: dict[str, Any]) -> None:
+    """A command-line override of ``training`` that some group overrides again is logged."""
     from cnn_lab.runtime.hooks import runtime_parameters
 
     for warning in unreached_overrides(raw, runtime_parameters().get(STUDY) or {}):
         logger.warning("[%s] %s", STUDY, warning)
-    return config
 
 
 def unreached_overrides(raw: dict[str, Any], override: dict[str, Any]) -> list[str]:
@@ -110,13 +108,15 @@ def input_shape(bundle: DatasetBundle, config: dict[str, Any], group: str) -> tu
 
 
 def enabled_variants(config: dict[str, Any]) -> list[tuple[str, str, int]]:
-    return [
+    """(group, family, depth) of every enabled group, each once."""
+    triples = [
         (group, family, depth)
         for group, spec in config["groups"].items()
         if spec["enabled"]
         for family in spec["families"]
         for depth in spec["depths"]
     ]
+    return list(dict.fromkeys(triples))
 
 
 def check_variants(bundle: DatasetBundle, config: dict[str, Any]) -> None:
@@ -164,13 +164,9 @@ def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
 
 
 def _log_skipped(skipped: list[str]) -> None:
-    import mlflow
-
-    if mlflow.active_run() is None:
-        return
-    mlflow.log_metric("skipped_images", len(skipped))
+    log_metrics({"skipped_images": len(skipped)})
     if skipped:
-        mlflow.log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
+        log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
 
 
 def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
@@ -187,171 +183,94 @@ def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
 
 
 def train_variant(
-    bundle: DatasetBundle,
-    split: dict[str, Any],
-    config: dict[str, Any],
-    *,
-    group: str,
-    family: str,
-    depth: int,
-    seed: int | None = None,
+    bundle: DatasetBundle, split: dict[str, Any], config: dict[str, Any], *, variant: Variant
 ) -> tuple[dict[str, Any], nn.Module]:
-    """Train one (family, depth[, seed]) variant in its own nested MLflow run; ``seed``
-    None is the single-seed study, trained with its one seed."""
-    use_threads(config["threads"])  # by load; train_model refines it for the model
-    name = variant_name(family, depth, seed)
-    seed = training_seeds(config)[0] if seed is None else seed
-    data = SplitData.from_bundle(bundle, split)
+    """Train one (family, depth) variant with its seed, in its own nested MLflow run."""
+    group, family, depth = variant.group, variant["family"], variant["depth"]
     options = config["groups"][group]["model"]
-    training = config["groups"][group]["training"]
-    recipe = group_recipe(config, group, seed)
-    augment_params = config["data"]["augment"]
-    augment = (
-        crop_and_flip(augment_params["crop_padding"], augment_params["flip"])
-        if augment_params["crop_padding"] or augment_params["flip"]
-        else None
-    )
+    augment = config["data"]["augment"]
+    shape = input_shape(bundle, config, group)
 
     def build() -> nn.Module:
         return build_model(
-            family,
-            in_shape=input_shape(bundle, config, group),
-            num_classes=bundle.train.num_classes,
-            depth=depth,
-            **options,
+            family, in_shape=shape, num_classes=bundle.train.num_classes, depth=depth, **options
         )
 
-    parameters = count_parameters(build())
-    run_params = {
+    params = {
         "study": STUDY,
         "group": group,
         "family": family,
         "depth": depth,
         "dataset": bundle.name,
-        "parameters": parameters,
-        "image_size": "x".join(map(str, input_shape(bundle, config, group)[1:])),
+        "parameters": count_parameters(build()),
+        "image_size": "x".join(map(str, shape[1:])),
         "skipped_images": len(bundle.skipped),
-        **{f"augment_{k}": v for k, v in augment_params.items()},
+        **{f"augment_{k}": v for k, v in augment.items()},
         **options,
-        **training,
-        "seed": seed,
+        **config["groups"][group]["training"],
+        "seed": variant.seed,
     }
-    tags = {"study": STUDY, "variant": variant_name(family, depth), "family": family}
-    store = checkpoint_store(STUDY, name, config, run_params, recipe, split)
-    with variant_run(store, name, run_params, tags) as run:
-        trained = train_model(
-            build,
-            data,
-            recipe,
-            label=f"{STUDY}.{group}.{name}",
-            augment=augment,
-            input_size=image_size(config, group),
-            extra_callbacks=run.callbacks,
-            checkpoint=store,
-            threads=config["threads"],
-        )
-        result = _result(trained, name, run_params, run.run_id)
-        if run.reused:
-            logger.info(
-                "[%s.%s.%s] finished earlier: reused %s", STUDY, group, name, store.latest.name
-            )
-            return result, trained.model
-        if run.logging:
-            import mlflow
-
-            mlflow.log_metrics(
-                {
-                    "test_accuracy": result["test_accuracy"],
-                    "test_loss": result["test_loss"],
-                    "train_seconds": result["train_seconds"],
-                    "best_val_accuracy": result["best_val_accuracy"],
-                }
-            )
-            mlflow.log_params(trained.performance)
-            log_status(result)
-            table = pd.DataFrame(result["history"])
-            log_figures({f"{name}_curves": plots.variant_curves(table, f"{STUDY}: {name}")})
-    logger.info(
-        "[%s.%s.%s] test accuracy %.4f (%s, %.1f s)",
-        STUDY,
-        group,
-        name,
-        result["test_accuracy"],
-        result["status"],
-        result["train_seconds"],
+    crops = augment["crop_padding"] or augment["flip"]
+    job = Job(
+        build,
+        SplitData.from_bundle(bundle, split),
+        group_recipe(config, group, variant.seed),
+        params,
+        key=(split,),
+        tags={"family": family},
+        augment=crop_and_flip(augment["crop_padding"], augment["flip"]) if crops else None,
+        input_size=image_size(config, group),
     )
-    return result, trained.model.cpu()
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        row = outcome(trained)
+        return {
+            "variant": variant.label,
+            **{k: params[k] for k in ("group", "family", "depth", "seed")},
+            "width": options.get("width"),
+            "parameters": params["parameters"],
+            **{k: row[k] for k in ("status", "diverged_epoch", "epochs_run")},
+            "steps": trained.history.steps,
+            **{k: row[k] for k in ROW_SCORES},
+            "seconds_per_epoch": row["train_seconds"] / max(row["epochs_run"], 1),
+            "precision": row["precision"],
+            "channels_last": trained.performance.get("perf_channels_last"),
+        }
+
+    def curves(trained: TrainedModel, result: dict[str, Any]) -> dict[str, Figure]:
+        table = pd.DataFrame(result["history"])
+        return {f"{variant.label}_curves": plots.variant_curves(table, f"{STUDY}: {variant.label}")}
+
+    return train_variant_in_run(
+        variant,
+        job,
+        config,
+        describe,
+        metrics=("test_accuracy", "test_loss", "train_seconds", "best_val_accuracy"),
+        figures=curves,
+    )
 
 
+ROW_SCORES = (
+    "best_val_accuracy",
+    "final_val_accuracy",
+    "test_accuracy",
+    "test_loss",
+    "train_seconds",
+)
 SEED_STATISTICS = ("test_accuracy", "best_val_accuracy", "train_seconds")
-
-
-def _result(
-    trained: Any, name: str, run_params: dict[str, Any], run_id: str | None
-) -> dict[str, Any]:
-    """One summary row (and the per-epoch history) of a trained or reused variant."""
-    history = trained.history
-    table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
-    val_acc = history.column("val_accuracy") or [math.nan]
-    return {
-        "variant": name,
-        "group": run_params["group"],
-        "family": run_params["family"],
-        "depth": run_params["depth"],
-        "seed": run_params["seed"],
-        "width": run_params.get("width"),
-        "parameters": run_params["parameters"],
-        "status": "diverged" if history.diverged else "ok",
-        "diverged_epoch": history.diverged_epoch,
-        "epochs_run": len(history.epochs),
-        "steps": history.steps,
-        "best_val_accuracy": max(val_acc),
-        "final_val_accuracy": val_acc[-1],
-        "test_accuracy": trained.test["accuracy"],
-        "test_loss": trained.test["loss"],
-        "train_seconds": history.train_seconds,
-        "seconds_per_epoch": history.train_seconds / max(len(history.epochs), 1),
-        "precision": trained.performance.get("perf_precision"),
-        "channels_last": trained.performance.get("perf_channels_last"),
-        "mlflow_run_id": run_id,
-        "history": table.to_dict(orient="records"),
-    }
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One summary row per variant and seed, with the mean and standard deviation across
     seeds of each (family, depth) beside it, and one long per-epoch history table."""
-    summary = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results])
-    by_variant = summary.groupby(["group", "family", "depth"], sort=False)
-    for metric in SEED_STATISTICS:
-        summary[f"{metric}_mean"] = by_variant[metric].transform("mean")
-        summary[f"{metric}_std"] = by_variant[metric].transform("std")
-    summary["seeds"] = by_variant["seed"].transform("count")
-    histories = [
-        pd.DataFrame(r["history"]).assign(
-            variant=r["variant"], family=r["family"], depth=r["depth"], seed=r["seed"]
-        )
-        for r in results
-    ]
-    history = pd.concat(histories, ignore_index=True)
-    leading = [
-        "variant",
-        "family",
-        "depth",
-        "seed",
-        "epoch",
-        "train_loss",
-        "val_loss",
-        "val_accuracy",
-        "lr",
-        "epoch_time",
-    ]
-    history = history[
-        [c for c in leading if c in history] + sorted(c for c in history if c not in leading)
-    ]
-    log_table(summary, "tables/summary.csv")
-    log_table(history, "tables/history.csv")
-    return summary, history
+    return study_summary(
+        results,
+        by=("group", "family", "depth"),
+        statistics=SEED_STATISTICS,
+        history_keys=("variant", "family", "depth", "seed"),
+        history_leading=("train_loss", "val_loss", "val_accuracy", "lr", "epoch_time"),
+    )
 
 
 FIGURES = (
@@ -382,20 +301,19 @@ def analysis_model(
     config: dict[str, Any],
     state: dict[str, torch.Tensor],
     *,
-    group: str,
-    family: str,
-    depth: int,
+    variant: Variant,
 ) -> dict[str, Any]:
     """The trained variant whose penultimate features the dataset analysis maps."""
+    group = variant.group
     model = build_model(
-        family,
+        variant["family"],
         in_shape=input_shape(bundle, config, group),
         num_classes=bundle.train.num_classes,
-        depth=depth,
+        depth=variant["depth"],
         **config["groups"][group]["model"],
     )
     model.load_state_dict(state)
-    return {"model": model, "input_size": image_size(config, group), "label": f"{family}_d{depth}"}
+    return {"model": model, "input_size": image_size(config, group), "label": variant.name}
 
 
 def write_report(

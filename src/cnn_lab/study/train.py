@@ -1,0 +1,154 @@
+"""Training one variant of a study: the frame every study's training node shares.
+
+A study says *what* to train (a :class:`Job`: the network, the split, the recipe, what its
+MLflow run records) and *which columns* its summary row has; this module does the rest:
+threads, the checkpoint store (resume after a kill, reuse when finished), the nested MLflow
+run, the metrics and figures logged there, and one log line under the variant's name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+from torch import nn
+
+from cnn_lab.runtime import tracking
+from cnn_lab.study.spec import Variant
+from cnn_lab.study.variant_run import checkpoint_store, variant_run
+from cnn_lab.training.batching import BatchTransform
+from cnn_lab.training.callbacks import Callback
+from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel, train_model
+from cnn_lab.training.threads import use_threads
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """What one variant trains: ``build`` makes the network (called once per attempt, so a
+    reused variant loads its weights into a fresh one), ``params`` is what its MLflow run
+    records and, with ``key``, what its checkpoint is keyed by: a change to either starts
+    the variant afresh instead of resuming someone else's weights."""
+
+    build: Callable[[], nn.Module]
+    data: SplitData
+    recipe: Recipe
+    params: Mapping[str, Any]
+    key: tuple[Any, ...] = ()
+    tags: Mapping[str, str] | None = None
+    augment: BatchTransform | None = None
+    input_size: int | None = None
+    callbacks: Sequence[Callback] = ()
+    parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None
+    # Search trials are not checkpointed: Optuna reruns a lost trial as a whole.
+    checkpointed: bool = True
+
+
+Describe = Callable[[TrainedModel], dict[str, Any]]
+Figures = Callable[[TrainedModel, dict[str, Any]], Mapping[str, Figure]]
+
+
+def train_variant(
+    variant: Variant,
+    job: Job,
+    config: Mapping[str, Any],
+    describe: Describe,
+    *,
+    metrics: Sequence[str] = ("test_accuracy", "test_loss", "train_seconds"),
+    figures: Figures | None = None,
+) -> tuple[dict[str, Any], nn.Module]:
+    """Train (or resume, or reuse) ``variant`` in its own nested MLflow run.
+
+    Returns the variant's summary row, ``describe(trained)`` plus the run id and the
+    per-epoch history, and the trained network on the CPU. ``metrics`` are the row's
+    values logged to the run; ``figures`` are drawn and logged only when the run is live
+    (a reused variant logged them when it finished).
+    """
+    use_threads(config["threads"])  # by load; train_model refines it for the model
+    store = None
+    if job.checkpointed:
+        # The file is named by the label; the key (params hold the group) keeps two
+        # groups' same-named variants apart.
+        store = checkpoint_store(
+            variant.study, variant.label, config, job.params, job.recipe, *job.key
+        )
+    tags = {"study": variant.study, "variant": variant.name, **(job.tags or {})}
+    with variant_run(store, variant.label, job.params, tags) as run:
+        trained = train_model(
+            job.build,
+            job.data,
+            job.recipe,
+            label=variant.path,
+            augment=job.augment,
+            input_size=job.input_size,
+            extra_callbacks=[*run.callbacks, *job.callbacks],
+            parameter_groups=job.parameter_groups,
+            checkpoint=store,
+            threads=config["threads"],
+        )
+        result = {
+            **describe(trained),
+            "mlflow_run_id": run.run_id,
+            "history": history_records(trained),
+        }
+        if run.reused:
+            logger.info("[%s] finished earlier: reused %s", variant.path, store.latest.name)
+        elif run.logging:
+            tracking.log_variant(
+                {k: result[k] for k in metrics},
+                trained.performance,
+                figures(trained, result) if figures is not None else {},
+                status=result.get("status", "ok"),
+                diverged_epoch=result.get("diverged_epoch"),
+            )
+    logger.info("[%s] %s", variant.path, outcome_line(result, metrics))
+    return result, trained.model.cpu()
+
+
+def history_records(trained: TrainedModel) -> list[dict[str, Any]]:
+    """The per-epoch history with its epoch number, as the summary's history table has it."""
+    epochs = trained.history.epochs
+    return [{**row, "epoch": epoch} for epoch, row in enumerate(epochs, start=1)]
+
+
+def outcome(trained: TrainedModel) -> dict[str, Any]:
+    """The columns every study's summary shares: how training went and how it scored."""
+    history = trained.history
+    val_acc = history.column("val_accuracy") or [math.nan]
+    return {
+        "status": "diverged" if history.diverged else "ok",
+        "diverged_epoch": history.diverged_epoch,
+        "epochs_run": len(history.epochs),
+        "best_val_accuracy": max(val_acc),
+        "final_val_accuracy": val_acc[-1],
+        "test_accuracy": trained.test.get("accuracy", math.nan),
+        "test_loss": trained.test.get("loss", math.nan),
+        "train_seconds": history.train_seconds,
+        "precision": trained.performance.get("perf_precision"),
+    }
+
+
+def outcome_line(result: Mapping[str, Any], metrics: Sequence[str]) -> str:
+    """``test accuracy 0.9120, test loss 0.3011 (ok, 12.3 s)``: the variant's log line."""
+    shown = [k for k in metrics if k != "train_seconds" and _is_number(result.get(k))][:2]
+    values = ", ".join(f"{k.replace('_', ' ')} {result[k]:.4f}" for k in shown)
+    seconds = result.get("train_seconds")
+    timing = f", {seconds:.1f} s" if _is_number(seconds) else ""
+    return f"{values} ({result.get('status', 'ok')}{timing})"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def history_table(results: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
+    """One long per-epoch table of every result's history, each row labelled with the
+    result's ``keys`` (variant, seed, ...): the study's history dataset."""
+    frames = [pd.DataFrame(r["history"]).assign(**{k: r[k] for k in keys}) for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
