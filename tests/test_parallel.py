@@ -160,7 +160,7 @@ def test_tracking_uri_follows_the_environment_else_the_project_sqlite_file(
 ) -> None:
     from kedro.config import OmegaConfigLoader
 
-    from cnn_lab.settings import CONFIG_LOADER_ARGS, tracking_uri
+    from cnn_lab.runtime.project import CONFIG_LOADER_ARGS, tracking_uri
     from tests.conftest import PROJECT_ROOT
 
     (tmp_path / "pyproject.toml").write_text("[tool.kedro]\npackage_name = 'cnn_lab'\n")

@@ -47,7 +47,7 @@ def main(*args, **kwargs) -> None:
     interactive = hasattr(sys, "ps1")
     kwargs["standalone_mode"] = not interactive
     run = find_run_command(package_name)
-    from cnn_lab.settings import find_project_root
+    from cnn_lab.runtime.project import find_project_root
 
     run.help = "Run a cnn-lab study: train its variants, track them in MLflow, write a report."
     run.epilog = studies_help(find_project_root())

@@ -26,9 +26,10 @@ from cnn_lab.training.batching import DeviceBatches, Normalisation
 from cnn_lab.training.callbacks import GradientNormProbe
 from cnn_lab.training.checkpoint import CheckpointStore
 from cnn_lab.training.device import seed_everything
-from cnn_lab.training.engine import evaluate, fit, predict
+from cnn_lab.training.engine import fit
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.recipe import Recipe, SplitData, train_model
+from cnn_lab.training.scoring import evaluate, predict
 
 # Timings differ between runs; everything else in a history row must match.
 TIMINGS = ("train_time", "batch_time", "epoch_time")

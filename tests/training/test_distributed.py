@@ -173,7 +173,7 @@ def test_loader_evaluation_and_prediction_cover_every_sample_once(
 ) -> None:
     """Unshuffled loader batches are split without padding: validation metrics and gathered
     predictions of the trained weights equal one process scoring the whole split."""
-    from cnn_lab.training.engine import evaluate, predict
+    from cnn_lab.training.scoring import evaluate, predict
 
     model = ddp_script.loader_model()
     model.load_state_dict(ranks[0]["loader"]["weights"])

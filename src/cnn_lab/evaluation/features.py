@@ -8,7 +8,7 @@ from torch import nn
 
 from cnn_lab.data.sources import LabelledImages
 from cnn_lab.training.batching import DeviceBatches, Normalisation
-from cnn_lab.training.engine import predict
+from cnn_lab.training.scoring import predict
 
 
 def pooled_features(

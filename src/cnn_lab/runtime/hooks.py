@@ -25,7 +25,7 @@ def run_parameters() -> dict[str, Any]:
         return _run_parameters
     from kedro.config import OmegaConfigLoader
 
-    from cnn_lab.settings import CONFIG_LOADER_ARGS, find_project_root
+    from cnn_lab.runtime.project import CONFIG_LOADER_ARGS, find_project_root
 
     loader = OmegaConfigLoader(conf_source=str(find_project_root() / "conf"), **CONFIG_LOADER_ARGS)
     return dict(loader["parameters"])
@@ -51,7 +51,7 @@ def default_parameters(study: str) -> dict[str, Any]:
     """The study's parameters as conf/base defines them: what a report diffs a run against."""
     from omegaconf import OmegaConf
 
-    from cnn_lab.settings import find_project_root
+    from cnn_lab.runtime.project import find_project_root
 
     path = find_project_root() / "conf" / "base" / f"parameters_{study}.yml"
     if not path.is_file():
@@ -80,7 +80,7 @@ def _configured_uri(context: Any) -> str:
     """The URI kedro-mlflow will use: mlflow.yml's, else the environment's or ours."""
     import os
 
-    from cnn_lab.settings import tracking_uri
+    from cnn_lab.runtime.project import tracking_uri
 
     try:
         patterns = context.config_loader.config_patterns

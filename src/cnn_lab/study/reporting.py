@@ -128,8 +128,8 @@ def run_context(study: str, raw_params: dict[str, Any]) -> dict[str, Any]:
     """What ran, as a report states it: env, git commit, MLflow run id, changed parameters."""
     from cnn_lab.evaluation.report import changed_parameters, git_commit
     from cnn_lab.runtime.hooks import default_parameters, run_env
+    from cnn_lab.runtime.project import find_project_root
     from cnn_lab.runtime.tracking import active_run_id
-    from cnn_lab.settings import find_project_root
 
     return {
         "study": study,

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnn_lab.runtime.project import find_project_root
 from cnn_lab.runtime.tracking import child_run, last_logged_step
-from cnn_lab.settings import find_project_root
 from cnn_lab.training.callbacks import Callback, MlflowMetrics
 from cnn_lab.training.checkpoint import Checkpoint, CheckpointStore, parameters_key
 

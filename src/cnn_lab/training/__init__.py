@@ -11,9 +11,10 @@ from cnn_lab.training.callbacks import (
     SplitEvaluation,
 )
 from cnn_lab.training.device import resolve_device, seed_everything, synchronize
-from cnn_lab.training.engine import History, evaluate, fit, predict
+from cnn_lab.training.engine import History, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
 from cnn_lab.training.performance import Performance, PerformanceOptions, resolve_performance
+from cnn_lab.training.scoring import evaluate, predict
 
 __all__ = [
     "Callback",

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from cnn_lab.training.ranks import is_main_process
+from cnn_lab.training.scoring import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,6 @@ class SplitEvaluation(Callback):
         self.prefix = prefix
 
     def on_epoch_end(self, state: EpochState) -> None:
-        from cnn_lab.training.engine import evaluate  # the engine imports this module
 
         scores = evaluate(state.model, self.batches)
         state.metrics[f"{self.prefix}_loss"] = scores["loss"]

@@ -17,8 +17,8 @@ from cnn_lab.data.sources import (
     load_torchvision_images,
 )
 from cnn_lab.evaluation import plots
-from cnn_lab.evaluation.depth_findings import depth_findings, depth_problems, seed_statistics
 from cnn_lab.models import build_model, count_parameters
+from cnn_lab.pipelines.cnn_depth.findings import depth_findings, depth_problems, seed_statistics
 from cnn_lab.runtime.tracking import log_figures, log_metrics, log_text
 from cnn_lab.study import reporting
 from cnn_lab.study.params import ParameterError
