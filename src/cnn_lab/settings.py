@@ -9,7 +9,12 @@ from kedro.config import OmegaConfigLoader
 
 from cnn_lab.runtime import console
 from cnn_lab.runtime.distributed_hooks import DistributedRunHooks, plugins_to_disable
-from cnn_lab.runtime.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
+from cnn_lab.runtime.hooks import (
+    RunIsolation,
+    StudyGridHook,
+    TrackingStoreCheck,
+    WorkerProcesses,
+)
 
 console.install()  # before Kedro loads its plugins' commands: their imports warn
 
@@ -34,6 +39,7 @@ def tracking_uri() -> str:
 
 HOOKS = (
     TrackingStoreCheck(),
+    RunIsolation(),
     StudyGridHook(),
     DistributedRunHooks(),
     WorkerProcesses(),
