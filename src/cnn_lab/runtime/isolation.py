@@ -10,6 +10,7 @@ still wins). Datasets the run only reads keep Kedro's "latest" (a partial run su
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,17 +43,33 @@ def pin_run_versions(
 ) -> list[str]:
     """Make each versioned dataset ``pipeline`` writes load ``save_version``; returns
     the names pinned. Datasets named in ``explicit`` (``--load-versions``) are left alone."""
+    pinned: list[str] = []
+    catalog_log = logging.getLogger("kedro.io.data_catalog")
+    quiet = _DropReplacing()
+    catalog_log.addFilter(quiet)  # one "Replacing dataset" warning per pinned dataset: noise
+    try:
+        for name in sorted(pipeline.all_outputs() - set(explicit or {})):
+            if _pin(catalog, name, save_version):
+                pinned.append(name)
+    finally:
+        catalog_log.removeFilter(quiet)
+    return pinned
+
+
+class _DropReplacing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Replacing dataset")
+
+
+def _pin(catalog: Any, name: str, save_version: str) -> bool:
     from kedro.io import AbstractDataset, AbstractVersionedDataset
 
-    pinned = []
-    for name in sorted(pipeline.all_outputs() - set(explicit or {})):
-        if not isinstance(catalog.get(name), AbstractVersionedDataset):
-            continue
-        config = copy.deepcopy(catalog.config_resolver.resolve_pattern(name))
-        if not config.get("versioned"):
-            continue  # made in code, not from the catalog: nothing to rebuild it from
-        catalog[name] = AbstractDataset.from_config(
-            name, config, load_version=save_version, save_version=save_version
-        )
-        pinned.append(name)
-    return pinned
+    if not isinstance(catalog.get(name), AbstractVersionedDataset):
+        return False
+    config = copy.deepcopy(catalog.config_resolver.resolve_pattern(name))
+    if not config.get("versioned"):
+        return False  # made in code, not from the catalog: nothing to rebuild it from
+    catalog[name] = AbstractDataset.from_config(
+        name, config, load_version=save_version, save_version=save_version
+    )
+    return True
