@@ -6,7 +6,12 @@ from kedro.config import OmegaConfigLoader
 
 from cnn_lab.runtime import console
 from cnn_lab.runtime.distributed_hooks import DistributedRunHooks, plugins_to_disable
-from cnn_lab.runtime.hooks import StudyGridHook, TrackingStoreCheck, WorkerProcesses
+from cnn_lab.runtime.hooks import (
+    RunIsolation,
+    StudyGridHook,
+    TrackingStoreCheck,
+    WorkerProcesses,
+)
 from cnn_lab.runtime.project import CONFIG_LOADER_ARGS  # noqa: F401  (Kedro reads it here)
 
 console.install()  # before Kedro loads its plugins' commands: their imports warn
@@ -14,6 +19,7 @@ console.install()  # before Kedro loads its plugins' commands: their imports war
 
 HOOKS = (
     TrackingStoreCheck(),
+    RunIsolation(),
     StudyGridHook(),
     DistributedRunHooks(),
     WorkerProcesses(),

@@ -56,7 +56,7 @@ def _same_run(left: dict, right: dict) -> None:
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path, reference: dict) -> None:
     killed = _run(tmp_path, 4, kill="tiny:2")
     assert killed.returncode == -9  # SIGKILL, right after epoch 2 was saved
-    store_files = sorted(p.name for p in tmp_path.iterdir())
+    store_files = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock")
     assert len(store_files) == 2 and not any(n.endswith(".tmp") for n in store_files)
 
     resumed = _result(_run(tmp_path, 4))
@@ -106,7 +106,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(
     tmp_path: Path, reference: dict
 ) -> None:
     assert _run(tmp_path, 4, kill="tiny:3").returncode == -9
-    (latest,) = [p for p in tmp_path.iterdir() if not p.name.endswith(".prev.ckpt")]
+    (latest,) = [p for p in tmp_path.glob("*.ckpt") if not p.name.endswith(".prev.ckpt")]
     latest.write_bytes(latest.read_bytes()[:200])  # a write cut short
 
     process = _run(tmp_path, 4)
@@ -146,7 +146,7 @@ def test_finished_variant_keeps_one_file(tmp_path: Path) -> None:
         store.save(_checkpoint(epoch))
     assert store.previous.exists()
     store.save(replace(_checkpoint(3), finished=True))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v-k.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v-k.ckpt", "v-k.lock"]
     finished = CheckpointStore(tmp_path, "k", label="v").load()
     assert finished is not None and finished.finished and finished.epoch == 3
 

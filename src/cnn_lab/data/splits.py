@@ -33,6 +33,7 @@ def stratified_split(
     train, val = train_test_split(
         index, test_size=val_ratio, stratify=labels[index], random_state=seed
     )
+    _check_sizes(len(train), len(val), None if test is None else len(test), val_ratio, test_ratio)
     split: dict[str, Any] = {
         "seed": seed,
         "val_ratio": val_ratio,
@@ -43,3 +44,21 @@ def stratified_split(
         "test": "official" if test is None else sorted(int(i) for i in test),
     }
     return split
+
+
+def _check_sizes(
+    train: int, val: int, test: int | None, val_ratio: float, test_ratio: float | None
+) -> None:
+    """A training split smaller than a held-out one is almost surely swapped or summed
+    ratios (0.6 + 0.6), not a choice: refuse it rather than train on the remainder."""
+    held_out = max(val, test or 0)
+    if train >= held_out:
+        return
+    ratios = f"val_ratio={val_ratio}" + ("" if test_ratio is None else f", test_ratio={test_ratio}")
+    sizes = f"{train} train / {val} val" + ("" if test is None else f" / {test} test")
+    raise ValueError(
+        f"{ratios} would give {sizes} samples: the training split must be at least as "
+        "large as each held-out split. Lower val_ratio"
+        + ("" if test_ratio is None else " and/or test_ratio")
+        + " (test_ratio is carved off first, val_ratio is a share of what remains)."
+    )

@@ -61,7 +61,8 @@ def default_parameters(study: str) -> dict[str, Any]:
 
 
 class TrackingStoreCheck:
-    """Fails the run before anything trains when the MLflow store is unreachable.
+    """Fails the run before anything trains when the MLflow store is unreachable, and
+    creates or upgrades a SQLite store under ``mlflow.db.lock`` (tracking_check.py).
 
     ``tryfirst``: kedro-mlflow's own hook would otherwise retry for minutes, then fail
     with a message that does not say which setting to fix.
@@ -74,6 +75,39 @@ class TrackingStoreCheck:
         from cnn_lab.runtime.tracking_check import check_tracking_store
 
         check_tracking_store(_configured_uri(context))
+
+
+class RunIsolation:
+    """Keeps a run to its own files and its secrets out of MLflow (runtime/isolation.py).
+
+    ``before_pipeline_run`` is ``tryfirst`` so that kedro-mlflow, which records
+    ``run_params`` as tags of the parent run, sees ``runtime_params`` already redacted.
+    """
+
+    def __init__(self) -> None:
+        self._catalogs: dict[int, tuple[str, dict[str, str]]] = {}
+
+    @hook_impl
+    def after_catalog_created(
+        self, catalog: Any, save_version: str, load_versions: dict[str, str] | None
+    ) -> None:
+        self._catalogs[id(catalog)] = (save_version, dict(load_versions or {}))
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        import logging
+
+        from cnn_lab.runtime.isolation import pin_run_versions, redact_credentials
+
+        if run_params.get("runtime_params"):
+            run_params["runtime_params"] = redact_credentials(run_params["runtime_params"])
+        # Kedro saves a run's versioned datasets under its session id, the run_id here.
+        save_version, explicit = self._catalogs.pop(
+            id(catalog), (run_params.get("run_id"), run_params.get("load_versions") or {})
+        )
+        if save_version:
+            pinned = pin_run_versions(catalog, pipeline, save_version, explicit)
+            logging.getLogger(__name__).debug("loading this run's %s of %s", save_version, pinned)
 
 
 def _configured_uri(context: Any) -> str:

@@ -39,7 +39,12 @@ def checkpoint_store(
     effective parameters and the data split): other parameters never resume from it.
     ``resume: false`` deletes what is there, so the variant starts afresh."""
     folder = config.get("checkpoint_dir") or f"data/06_models/checkpoints/{study}"
-    store = CheckpointStore(find_project_root() / folder, parameters_key(*key_parts), label=name)
+    store = CheckpointStore(
+        find_project_root() / folder,
+        parameters_key(*key_parts),
+        label=name,
+        setting=f"{study}.checkpoint_dir",
+    )
     if not config.get("resume", True):
         store.clear()
     return store

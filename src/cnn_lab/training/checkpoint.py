@@ -2,19 +2,24 @@
 
 A checkpoint holds everything the next epoch depends on (model, optimizer, scheduler,
 history so far, every RNG state including the batch-order generator), is written
-atomically (temporary file, fsync, then rename) and loaded with ``weights_only=True``, so
-a checkpoint file can never run code. The previous good checkpoint is kept, so a
-truncated latest file costs one epoch, not the run.
+atomically (a temporary file of its own, fsync, then rename) and loaded with
+``weights_only=True``, so a checkpoint file can never run code. The previous good
+checkpoint is kept, so a truncated latest file costs one epoch, not the run. A file lock
+per variant key keeps two runs of one variant from training it at once: the second waits,
+then reuses or resumes what the first left.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import random
+import shutil
 import signal
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from torch import nn
 
 from cnn_lab.training.distributed import broadcast_object, is_distributed, is_main_process
@@ -117,33 +123,99 @@ class Checkpoint:
     finished: bool = False
 
 
+class CheckpointDirError(OSError):
+    """The checkpoint folder cannot be created or written."""
+
+
+class CheckpointDiskFullError(OSError):
+    """The disk filled up while a checkpoint was written; the previous one is intact."""
+
+
 class CheckpointStore:
     """``<folder>/<label>-<key>.ckpt`` plus the previous good one as ``.prev.ckpt``.
 
     ``extra`` is written into every checkpoint (e.g. the MLflow run id to continue).
+    ``setting`` names the parameter that chose ``folder``, for error messages.
+
+    The first load, save or clear takes ``<label>-<key>.lock``; a finished checkpoint
+    (saved or found) lets it go, as does :meth:`release` or the end of the process.
+    Another process that wants the same variant meanwhile waits, then reads afresh
+    whatever the holder left (so it reuses a finished variant instead of training it).
     """
 
-    def __init__(self, folder: str | Path, key: str, label: str = "") -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        key: str,
+        label: str = "",
+        setting: str = "<study>.checkpoint_dir",
+    ) -> None:
         self.folder = Path(folder)
         self.key = key
         self.label = label
+        self.setting = setting
         stem = f"{label}-{key}" if label else key
+        self.stem = stem
         self.latest = self.folder / f"{stem}.ckpt"
         self.previous = self.folder / f"{stem}.prev.ckpt"
+        self.lock_path = self.folder / f"{stem}.lock"
         self.extra: dict[str, Any] = {}
+        self.source: Path | None = None  # the file the last load actually read
         self._loaded: tuple[bool, Checkpoint | None] = (False, None)
+        self._lock: FileLock | None = None
+        self._held = False
+        if is_main_process():
+            self._check_writable()
+
+    def _check_writable(self) -> None:
+        """Fail before any training, not after the first epoch, if checkpoints cannot land."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".write-test-"):
+                pass
+        except OSError as err:
+            raise CheckpointDirError(
+                f"checkpoint folder {self.folder} cannot be created or written "
+                f"({err.strerror or err}). Nothing was trained. Point {self.setting} at a "
+                "writable folder (e.g. --params=" + self.setting + "=data/06_models/my_ckpts) "
+                "or fix the folder's permissions.",
+            ) from None
+
+    def acquire(self) -> None:
+        """Hold this variant's lock, waiting (and saying so) while another run has it."""
+        if not is_main_process() or self._held:
+            return
+        # One lock object per path in this process: a second store of the same variant
+        # (a reuse check, then the training) must not wait for the first.
+        lock = FileLock(self.lock_path, is_singleton=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            logger.warning(
+                "[%s] another run is training this variant (it holds %s): waiting for it "
+                "to finish; this run then reuses or resumes its checkpoint. Stop the other "
+                "run to go ahead now.",
+                self.label or self.key,
+                self.lock_path,
+            )
+            lock.acquire()
+            self._loaded = (False, None)  # the other run wrote while we waited
+        self._lock, self._held = lock, True
+
+    def release(self) -> None:
+        """Let another run have this variant (also done on a finished checkpoint)."""
+        if self._held and self._lock is not None:
+            self._lock.release()
+            self._held = False
 
     def save(self, checkpoint: Checkpoint) -> None:
         if not is_main_process():  # torchrun: rank 0 writes; the others only forget their copy
             self._loaded = (False, None)
             return
+        self.acquire()
         self.folder.mkdir(parents=True, exist_ok=True)
         checkpoint.extra = {**checkpoint.extra, **self.extra}
-        temporary = self.latest.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            torch.save(checkpoint.__dict__, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        temporary = self._write_temporary(checkpoint)
         if checkpoint.finished:
             # The fallback only serves a run still training; a finished variant keeps
             # one file (a ResNet-50's previous epoch with its optimizer is ~300 MB).
@@ -154,6 +226,42 @@ class CheckpointStore:
                 os.replace(self.latest, self.previous)
             os.replace(temporary, self.latest)
         self._loaded = (False, None)  # the saved tensors are live: a later load rereads
+        if checkpoint.finished:
+            self.release()
+
+    def _write_temporary(self, checkpoint: Checkpoint) -> Path:
+        """The checkpoint in a temporary file only this call uses, fsynced; on any
+        failure the file is removed and the checkpoints already there are untouched."""
+        handle, name = tempfile.mkstemp(
+            dir=self.folder, prefix=f"{self.stem}.{os.getpid()}.", suffix=".tmp"
+        )
+        temporary = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                torch.save(checkpoint.__dict__, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+        except BaseException as err:
+            temporary.unlink(missing_ok=True)
+            if isinstance(err, Exception) and _is_disk_full(err, self.folder):
+                raise self._disk_full(checkpoint) from None
+            raise
+        return temporary
+
+    def _disk_full(self, checkpoint: Checkpoint) -> CheckpointDiskFullError:
+        needed = _state_bytes(checkpoint.__dict__)
+        free = shutil.disk_usage(self.folder).free
+        kept = (
+            f"the previous checkpoint {self.latest.name} is kept, so a rerun resumes from it"
+            if self.latest.exists()
+            else "no earlier checkpoint of this variant existed"
+        )
+        return CheckpointDiskFullError(
+            f"disk full writing checkpoint {self.latest.name} to {self.folder}: it needs about "
+            f"{needed:,} bytes ({needed / 2**20:.1f} MiB), {free:,} bytes are free; {kept} "
+            "and no partial file was left. Free space there or set "
+            f"{self.setting} to a disk with room, then rerun.",
+        )
 
     def _read(self, path: Path) -> Checkpoint | None:
         try:
@@ -169,6 +277,7 @@ class CheckpointStore:
         Under torchrun rank 0 reads and sends what it found to every rank, so all resume
         from the same epoch even without a shared filesystem (every rank must call this).
         """
+        self.acquire()
         if self._loaded[0]:
             return self._loaded[1]
         if is_distributed():
@@ -176,29 +285,72 @@ class CheckpointStore:
         else:
             found = self._read_latest()
         self._loaded = (True, found)
+        if found is not None and found.finished:
+            self.release()  # nothing more is written for a finished variant
         return found
 
     def _read_latest(self) -> Checkpoint | None:
-        found = None
-        for path in (self.latest, self.previous):
-            if path.exists():
-                found = self._read(path)
-                if found is not None:
-                    if path == self.previous:
-                        logger.warning(
-                            "latest checkpoint unreadable: resuming from the previous one, %s "
-                            "(epoch %d)",
-                            path,
-                            found.epoch,
-                        )
-                    break
-        return found
+        self.source = None
+        present = [path for path in (self.latest, self.previous) if path.exists()]
+        for path in present:
+            found = self._read(path)
+            if found is None:
+                continue
+            self.source = path
+            if path == self.previous:
+                logger.warning(
+                    "[%s] latest checkpoint unreadable: using the previous one, %s (epoch %d%s)",
+                    self.label or self.key,
+                    path,
+                    found.epoch,
+                    ", finished" if found.finished else "",
+                )
+            return found
+        if present:
+            logger.warning(
+                "[%s] no readable checkpoint left (%s): this variant retrains from scratch",
+                self.label or self.key,
+                ", ".join(path.name for path in present),
+            )
+        return None
 
     def clear(self) -> None:
         if is_main_process():  # torchrun: rank 0 deletes; every rank starts afresh
+            self.acquire()  # never delete what another run is writing
             for path in (self.latest, self.previous):
                 path.unlink(missing_ok=True)
         self._loaded = (True, None)
+
+
+def _is_disk_full(err: BaseException, folder: Path) -> bool:
+    """ENOSPC anywhere in the chain, or torch's zip writer failing (it hides the cause
+    behind ``inline_container``) while the disk has next to nothing free."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = err
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain):
+        return True
+    if any(isinstance(e, RuntimeError) and "inline_container" in str(e) for e in chain):
+        try:
+            return shutil.disk_usage(folder).free < 2**20
+        except OSError:
+            return False
+    return False
+
+
+def _state_bytes(value: Any) -> int:
+    """Bytes of the tensors and arrays in a checkpoint: about what its file needs."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_state_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_state_bytes(item) for item in value)
+    return 0
 
 
 def history_state(history: History) -> dict[str, Any]:
@@ -281,7 +433,7 @@ class EpochCheckpoint:
             "[%s] resuming after epoch %d from %s",
             self.store.label,
             checkpoint.epoch,
-            self.store.latest.name,
+            (self.store.source or self.store.latest).name,
         )
         return checkpoint.epoch
 
