@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnn_lab.models.registry import register_family
+from cnn_lab.models.registry import Surgery, register_family
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ def load_weights(arch: str, weights: str, *, key: str = "weights") -> Mapping[st
     if not isinstance(state, dict):
         raise ValueError(f"{key}: {path} holds {type(state).__name__}, not a state_dict")
     return state
+
+
+def _check_width(weights: str | None, width: int) -> None:
+    if weights == "imagenet" and width != 64:
+        raise ValueError(f"'imagenet' weights need width 64 (torchvision's), got width {width}")
 
 
 def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -133,8 +138,7 @@ def build_resnet(
         raise ValueError(f"unknown ResNet {arch!r}; allowed: {', '.join(RESNET_ARCHS)}")
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
-    if weights == "imagenet" and width != 64:
-        raise ValueError(f"'imagenet' weights need width 64 (torchvision's), got width {width}")
+    _check_width(weights, width)
     # Imported here, not at module level: torchvision costs 2.4 s, and every `kedro run`
     # imports this module (through the pipeline registry) whether it builds a ResNet or not.
     from torchvision import models as tv_models
@@ -154,25 +158,6 @@ def build_resnet(
     if weights not in ("none", None):
         load_backbone(model, load_weights(arch, weights, key=weights_key), source=str(weights))
     return model
-
-
-@register_family("resnet")
-def resnet_family(
-    in_shape: tuple[int, ...],
-    num_classes: int,
-    arch: str = "resnet18",
-    weights: str = "none",
-    cifar_stem: bool = False,
-    width: int = 64,
-) -> nn.Module:
-    return build_resnet(
-        arch,
-        num_classes,
-        weights=weights,
-        cifar_stem=cifar_stem,
-        in_channels=in_shape[0],
-        width=width,
-    )
 
 
 def _freeze_batch_norm(module: nn.Module) -> nn.Module:
@@ -253,3 +238,36 @@ def feature_extractor(model: nn.Module) -> nn.Module:
     """The network without its last linear layer: it outputs the pooled features."""
     model.fc = nn.Identity()
     return model
+
+
+def _named_weights(
+    name: str, options: Mapping[str, Any], *, key: str
+) -> Mapping[str, torch.Tensor]:
+    """The weights ``name`` (see :func:`load_weights`) for a ``resnet`` family network."""
+    _check_width(name, options.get("width", 64))
+    return load_weights(options.get("arch", "resnet18"), name, key=key)
+
+
+# Freezing presets, heads and backbones act on the torchvision layout (stem, layer1..4, fc),
+# which the modernised ResNet keeps.
+RESNET_SURGERY = Surgery(
+    load_weights=_named_weights,
+    load_backbone=load_backbone,
+    replace_head=replace_head,
+    freeze=freeze_resnet,
+    freeze_presets=tuple(FREEZE_PRESETS),
+)
+
+
+@register_family("resnet", RESNET_SURGERY)
+def resnet_family(
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    arch: str = "resnet18",
+    cifar_stem: bool = False,
+    width: int = 64,
+) -> nn.Module:
+    """Randomly initialised: :func:`cnn_lab.models.build_model` loads ``weights``."""
+    return build_resnet(
+        arch, num_classes, cifar_stem=cifar_stem, in_channels=in_shape[0], width=width
+    )

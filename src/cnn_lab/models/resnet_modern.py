@@ -7,8 +7,8 @@ from __future__ import annotations
 from torch import nn
 
 from cnn_lab.models.blocks import modernise_blocks, swap_activations
-from cnn_lab.models.registry import register_family
-from cnn_lab.models.resnet import build_resnet
+from cnn_lab.models.registry import Surgery, register_family
+from cnn_lab.models.resnet import RESNET_SURGERY, build_resnet
 
 
 def build_modern_resnet(
@@ -35,7 +35,16 @@ def build_modern_resnet(
     return model
 
 
-@register_family("resnet_modern")
+# No named weights: depthwise convolutions and CBAM have no pretrained ones.
+MODERN_SURGERY = Surgery(
+    load_backbone=RESNET_SURGERY.load_backbone,
+    replace_head=RESNET_SURGERY.replace_head,
+    freeze=RESNET_SURGERY.freeze,
+    freeze_presets=RESNET_SURGERY.freeze_presets,
+)
+
+
+@register_family("resnet_modern", MODERN_SURGERY)
 def resnet_modern_family(
     in_shape: tuple[int, ...],
     num_classes: int,

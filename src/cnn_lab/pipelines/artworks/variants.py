@@ -1,7 +1,7 @@
 """The five ways the artworks study trains a ResNet, and how each is built.
 
 Plain Python (no Kedro): the variant table is the study's design, the builders are the
-shared ones (:func:`build_model`, :func:`freeze_resnet`).
+shared factory (:func:`build_model`), which also applies the freezing preset.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 from torch import nn
 
 from cnn_lab.models import build_model
-from cnn_lab.models.resnet import freeze_resnet
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,15 @@ def build_variant(
         raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
     kind = VARIANTS[name]
     options: dict[str, Any] = {"arch": model["arch"], "cifar_stem": model["cifar_stem"]}
-    if kind.family == "resnet_modern":
+    if kind.family == "resnet_modern":  # no pretrained weights exist: ``weights`` is ignored
         options |= {"reduction": model["cbam_reduction"], "spatial_kernel": model["spatial_kernel"]}
     else:
         options["weights"] = weights or "none"
-    network = build_model(kind.family, in_shape=(3, 0, 0), num_classes=num_classes, **options)
-    return freeze_resnet(network, kind.freeze, freeze_bn_stats=model["freeze_bn_stats"])
+    return build_model(
+        kind.family,
+        in_shape=(3, 0, 0),
+        num_classes=num_classes,
+        freeze=kind.freeze,
+        freeze_bn_stats=model["freeze_bn_stats"],
+        **options,
+    )

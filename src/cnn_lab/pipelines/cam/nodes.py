@@ -19,7 +19,7 @@ from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation import cam, cam_plots
 from cnn_lab.evaluation.findings import diverged
 from cnn_lab.evaluation.study_findings import cam_findings, cam_seed_table
-from cnn_lab.models import build_model, count_parameters
+from cnn_lab.models import Weights, build_model, count_parameters
 from cnn_lab.pipelines.cam.schema import PRETRAIN, CamParams
 from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study import reporting
@@ -148,24 +148,25 @@ def _build(
     model: dict[str, Any],
     pretrained: dict[str, torch.Tensor] | None = None,
 ) -> nn.Module:
+    """``model`` for the bundle's images and classes; ``pretrained`` (the source task's
+    state dict) replaces the named weights. A model training from scratch because its
+    weights are missing is not frozen: every layer must learn."""
     options = dict(model["options"])
-    if model["weights_fallback"] or pretrained is not None:
-        options["weights"] = "none"
-    net = build_model(
+    weights: Weights = options.pop("weights", "none")
+    if model["weights_fallback"]:
+        weights = "none"
+    key = "weights"
+    if pretrained is not None:  # every tensor but the head, which has the source's classes
+        weights, key = pretrained, PRETRAIN
+    return build_model(
         model["family"],
         in_shape=bundle.train.image_shape,
         num_classes=bundle.train.num_classes,
+        weights=weights,
+        weights_key=key,
+        freeze="all" if model["weights_fallback"] else model["freeze"],
         **options,
     )
-    if pretrained is not None:  # every tensor but the head, which has the source's classes
-        from cnn_lab.models.resnet import load_backbone
-
-        load_backbone(net, pretrained, source=PRETRAIN)
-    if model["family"] == "resnet" and model["freeze"] != "all" and not model["weights_fallback"]:
-        from cnn_lab.models.resnet import freeze_resnet
-
-        freeze_resnet(net, model["freeze"])
-    return net
 
 
 # The source task's images are drawn with their own seed, apart from the target's.

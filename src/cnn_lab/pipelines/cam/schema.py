@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -121,21 +120,17 @@ class ModelParams(StrictModel):
     @field_validator("family")
     @classmethod
     def _known_family(cls, family: str) -> str:
-        from cnn_lab.models.registry import FAMILIES, _load_builtin_families
+        from cnn_lab.models.registry import FAMILIES
 
-        _load_builtin_families()
         if family not in FAMILIES:
             raise ValueError(f"unknown family; allowed: {', '.join(sorted(FAMILIES))}")
         return family
 
     @model_validator(mode="after")
     def _options_fit_family(self) -> ModelParams:
-        from cnn_lab.models.registry import FAMILIES
+        from cnn_lab.models.registry import family_options
 
-        accepted = set(inspect.signature(FAMILIES[self.family]).parameters) - {
-            "in_shape",
-            "num_classes",
-        }
+        accepted = family_options(self.family)
         unknown = sorted(set(self.options) - accepted)
         if unknown:
             raise ValueError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
@@ -82,9 +81,8 @@ class GroupParams(StrictModel):
     @field_validator("families")
     @classmethod
     def _known_families(cls, families: list[str]) -> list[str]:
-        from cnn_lab.models.registry import FAMILIES, _load_builtin_families
+        from cnn_lab.models.registry import FAMILIES
 
-        _load_builtin_families()
         unknown = [f for f in families if f not in FAMILIES]
         if unknown:
             raise ValueError(f"unknown family {unknown}; allowed: {', '.join(sorted(FAMILIES))}")
@@ -92,14 +90,10 @@ class GroupParams(StrictModel):
 
     @model_validator(mode="after")
     def _model_options_fit_every_family(self) -> GroupParams:
-        from cnn_lab.models.registry import FAMILIES
+        from cnn_lab.models.registry import family_options
 
         for family in self.families:
-            accepted = set(inspect.signature(FAMILIES[family]).parameters) - {
-                "in_shape",
-                "num_classes",
-                "depth",
-            }
+            accepted = family_options(family) - {"depth"}
             unknown = sorted(set(self.model) - accepted)
             if unknown:
                 raise ValueError(

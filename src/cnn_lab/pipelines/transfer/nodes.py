@@ -35,16 +35,8 @@ from cnn_lab.evaluation.study_findings import (
     transfer_findings,
     transfer_problems,
 )
-from cnn_lab.models import count_parameters
-from cnn_lab.models.resnet import (
-    build_resnet,
-    feature_extractor,
-    freeze_resnet,
-    head_parameter_groups,
-    load_backbone,
-    load_weights,
-    replace_head,
-)
+from cnn_lab.models import Head, build_model, count_parameters
+from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams, TransferParams
 from cnn_lab.runtime.tracking import child_run, log_figures, log_table
 from cnn_lab.study import reporting
@@ -96,11 +88,7 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     weights = config["source"]["weights"]
     if weights not in ("train", "imagenet"):
         try:
-            load_backbone(
-                build_source_model(config),
-                load_weights(config["model"]["arch"], weights, key=f"{STUDY}.source.weights"),
-                source=weights,
-            )
+            build_source_model(config, weights)
         except (FileNotFoundError, ValueError) as err:
             raise ParameterError(f"{STUDY}.source.weights: {err}") from err
     return config
@@ -180,17 +168,22 @@ def _threads(config: dict[str, Any]) -> None:
     use_threads(config["threads"])
 
 
-def build_source_model(config: dict[str, Any], weights: str = "none") -> nn.Module:
+def _resnet_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The source architecture's factory arguments: the target model shares them."""
     model = config["model"]
     task = TaskParams(**config["source"]["task"])
-    return build_resnet(
-        model["arch"],
-        task.num_classes,
-        weights=weights,
-        cifar_stem=model["cifar_stem"],
-        in_channels=DATASET_CHANNELS[task.dataset],
-        width=model["width"],
-        weights_key=f"{STUDY}.source.weights",
+    return {
+        "in_shape": (DATASET_CHANNELS[task.dataset], 0, 0),
+        "num_classes": task.num_classes,
+        "arch": model["arch"],
+        "cifar_stem": model["cifar_stem"],
+        "width": model["width"],
+    }
+
+
+def build_source_model(config: dict[str, Any], weights: str = "none") -> nn.Module:
+    return build_model(
+        "resnet", weights=weights, weights_key=f"{STUDY}.source.weights", **_resnet_options(config)
     )
 
 
@@ -202,11 +195,15 @@ def build_target_model(
 ) -> nn.Module:
     """The source architecture (with the source weights when given), a fresh target head
     with dropout before it, and the preset's layers frozen."""
-    model = build_source_model(config)
-    if source_state is not None:
-        model.load_state_dict(source_state)
-    replace_head(model, TaskParams(**config["target"]).num_classes, dropout=dropout)
-    return freeze_resnet(model, preset, freeze_bn_stats=config["model"]["freeze_bn_stats"])
+    return build_model(
+        "resnet",
+        weights=source_state,
+        weights_key="source",
+        head=Head(TaskParams(**config["target"]).num_classes, dropout),
+        freeze=preset,
+        freeze_bn_stats=config["model"]["freeze_bn_stats"],
+        **_resnet_options(config),
+    )
 
 
 def _recipe(config: dict[str, Any], training: dict[str, Any], **overrides: Any) -> Recipe:
