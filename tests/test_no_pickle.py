@@ -274,6 +274,22 @@ def test_analysis_model_dict_round_trips(tmp_path: Path) -> None:
     _assert_same_state(loaded["model"], value["model"])
 
 
+def test_a_pretrained_model_is_rebuilt_without_fetching_its_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"in_shape": (3, 16, 16), "num_classes": 3, "width": 8, "weights": "imagenet"}
+    model = build_model("resnet", **{**options, "weights": "none"})
+    model.build_spec = {"family": "resnet", "options": options}
+
+    def no_fetch(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the saved state replaces pretrained weights: none are fetched")
+
+    monkeypatch.setattr("cnn_lab.models.resnet.load_weights", no_fetch)
+    loaded = _saved_and_loaded(ModelDataset(filepath=str(tmp_path / "model.pt")), model)
+    _assert_same_state(loaded, model)
+    assert loaded.build_spec == model.build_spec
+
+
 def test_a_model_without_build_spec_is_refused_clearly(tmp_path: Path) -> None:
     model = torch.nn.Linear(2, 2)
     with pytest.raises(DatasetError, match="no build_spec.*cnn_lab.models.build_model"):

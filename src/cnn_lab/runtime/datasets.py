@@ -20,8 +20,8 @@ in it is run.
 
 from __future__ import annotations
 
-import io
 import json
+import warnings
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -267,13 +267,14 @@ def _torch_leaf(value: Any, where: str) -> Any:
 def _rebuild_model(value: dict[str, Any]) -> Any:
     from cnn_lab.models import build_model
 
-    spec = value["build_spec"]
-    options = dict(_decode(spec["options"], _torch_decode_leaf))
-    if options.get("weights") not in (None, "none"):
-        options["weights"] = "none"  # the saved state replaces them: no download, no file
-    model = build_model(spec["family"], **options)
+    family = value["build_spec"]["family"]
+    options = _decode(value["build_spec"]["options"], _torch_decode_leaf)
+    built_with = dict(options)
+    if built_with.get("weights") not in (None, "none"):
+        built_with["weights"] = "none"  # the saved state replaces them: no download, no file
+    model = build_model(family, **built_with)
     model.load_state_dict(value["state_dict"])
-    model.build_spec = {"family": spec["family"], "options": options}
+    model.build_spec = {"family": family, "options": options}
     return model.train(value["training"])
 
 
@@ -291,28 +292,27 @@ def _torch_decode_leaf(kind: str, value: dict[str, Any]) -> Any:
     raise ValueError(f"unknown tagged value {kind!r}")
 
 
-def to_torch_bytes(value: Any) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(_encode(value, _torch_leaf, "value"), buffer)
-    return buffer.getvalue()
+def to_torch_tree(value: Any) -> Any:
+    """``value`` as tensors and plain containers, which ``weights_only`` loading admits."""
+    return _encode(value, _torch_leaf, "value")
 
 
-def from_torch_bytes(raw: bytes) -> Any:
-    import torch
-
-    # weights_only: the unpickler admits tensors and plain containers, never a callable
-    tree = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+def from_torch_tree(tree: Any) -> Any:
     return _decode(tree, _torch_decode_leaf)
+
+
+def _reason(err: Exception) -> str:
+    """The first sentence of a load error: torch's and numpy's go on to suggest loading
+    the file unsafely, which is the one thing not to do with a file nobody can vouch for."""
+    return str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else repr(err)
 
 
 # --- the datasets --------------------------------------------------------------------
 
 
 class _FileDataset(AbstractVersionedDataset[Any, Any]):
-    """One file per version, written whole after the value is encoded (a value that cannot
-    be stored leaves no file behind)."""
+    """One file per version. The value is encoded before the file is opened, so a value
+    that cannot be stored leaves no file behind."""
 
     FORMAT = ""
 
@@ -338,10 +338,13 @@ class _FileDataset(AbstractVersionedDataset[Any, Any]):
             glob_function=self._fs.glob,
         )
 
-    def _to_bytes(self, data: Any) -> bytes:
+    def _encode_value(self, data: Any) -> Any:
         raise NotImplementedError
 
-    def _from_bytes(self, raw: bytes) -> Any:
+    def _write(self, handle: Any, encoded: Any) -> None:
+        raise NotImplementedError
+
+    def _read(self, handle: Any) -> Any:
         raise NotImplementedError
 
     def _describe(self) -> dict[str, Any]:
@@ -350,21 +353,20 @@ class _FileDataset(AbstractVersionedDataset[Any, Any]):
     def load(self) -> Any:
         path = get_filepath_str(self._get_load_path(), self._protocol)
         with self._fs.open(path, mode="rb") as handle:
-            raw = handle.read()
-        try:
-            return self._from_bytes(raw)
-        except Exception as err:
-            raise DatasetError(
-                f"{path} is not a {self.FORMAT} file written by this project ({err}); nothing "
-                f"in it was run. Delete it (with its version folder) and rerun the node that "
-                f"writes it."
-            ) from err
+            try:
+                return self._read(handle)
+            except Exception as err:
+                raise DatasetError(
+                    f"{path} is not a {self.FORMAT} file written by this project "
+                    f"({_reason(err)}); nothing in it was run. Delete it (with its version "
+                    f"folder) and rerun the node that writes it."
+                ) from err
 
     def save(self, data: Any) -> None:
-        raw = self._to_bytes(data)
+        encoded = self._encode_value(data)
         path = get_filepath_str(self._get_save_path(), self._protocol)
         with self._fs.open(path, mode="wb") as handle:
-            handle.write(raw)
+            self._write(handle, encoded)
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
     def _exists(self) -> bool:
@@ -385,11 +387,14 @@ class JSONValueDataset(_FileDataset):
 
     FORMAT = "JSON"
 
-    def _to_bytes(self, data: Any) -> bytes:
+    def _encode_value(self, data: Any) -> bytes:
         return to_json(data)
 
-    def _from_bytes(self, raw: bytes) -> Any:
-        return from_json(raw)
+    def _write(self, handle: Any, encoded: bytes) -> None:
+        handle.write(encoded)
+
+    def _read(self, handle: Any) -> Any:
+        return from_json(handle.read())
 
 
 class TorchValueDataset(_FileDataset):
@@ -398,20 +403,31 @@ class TorchValueDataset(_FileDataset):
     ``weights_only=True``."""
 
     FORMAT = "torch (weights_only)"
-    EXPECTED: tuple[type, ...] | None = None  # what save accepts, when narrower
 
     def _expected(self) -> tuple[type, ...] | None:
-        return self.EXPECTED
+        """What ``save`` accepts, where narrower than anything encodable."""
+        return None
 
-    def _to_bytes(self, data: Any) -> bytes:
+    def _encode_value(self, data: Any) -> Any:
         expected = self._expected()
         if expected is not None and not isinstance(data, expected):
             names = " or ".join(kind.__name__ for kind in expected)
             raise TypeError(f"{type(self).__name__} stores a {names}, got {type(data).__name__}")
-        return to_torch_bytes(data)
+        return to_torch_tree(data)
 
-    def _from_bytes(self, raw: bytes) -> Any:
-        return from_torch_bytes(raw)
+    def _write(self, handle: Any, encoded: Any) -> None:
+        import torch
+
+        torch.save(encoded, handle)
+
+    def _read(self, handle: Any) -> Any:
+        import torch
+
+        with warnings.catch_warnings():  # a foreign pickle's protocol: refused anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            # weights_only: the unpickler admits tensors and plain containers, no callable
+            tree = torch.load(handle, map_location="cpu", weights_only=True)
+        return from_torch_tree(tree)
 
 
 class DatasetBundleDataset(TorchValueDataset):
@@ -441,7 +457,8 @@ class BaselinesDataset(TorchValueDataset):
     """Fitted linear baselines (``{name: BaselineFit}``) as arrays; loads
     ``{name: LinearBaseline}``, which predicts and scores as the fitted pipeline did."""
 
-    EXPECTED = (dict,)
+    def _expected(self) -> tuple[type, ...]:
+        return (dict,)
 
 
 class ArraysDataset(_FileDataset):
@@ -449,19 +466,20 @@ class ArraysDataset(_FileDataset):
 
     FORMAT = ".npz (no pickled objects)"
 
-    def _to_bytes(self, data: dict[str, np.ndarray]) -> bytes:
+    def _encode_value(self, data: Any) -> dict[str, np.ndarray]:
         if not isinstance(data, dict) or not all(isinstance(v, np.ndarray) for v in data.values()):
             raise TypeError(
                 f"ArraysDataset stores a dict of numpy arrays, got {type(data).__name__}"
             )
         if any(v.dtype.kind == "O" for v in data.values()):
             raise TypeError("ArraysDataset cannot store object arrays: they are pickles")
-        buffer = io.BytesIO()
-        np.savez(buffer, **data)
-        return buffer.getvalue()
+        return data
 
-    def _from_bytes(self, raw: bytes) -> dict[str, np.ndarray]:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+    def _write(self, handle: Any, encoded: dict[str, np.ndarray]) -> None:
+        np.savez(handle, **encoded)
+
+    def _read(self, handle: Any) -> dict[str, np.ndarray]:
+        with np.load(handle, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
 
 
@@ -474,7 +492,7 @@ __all__ = [
     "ModelDataset",
     "TorchValueDataset",
     "from_json",
-    "from_torch_bytes",
+    "from_torch_tree",
     "to_json",
-    "to_torch_bytes",
+    "to_torch_tree",
 ]
