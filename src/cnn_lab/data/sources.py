@@ -94,8 +94,9 @@ _CIFAR_FILES = {
 
 def _read_cifar(name: str, root: Path, key: str) -> dict[bool, LabelledImages]:
     """CIFAR from its official pickle files. Read directly rather than through torchvision,
-    whose loader insists on the published checksums even when nothing is downloaded."""
-    import pickle
+    whose loader insists on the published checksums even when nothing is downloaded, and
+    with an unpickler that admits only arrays and plain data (cifar_files.py)."""
+    from cnn_lab.data.cifar_files import read_cifar_batch
 
     folder, train_files, test_files, meta_file, label_key, names_key = _CIFAR_FILES[name]
     base = root / folder
@@ -103,14 +104,10 @@ def _read_cifar(name: str, root: Path, key: str) -> dict[bool, LabelledImages]:
     if not all(path.is_file() for path in needed):
         raise _missing_data_error(name, root, key)
 
-    def load(path: Path) -> dict[str, object]:
-        with path.open("rb") as handle:
-            return pickle.load(handle, encoding="latin1")
-
-    names = [str(n) for n in load(base / meta_file)[names_key]]  # type: ignore[union-attr]
+    names = [str(n) for n in read_cifar_batch(base / meta_file)[names_key]]
     splits = {}
     for train, files in ((True, train_files), (False, test_files)):
-        batches = [load(base / f) for f in files]
+        batches = [read_cifar_batch(base / f) for f in files]
         data = np.concatenate([np.asarray(b["data"], np.uint8) for b in batches])
         labels = np.concatenate([np.asarray(b[label_key], np.int64) for b in batches])
         splits[train] = LabelledImages(
