@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from cnn_lab.evaluation.figure_png import png_bytes
 from cnn_lab.runtime.parallel import exported_parent_run
+from cnn_lab.training.callbacks import Callback, EpochState
 from cnn_lab.training.ranks import is_main_process
 
 
@@ -153,3 +154,34 @@ def log_metrics(metrics: Mapping[str, float]) -> None:
     """Metrics of the active run (a study's parent run, or a variant's nested run)."""
     if is_main_process() and mlflow.active_run() is not None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+
+class MlflowMetrics(Callback):
+    """Logs every epoch's metrics to the active MLflow run with ``step`` = epoch.
+
+    ``logged_through``: epochs a resumed run had already logged (killed between logging
+    and checkpointing); they are not logged twice, so metric histories have no duplicates.
+    """
+
+    def __init__(self, logged_through: int = 0) -> None:
+        self.logged_through = logged_through
+
+    def on_epoch_end(self, state: EpochState) -> None:
+        if not is_main_process():  # torchrun: rank 0 tracks
+            return
+        if mlflow.active_run() is not None and state.epoch > self.logged_through:
+            mlflow.log_metrics(dict(state.metrics), step=state.epoch)
+
+
+def log_history(epochs: list[dict[str, float]], logged_through: int) -> None:
+    """Epochs after ``logged_through`` of a resumed variant's history, into a new run that
+    replaces a lost one, so its metric histories have no gap before the resume."""
+    for epoch, row in enumerate(epochs, start=1):
+        if epoch > logged_through:
+            mlflow.log_metrics(dict(row), step=epoch)
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    """Tags of the active run (a variant's status, a search trial's fate)."""
+    if is_main_process() and mlflow.active_run() is not None:
+        mlflow.set_tags(dict(tags))

@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnn_lab.runtime.project import find_project_root
-from cnn_lab.runtime.tracking import child_run, last_logged_step
-from cnn_lab.training.callbacks import Callback, MlflowMetrics
-from cnn_lab.training.checkpoint import Checkpoint, CheckpointStore, parameters_key
+from cnn_lab.runtime.tracking import (
+    MlflowMetrics,
+    child_run,
+    last_logged_step,
+    log_history,
+    set_tags,
+)
+from cnn_lab.training.callbacks import Callback
+from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
 
 
 @dataclass
@@ -79,7 +85,7 @@ def variant_run(
             store.extra["mlflow_run_id"] = run_id
         logged = last_logged_step(run_id, "train_loss") if resumed_epoch else 0
         if previous is not None and run_id is not None and logged < resumed_epoch:
-            _log_history(previous, logged)  # a new run: no gap before the resume
+            log_history(previous.history, logged)  # a new run: no gap before the resume
             logged = resumed_epoch
         yield VariantRun(
             store,
@@ -93,16 +99,6 @@ def variant_run(
 def log_status(result: Mapping[str, Any]) -> None:
     """Tag the active variant run ``status`` (ok / diverged) and, when it diverged, the
     epoch, so MLflow's run list shows which variants blew up and when."""
-    import mlflow
-
-    mlflow.set_tag("status", result["status"])
+    set_tags({"status": result["status"]})
     if result.get("diverged_epoch") is not None:
-        mlflow.set_tag("diverged_epoch", str(result["diverged_epoch"]))
-
-
-def _log_history(previous: Checkpoint, logged_through: int) -> None:
-    import mlflow
-
-    for epoch, row in enumerate(previous.history, start=1):
-        if epoch > logged_through:
-            mlflow.log_metrics(dict(row), step=epoch)
+        set_tags({"diverged_epoch": str(result["diverged_epoch"])})

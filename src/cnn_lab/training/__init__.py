@@ -6,7 +6,6 @@ from cnn_lab.training.callbacks import (
     EarlyStopping,
     EpochState,
     GradientNormProbe,
-    MlflowMetrics,
     ProgressLog,
     SplitEvaluation,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "EpochState",
     "GradientNormProbe",
     "History",
-    "MlflowMetrics",
     "Normalisation",
     "Performance",
     "PerformanceOptions",

@@ -141,25 +141,6 @@ class SplitEvaluation(Callback):
         state.metrics[f"{self.prefix}_accuracy"] = scores["accuracy"]
 
 
-class MlflowMetrics(Callback):
-    """Logs every epoch's metrics to the active MLflow run with ``step`` = epoch.
-
-    ``logged_through``: epochs a resumed run had already logged (killed between logging
-    and checkpointing); they are not logged twice, so metric histories have no duplicates.
-    """
-
-    def __init__(self, logged_through: int = 0) -> None:
-        self.logged_through = logged_through
-
-    def on_epoch_end(self, state: EpochState) -> None:
-        if not is_main_process():  # torchrun: rank 0 tracks
-            return
-        import mlflow
-
-        if mlflow.active_run() is not None and state.epoch > self.logged_through:
-            mlflow.log_metrics(dict(state.metrics), step=state.epoch)
-
-
 class EarlyStopping(Callback):
     """Stops when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs,
     and puts the best weights back at the end."""
