@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnn_lab.models.registry import register_family
+from cnn_lab.models.registry import register_family, with_fixed
 
 POOLINGS = ("max", "avg")
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
@@ -222,57 +222,20 @@ class ConvStack(nn.Sequential):
         self.final_map = (height, width_px)
 
 
-@register_family("cnn")
-def plain_cnn(
-    in_shape: tuple[int, ...],
-    num_classes: int,
-    depth: int = 8,
-    width: int = 64,
-    kernel_size: int = 3,
-    padding: int | None = None,
-    pooling: str = "max",
-    downsample_at: Sequence[float] = (0.25, 0.5, 0.75),
-    batch_norm: bool = False,
-) -> ConvStack:
-    """The lab's plain convolution stack (see :class:`ConvStack`)."""
-    return ConvStack(
-        in_shape,
-        num_classes,
-        depth,
-        width=width,
-        kernel_size=kernel_size,
-        padding=padding,
-        pooling=pooling,
-        downsample_at=downsample_at,
-        batch_norm=batch_norm,
+register_family("cnn")(
+    with_fixed(
+        ConvStack,
+        "The lab's plain convolution stack (see :class:`ConvStack`).",
+        residual=False,
     )
-
-
-@register_family("rescnn")
-def residual_cnn(
-    in_shape: tuple[int, ...],
-    num_classes: int,
-    depth: int = 8,
-    width: int = 64,
-    kernel_size: int = 3,
-    padding: int | None = None,
-    pooling: str = "max",
-    downsample_at: Sequence[float] = (0.25, 0.5, 0.75),
-    batch_norm: bool = False,
-) -> ConvStack:
-    """``cnn`` with its body in residual blocks: same layers, same parameter count."""
-    return ConvStack(
-        in_shape,
-        num_classes,
-        depth,
-        width=width,
-        kernel_size=kernel_size,
-        padding=padding,
-        pooling=pooling,
-        downsample_at=downsample_at,
-        batch_norm=batch_norm,
+)
+register_family("rescnn")(
+    with_fixed(
+        ConvStack,
+        "``cnn`` with its body in residual blocks: same layers, same parameter count.",
         residual=True,
     )
+)
 
 
 class CifarResNet(nn.Module):
@@ -335,37 +298,13 @@ class CifarResNet(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-@register_family("cifar_resnet")
-def cifar_resnet(
-    in_shape: tuple[int, ...],
-    num_classes: int,
-    depth: int = 20,
-    width: int = 16,
-    kernel_size: int = 3,
-    batch_norm: bool = True,
-) -> CifarResNet:
-    """He et al.'s CIFAR ResNet (option A shortcuts)."""
-    return CifarResNet(
-        in_shape, num_classes, depth, width=width, kernel_size=kernel_size, batch_norm=batch_norm
-    )
-
-
-@register_family("cifar_plain")
-def cifar_plain(
-    in_shape: tuple[int, ...],
-    num_classes: int,
-    depth: int = 20,
-    width: int = 16,
-    kernel_size: int = 3,
-    batch_norm: bool = True,
-) -> CifarResNet:
-    """He et al.'s plain baseline: the CIFAR ResNet without shortcuts."""
-    return CifarResNet(
-        in_shape,
-        num_classes,
-        depth,
-        width=width,
-        kernel_size=kernel_size,
-        batch_norm=batch_norm,
+register_family("cifar_resnet")(
+    with_fixed(CifarResNet, "He et al.'s CIFAR ResNet (option A shortcuts).", shortcut=True)
+)
+register_family("cifar_plain")(
+    with_fixed(
+        CifarResNet,
+        "He et al.'s plain baseline: the CIFAR ResNet without shortcuts.",
         shortcut=False,
     )
+)

@@ -70,6 +70,21 @@ def register_family(name: str, surgery: Surgery | None = None) -> Callable[[Buil
     return decorate
 
 
+def with_fixed(builder: Builder, doc: str, **fixed: Any) -> Builder:
+    """``builder`` with the keyword options ``fixed`` set: a family that differs from
+    another only in them (``rescnn`` is ``cnn`` with residual blocks). Its signature
+    leaves them out, so they are not options a study can set."""
+
+    def family(*args: Any, **options: Any) -> nn.Module:
+        return builder(*args, **options, **fixed)
+
+    signature = inspect.signature(builder)
+    kept = [p for name, p in signature.parameters.items() if name not in fixed]
+    family.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    family.__doc__ = doc
+    return family
+
+
 def lookup_family(name: str) -> tuple[Builder, Surgery]:
     """The builder and surgery of family ``name``; a ValueError names the known ones."""
     if name not in FAMILIES:
