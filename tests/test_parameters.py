@@ -10,6 +10,7 @@ import pytest
 
 from cnn_lab.runtime.hooks import default_parameters
 from cnn_lab.study.params import ParameterError
+from cnn_lab.study.spec import Study
 
 STUDIES = ["cnn_depth", "init_study", "cam", "transfer", "artworks"]
 
@@ -24,6 +25,11 @@ def test_validation_runs_before_every_other_node(study: str) -> None:
 
 
 def _validate(study: str, params: dict) -> dict:
+    declared = getattr(
+        importlib.import_module(f"cnn_lab.pipelines.{study}.pipeline"), "STUDY", None
+    )
+    if isinstance(declared, Study):  # a study declared on the study kit
+        return declared.validate(params)
     return importlib.import_module(f"cnn_lab.pipelines.{study}.nodes").validate_config(params)
 
 

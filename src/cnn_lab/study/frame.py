@@ -28,9 +28,10 @@ class Frame:
 
     ``prepare`` reads ``config`` and writes ``prepare_outputs``; ``train`` is called once
     per variant as ``train(*train_inputs, variant=variant)`` and writes the variant's
-    ``train_outputs``; ``summarise`` reads every variant's ``result``; ``report`` reads
-    ``report_inputs`` then the figures. ``analysis`` and ``extra`` add the study's own
-    nodes, given the run's variants.
+    ``train_outputs`` (a ``train_inputs`` name starting with a dot, ``.initial_weights``,
+    is the variant's own dataset, written by the study's ``extra`` nodes); ``summarise``
+    reads every variant's ``result``; ``report`` reads ``report_inputs`` then the figures.
+    ``analysis`` and ``extra`` add the study's own nodes, given the run's variants.
     """
 
     prepare: Callable[..., Any]
@@ -60,13 +61,20 @@ def names(study: str, short: Sequence[str]) -> list[str]:
     return [s if s.startswith("params:") else f"{study}.{s}" for s in short]
 
 
+def training_inputs(variant: Variant, short: Sequence[str]) -> list[str]:
+    """:func:`names`, where ``.name`` is the variant's own ``<namespace>.name``."""
+    return [
+        variant.dataset(s[1:]) if s.startswith(".") else names(variant.study, [s])[0] for s in short
+    ]
+
+
 def training_node(frame: Frame, variant: Variant) -> Node:
     """The variant's training node in its namespace, built directly: wrapping it in
     ``pipeline(..., namespace=...)`` builds and validates three pipelines per variant,
     a third of the start-up of a grid of thousands."""
     return node(
         bind(frame.train, variant=variant),
-        inputs=names(variant.study, frame.train_inputs),
+        inputs=training_inputs(variant, frame.train_inputs),
         outputs=[variant.dataset(o) for o in frame.train_outputs],
         name="train",
         tags=["training"],

@@ -34,7 +34,10 @@ class Job:
     """What one variant trains: ``build`` makes the network (called once per attempt, so a
     reused variant loads its weights into a fresh one), ``params`` is what its MLflow run
     records and, with ``key``, what its checkpoint is keyed by: a change to either starts
-    the variant afresh instead of resuming someone else's weights."""
+    the variant afresh instead of resuming someone else's weights. ``callbacks`` run
+    before the MLflow one, so the metrics they add are logged; ``run_name`` names the
+    MLflow run and the checkpoint when the variant's label is not enough (``NetA1-HF``
+    where the label is ``hf`` in two groups)."""
 
     build: Callable[[], nn.Module]
     data: SplitData
@@ -48,6 +51,7 @@ class Job:
     parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None
     # Search trials are not checkpointed: Optuna reruns a lost trial as a whole.
     checkpointed: bool = True
+    run_name: str | None = None
 
 
 Describe = Callable[[TrainedModel], dict[str, Any]]
@@ -71,15 +75,14 @@ def train_variant(
     (a reused variant logged them when it finished).
     """
     use_threads(config["threads"])  # by load; train_model refines it for the model
+    name = job.run_name or variant.label
     store = None
     if job.checkpointed:
         # The file is named by the label; the key (params hold the group) keeps two
         # groups' same-named variants apart.
-        store = checkpoint_store(
-            variant.study, variant.label, config, job.params, job.recipe, *job.key
-        )
+        store = checkpoint_store(variant.study, name, config, job.params, job.recipe, *job.key)
     tags = {"study": variant.study, "variant": variant.name, **(job.tags or {})}
-    with variant_run(store, variant.label, job.params, tags) as run:
+    with variant_run(store, name, job.params, tags) as run:
         trained = train_model(
             job.build,
             job.data,
@@ -87,7 +90,7 @@ def train_variant(
             label=variant.path,
             augment=job.augment,
             input_size=job.input_size,
-            extra_callbacks=[*run.callbacks, *job.callbacks],
+            extra_callbacks=[*job.callbacks, *run.callbacks],
             parameter_groups=job.parameter_groups,
             checkpoint=store,
             threads=config["threads"],

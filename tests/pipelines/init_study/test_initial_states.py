@@ -9,6 +9,7 @@ import torch
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.models.tiny import SCHEMES
 from cnn_lab.pipelines.init_study import nodes
+from cnn_lab.study.spec import Variant
 
 
 def _bundle() -> DatasetBundle:
@@ -17,25 +18,34 @@ def _bundle() -> DatasetBundle:
     return DatasetBundle("tiny", LabelledImages(images, labels, [str(d) for d in range(10)]))
 
 
-def _initial_states() -> list[dict[str, torch.Tensor]]:
+def _variants(seeds: list[int]) -> list[Variant]:
+    return nodes.variants({"seed": seeds[0], "seeds": seeds if len(seeds) > 1 else None})
+
+
+def _initial_states(variants: list[Variant]) -> list[dict[str, torch.Tensor]]:
     bundle = _bundle()
-    shared = dict(
-        zip(nodes.NETWORKS, nodes.shared_initial_networks(bundle, {"seed": 3}), strict=True)
-    )
+    shared = {
+        (network, seed): draw.state_dict()
+        for seed in dict.fromkeys(v.seed for v in variants)
+        for network, draw in zip(
+            nodes.NETWORKS, nodes.shared_initial_networks(bundle, seed=seed), strict=True
+        )
+    }
     return [
         {
-            k: v.detach().clone()
-            for k, v in nodes.initialise_run(shared[n].state_dict(), bundle, network=n, scheme=s)
+            k: t.detach().clone()
+            for k, t in nodes.initialise_run(shared[v.group, v.seed], bundle, variant=v)
             .state_dict()
             .items()
         }
-        for n, s in nodes.RUNS
+        for v in variants
     ]
 
 
 def test_shared_initial_tensors_are_identical() -> None:
-    table = nodes.compare_initial_states(*_initial_states())
-    assert len(table) > 0
+    variants = _variants([3])
+    table = nodes.compare_initial_states(*_initial_states(variants), variants=variants)
+    assert len(table) > 0 and "seed" not in table
     assert (table["difference_norm"] == 0.0).all() and table["identical"].all()
     pairs = table.groupby("tensor").size()
     assert pairs["conv1.bias"] == 15  # every pair of the six runs
@@ -48,10 +58,11 @@ def test_shared_initial_tensors_are_identical() -> None:
 
 
 def test_a_layer_broken_on_purpose_shows_up() -> None:
-    states = _initial_states()
-    broken = nodes.RUNS.index(("net_a2", "DT"))
+    variants = _variants([3])
+    states = _initial_states(variants)
+    broken = next(i for i, v in enumerate(variants) if nodes.run_of(v) == "NetA2-DT")
     states[broken]["conv2.weight"][0, 0, 0, 0] += 1e-6
-    table = nodes.compare_initial_states(*states)
+    table = nodes.compare_initial_states(*states, variants=variants)
     differing = table[~table["identical"]]
     assert set(differing["tensor"]) == {"conv2.weight"}
     assert len(differing) == 2  # NetA2-DT against NetA2-HF and NetA2-HT
@@ -59,8 +70,20 @@ def test_a_layer_broken_on_purpose_shows_up() -> None:
     assert (differing["run_b"] == "NetA2-DT").all()
 
 
+def test_runs_are_compared_within_their_seed_only() -> None:
+    variants = _variants([3, 4])
+    table = nodes.compare_initial_states(*_initial_states(variants), variants=variants)
+    assert table["identical"].all() and sorted(set(table["seed"])) == [3, 4]
+    one_seed = nodes.compare_initial_states(
+        *_initial_states(_variants([3])), variants=_variants([3])
+    )
+    assert (table.groupby("seed").size() == len(one_seed)).all()
+
+
 def test_the_first_layer_is_shared_across_networks() -> None:
-    states = dict(zip(nodes.RUNS, _initial_states(), strict=True))
+    variants = _variants([3])
+    runs = [(v.group, v["scheme"]) for v in variants]
+    states = dict(zip(runs, _initial_states(variants), strict=True))
     for scheme in SCHEMES:
         a1, a2 = states[("net_a1", scheme)], states[("net_a2", scheme)]
         assert torch.equal(a1["conv1.weight"], a2["conv1.weight"])

@@ -1,6 +1,6 @@
 """Thin nodes of the initialisation study: they call library code and hand results to the
 catalog. Six runs: NetA1/NetA2 x HF (by hand, frozen), HT (by hand, trained), DT (default,
-trained), all from one shared set of initial tensors per network."""
+trained), all from one shared set of initial tensors per network and seed."""
 
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ from cnn_lab.data.sources import (
 )
 from cnn_lab.data.transforms import resize_images
 from cnn_lab.evaluation import init_plots
-from cnn_lab.evaluation.findings import diverged
+from cnn_lab.evaluation.findings import across_seeds, diverged, statistic_columns
 from cnn_lab.evaluation.init_check import pairwise_differences
-from cnn_lab.evaluation.study_findings import init_findings, init_problems, initial_check
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.models.tiny import (
     SCHEMES,
@@ -32,37 +31,50 @@ from cnn_lab.models.tiny import (
     share_first_layer,
     should_share,
 )
-from cnn_lab.pipelines.init_study.schema import InitStudyParams
+from cnn_lab.pipelines.init_study.findings import init_findings, init_problems, initial_check
 from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study import reporting
-from cnn_lab.study.params import validate_parameters
-from cnn_lab.study.shared_nodes import training_seeds
-from cnn_lab.study.training_params import check_precision
-from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
+from cnn_lab.study.spec import Variant, repeat_over_seeds
+from cnn_lab.study.summary import summarise as study_summary
+from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import train_variant as train_variant_in_run
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import SplitEvaluation
 from cnn_lab.training.device import resolve_device, seed_everything
 from cnn_lab.training.performance import PerformanceOptions
-from cnn_lab.training.recipe import Recipe, SplitData, train_model
-from cnn_lab.training.threads import use_threads
+from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 
 STUDY = "init_study"
 NETWORKS = {"net_a1": "NetA1", "net_a2": "NetA2"}  # registry family -> the report's name
-RUNS = [(network, scheme) for network in NETWORKS for scheme in SCHEMES]
 KERNEL_SCHEMES = ("HT", "DT")  # trained first layers: the kernels are shown before and after
+ANALYSIS_RUN = ("net_a1", "DT")  # the default-init network: its features beside the pixels
 FIGURES = ("inset_comparison", "architecture_comparison", "recovery_comparison", "time_per_batch")
+METRICS = (
+    "max_test_accuracy",
+    "final_test_accuracy",
+    "seconds_per_batch",
+    "train_seconds",
+    "wall_seconds",
+)
+SEED_STATISTICS = ("max_test_accuracy", "final_test_accuracy", "seconds_per_batch")
 logger = logging.getLogger(__name__)
+
+
+def variants(config: dict[str, Any]) -> list[Variant]:
+    """Every (network, scheme) run, once per training seed: ``init_study.net_a1.hf``."""
+    entries = [
+        (network, scheme.lower(), {"scheme": scheme}) for network in NETWORKS for scheme in SCHEMES
+    ]
+    return repeat_over_seeds(STUDY, config, entries)
 
 
 def run_label(network: str, scheme: str) -> str:
     return f"{NETWORKS[network]}-{scheme}"
 
 
-def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fail before any data is read if a parameter is wrong; pass on the full config."""
-    config = validate_parameters(InitStudyParams, raw, STUDY).model_dump()
-    check_precision(config, STUDY)
-    return config
+def run_of(variant: Variant) -> str:
+    """The variant's run in tables and figures: ``NetA1-HF``."""
+    return run_label(variant.group, variant["scheme"])
 
 
 def _resized(images: LabelledImages | None, size: int) -> LabelledImages | None:
@@ -90,65 +102,45 @@ def _build(network: str, bundle: DatasetBundle) -> nn.Module:
     )
 
 
-def shared_initial_networks(bundle: DatasetBundle, config: dict[str, Any]) -> tuple[nn.Module, ...]:
-    """One default draw per network, with NetA1's first layer copied into NetA2, so the
-    schemes of a network and the two networks differ only where the study says."""
+def shared_initial_networks(bundle: DatasetBundle, *, seed: int) -> tuple[nn.Module, ...]:
+    """One default draw per network for the training ``seed``, with NetA1's first layer
+    copied into NetA2, so the schemes of a network and the two networks differ only where
+    the study says."""
     networks = []
     for network in NETWORKS:
-        seed_everything(config["seed"])
+        seed_everything(seed)
         networks.append(_build(network, bundle))
     share_first_layer(networks[0], *networks[1:])
     return tuple(networks)
 
 
 def initialise_run(
-    shared: dict[str, Tensor], bundle: DatasetBundle, *, network: str, scheme: str
+    shared: dict[str, Tensor], bundle: DatasetBundle, *, variant: Variant
 ) -> nn.Module:
-    """The run's starting network: the shared draw, then the scheme's first layer."""
-    model = _build(network, bundle)
+    """The run's starting network: its network's shared draw, then the scheme's first layer."""
+    model = _build(variant.group, bundle)
     model.load_state_dict(shared)
-    return apply_init(model, SCHEMES[scheme])
+    return apply_init(model, SCHEMES[variant["scheme"]])
 
 
-def _recipe(config: dict[str, Any]) -> Recipe:
+def _recipe(config: dict[str, Any], seed: int) -> Recipe:
     return Recipe(
         **config["training"],
-        seed=config["seed"],
+        seed=seed,
         device=config["device"],
         probe_batch_size=config["probe_batch_size"],
         performance=PerformanceOptions(**config["performance"]),
     )
 
 
-def _result_row(
-    network: str, scheme: str, trained: Any, trainable: int, total: int
-) -> dict[str, Any]:
-    history = trained.history
-    table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
-    test_acc = history.column("test_accuracy")
-    best = max(range(len(test_acc)), key=test_acc.__getitem__)
-    return {
-        "run": run_label(network, scheme),
-        "network": network,
-        "scheme": scheme,
-        "init": SCHEMES[scheme].init,
-        "first_layer": SCHEMES[scheme].first_layer,
-        "trainable_parameters": trainable,
-        "parameters": total,
-        "status": "diverged" if history.diverged else "ok",
-        "diverged_epoch": history.diverged_epoch,
-        "precision": trained.performance.get("perf_precision"),
-        "epochs_run": len(history.epochs),
-        "max_test_accuracy": test_acc[best],
-        "max_test_accuracy_epoch": best + 1,
-        "final_test_accuracy": test_acc[-1],
-        "final_train_loss": history.column("train_loss")[-1],
-        # Median over epochs: the first epoch carries one-off warm-up costs.
-        "seconds_per_batch": statistics.median(history.column("batch_time")),
-        "train_seconds": sum(history.column("train_time")),
-        "wall_seconds": history.train_seconds,
-        "history": table.to_dict(orient="records"),
-    }
+def _test_batches(data: SplitData, recipe: Recipe) -> DeviceBatches:
+    return DeviceBatches(
+        data.test.images,
+        data.test.labels,
+        batch_size=recipe.eval_batch_size,
+        device=resolve_device(recipe.device),
+        normalisation=data.normalisation,
+    )
 
 
 def train_run(
@@ -157,108 +149,92 @@ def train_run(
     config: dict[str, Any],
     initial: dict[str, Tensor],
     *,
-    network: str,
-    scheme: str,
+    variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one (network, scheme) run from its saved initial tensors, in its own MLflow run,
     scoring the test split after every epoch."""
-    use_threads(config["threads"])  # by load; train_model refines it for the model
-    name = run_label(network, scheme)
-    data = SplitData.from_bundle(bundle, split)
-    recipe = _recipe(config)
+    network, scheme = variant.group, SCHEMES[variant["scheme"]]
+    name = run_of(variant) + (f"_s{variant.seed}" if variant.seeded else "")
+    data, recipe = SplitData.from_bundle(bundle, split), _recipe(config, variant.seed)
 
     def build() -> nn.Module:
         model = _build(network, bundle)
         model.load_state_dict(initial)
-        return apply_first_layer_mode(model, SCHEMES[scheme])
+        return apply_first_layer_mode(model, scheme)
 
     probe = build()
     trainable, total = count_parameters(probe, trainable_only=True), count_parameters(probe)
-    test_batches = DeviceBatches(
-        data.test.images,
-        data.test.labels,
-        batch_size=recipe.eval_batch_size,
-        device=resolve_device(recipe.device),
-        normalisation=data.normalisation,
-    )
-    run_params = {
+    params = {
         "study": STUDY,
         "network": network,
-        "scheme": scheme,
-        "init": SCHEMES[scheme].init,
-        "first_layer": SCHEMES[scheme].first_layer,
+        "scheme": scheme.name,
+        "init": scheme.init,
+        "first_layer": scheme.first_layer,
         "dataset": bundle.name,
         "image_size": config["data"]["image_size"],
         "trainable_parameters": trainable,
         **config["training"],
-        "seed": config["seed"],
+        "seed": variant.seed,
     }
-    tags = {"study": STUDY, "variant": name, "network": network, "scheme": scheme}
-    store = checkpoint_store(STUDY, name, config, run_params, recipe, split)
-    with variant_run(store, name, run_params, tags) as run:
-        trained = train_model(
-            build,
-            data,
-            recipe,
-            label=f"{STUDY}.{name}",
-            extra_callbacks=[SplitEvaluation(test_batches, "test"), *run.callbacks],
-            checkpoint=store,
-            threads=config["threads"],
-        )
-        result = {
-            **_result_row(network, scheme, trained, trainable, total),
-            "mlflow_run_id": run.run_id,
-        }
-        if run.logging:
-            import mlflow
+    tags = {"variant": run_of(variant), "network": network, "scheme": scheme.name}
+    callbacks = [SplitEvaluation(_test_batches(data, recipe), "test")]
+    job = Job(build, data, recipe, params, (split,), tags, callbacks=callbacks, run_name=name)
 
-            mlflow.log_metrics(
-                {
-                    k: float(result[k])
-                    for k in (
-                        "max_test_accuracy",
-                        "final_test_accuracy",
-                        "seconds_per_batch",
-                        "train_seconds",
-                        "wall_seconds",
-                    )
-                }
-            )
-            mlflow.log_params(trained.performance)
-            log_status(result)
-            kernels = {"before": initial["conv1.weight"], "after": trained.model.conv1.weight}
-            log_figures({f"{name}_kernels": init_plots.kernel_grid(kernels, name)})
-    logger.info(
-        "[%s.%s] test accuracy max %.4f final %.4f, %.2f ms/batch",
-        STUDY,
-        name,
-        result["max_test_accuracy"],
-        result["final_test_accuracy"],
-        1e3 * result["seconds_per_batch"],
-    )
-    return result, trained.model.cpu()
+    def kernels(trained: TrainedModel, result: dict[str, Any]) -> dict[str, Figure]:
+        pair = {"before": initial["conv1.weight"], "after": trained.model.conv1.weight}
+        return {f"{name}_kernels": init_plots.kernel_grid(pair, name)}
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        return result_row(variant, trained, trainable, total)
+
+    return train_variant_in_run(variant, job, config, describe, metrics=METRICS, figures=kernels)
 
 
-def compare_initial_states(
-    *states: dict[str, Tensor], seeds: Sequence[int] | None = None
-) -> pd.DataFrame:
+def result_row(
+    variant: Variant, trained: TrainedModel, trainable: int, total: int
+) -> dict[str, Any]:
+    """The run's summary row: its scheme, what it trains, and its test accuracy over epochs."""
+    history, scheme, common = trained.history, SCHEMES[variant["scheme"]], outcome(trained)
+    test_acc = history.column("test_accuracy")
+    best = max(range(len(test_acc)), key=test_acc.__getitem__)
+    return {
+        "run": run_of(variant),
+        "network": variant.group,
+        "scheme": scheme.name,
+        "init": scheme.init,
+        "first_layer": scheme.first_layer,
+        "trainable_parameters": trainable,
+        "parameters": total,
+        **{k: common[k] for k in ("status", "diverged_epoch", "precision", "epochs_run")},
+        "max_test_accuracy": test_acc[best],
+        "max_test_accuracy_epoch": best + 1,
+        "final_test_accuracy": test_acc[-1],
+        "final_train_loss": history.column("train_loss")[-1],
+        # Median over epochs: the first epoch carries one-off warm-up costs.
+        "seconds_per_batch": statistics.median(history.column("batch_time")),
+        "train_seconds": sum(history.column("train_time")),
+        "wall_seconds": common["train_seconds"],
+        "seed": variant.seed,
+    }
+
+
+def compare_initial_states(*states: dict[str, Tensor], variants: Sequence[Variant]) -> pd.DataFrame:
     """Norm of the difference of every pair of initial tensors the runs must share
-    (``states`` in the order of :data:`RUNS`, once per seed of ``seeds``); all exactly 0 in
-    a controlled comparison. Runs of different seeds start from different draws by design:
-    only runs of one seed are compared, and with several seeds the table gains a ``seed``
-    column."""
-    keys = {run_label(n, s): (n, s) for n, s in RUNS}
+    (``states`` of ``variants``); all exactly 0 in a controlled comparison. Runs of
+    different seeds start from different draws by design: only runs of one seed are
+    compared, and with several seeds the table gains a ``seed`` column."""
+    by_seed: dict[int, dict[str, dict[str, Tensor]]] = {}
+    schemes = {run_of(v): (v.group, SCHEMES[v["scheme"]]) for v in variants}
+    for variant, state in zip(variants, states, strict=True):
+        by_seed.setdefault(variant.seed, {})[run_of(variant)] = state
 
     def rule(a: str, b: str, tensor: str) -> str | None:
-        (net_a, scheme_a), (net_b, scheme_b) = keys[a], keys[b]
-        return should_share(net_a, SCHEMES[scheme_a], net_b, SCHEMES[scheme_b], tensor)
+        return should_share(*schemes[a], *schemes[b], tensor)
 
-    tables = []
-    for index, seed in enumerate(seeds or [None]):
-        chunk = states[index * len(RUNS) : (index + 1) * len(RUNS)]
-        table = pairwise_differences(dict(zip(keys, chunk, strict=True)), rule)
-        tables.append(table if seed is None else table.assign(seed=seed))
+    tables = [pairwise_differences(runs, rule).assign(seed=s) for s, runs in by_seed.items()]
     table = pd.concat(tables, ignore_index=True)
+    if len(by_seed) == 1:
+        table = table.drop(columns="seed")
     differing = table[~table["identical"]]
     if len(differing):
         logger.warning(
@@ -271,93 +247,49 @@ def compare_initial_states(
     return table
 
 
-def compare_initial_states_by_seed(
-    config: dict[str, Any], *states: dict[str, Tensor]
-) -> pd.DataFrame:
-    """:func:`compare_initial_states` for the runs of every training seed of ``config``."""
-    seeds = training_seeds(config)
-    return compare_initial_states(*states, seeds=seeds if len(seeds) > 1 else None)
-
-
-SEED_STATISTICS = ("max_test_accuracy", "final_test_accuracy", "seconds_per_batch")
-
-
-def summarise(
-    config: dict[str, Any], *results: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One summary row per run and seed (``results`` in the order of :data:`RUNS`, once per
-    training seed), with the mean and standard deviation across seeds of each run beside
-    it, and one long per-epoch history table."""
-    seeds = [seed for seed in training_seeds(config) for _ in RUNS]
-    rows = [{k: v for k, v in r.items() if k != "history"} for r in results]
-    summary = pd.DataFrame(rows).assign(seed=seeds)
-    by_run = summary.groupby("run", sort=False)
-    for metric in SEED_STATISTICS:
-        summary[f"{metric}_mean"] = by_run[metric].transform("mean")
-        summary[f"{metric}_std"] = by_run[metric].transform("std")
-    summary["seeds"] = by_run["seed"].transform("count")
-    history = pd.concat(
-        [
-            pd.DataFrame(r["history"]).assign(
-                run=r["run"], network=r["network"], scheme=r["scheme"], seed=seed
-            )
-            for r, seed in zip(results, seeds, strict=True)
-        ],
-        ignore_index=True,
+def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One summary row per run and seed, with the mean and standard deviation across
+    seeds of each run beside it, and one long per-epoch history table."""
+    return study_summary(
+        results,
+        by=("run",),
+        statistics=SEED_STATISTICS,
+        history_keys=("run", "network", "scheme", "seed"),
+        history_leading=("train_loss", "test_accuracy", "test_loss"),
     )
-    leading = [
-        "run",
-        "network",
-        "scheme",
-        "seed",
-        "epoch",
-        "train_loss",
-        "test_accuracy",
-        "test_loss",
-    ]
-    history = history[leading + sorted(c for c in history if c not in leading)]
-    log_table(summary, "tables/summary.csv")
-    log_table(history, "tables/history.csv")
-    return summary, history
 
 
 def plot_study(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Figure, ...]:
     """The report's three comparisons plus time per batch."""
-    by_network = {
+    by_network = {  # inset: the three schemes of each network
         NETWORKS[n]: [run_label(n, s) for s in SCHEMES] for n in NETWORKS
-    }  # inset: the three schemes of each network
+    }
     by_scheme = {s: [run_label(n, s) for n in NETWORKS] for s in SCHEMES}
     recovery = {"NetA2-HF vs NetA1": [run_label("net_a2", "HF")] + by_network["NetA1"]}
+    compare = init_plots.compare_runs
     figures = {
-        "inset_comparison": init_plots.compare_runs(history, by_network, title="inset comparison"),
-        "architecture_comparison": init_plots.compare_runs(
-            history, by_scheme, title="architecture comparison"
-        ),
-        "recovery_comparison": init_plots.compare_runs(
-            history, recovery, title="recovery comparison"
-        ),
+        "inset_comparison": compare(history, by_network, title="inset comparison"),
+        "architecture_comparison": compare(history, by_scheme, title="architecture comparison"),
+        "recovery_comparison": compare(history, recovery, title="recovery comparison"),
         "time_per_batch": init_plots.time_per_batch(summary),
     }
     log_figures(figures)
     return tuple(figures[name] for name in FIGURES)
 
 
-def plot_kernels(*states: dict[str, Tensor]) -> Figure:
-    """First-layer kernels before and after training for the trained-first-layer runs;
-    ``states`` alternate initial and trained state dicts in the order of those runs."""
-    runs = [(n, s) for n, s in RUNS if s in KERNEL_SCHEMES]
+def plot_kernels(*states: dict[str, Tensor], variants: Sequence[Variant]) -> Figure:
+    """First-layer kernels before and after training of ``variants`` (the trained first
+    layers); ``states`` alternate each variant's initial and trained state dicts."""
     rows: dict[str, Tensor] = {}
-    for (network, scheme), before, after in zip(runs, states[::2], states[1::2], strict=True):
-        rows[f"{run_label(network, scheme)} before"] = before["conv1.weight"]
-        rows[f"{run_label(network, scheme)} after"] = after["conv1.weight"]
+    for variant, before, after in zip(variants, states[::2], states[1::2], strict=True):
+        rows[f"{run_of(variant)} before"] = before["conv1.weight"]
+        rows[f"{run_of(variant)} after"] = after["conv1.weight"]
     figure = init_plots.kernel_grid(rows, "first-layer kernels before and after training")
     log_figures({"kernels": figure})
     return figure
 
 
 # --- what people read: the dataset analysis's model and the report ------------------------
-
-ANALYSIS_RUN = ("net_a1", "DT")  # the default-init network: its features beside the pixels
 
 
 def analysis_model(bundle: DatasetBundle, state: dict[str, Tensor]) -> dict[str, Any]:
@@ -377,15 +309,15 @@ def write_report(
     summary: pd.DataFrame,
     differences: pd.DataFrame,
     analysis: dict[str, Any],
+    kernels: str,
     *figures: str,
 ) -> tuple[str, str]:
-    """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
-    saved study figures (base64 PNG) in the order of :data:`FIGURES` then the kernels."""
-    statistics = [f"{m}_{k}" for m in SEED_STATISTICS for k in ("mean", "std")] + ["seeds"]
-    tables = {"summary": summary.drop(columns=statistics)}
+    """The run's report (HTML and Markdown), also logged to MLflow; ``kernels`` and
+    ``figures`` are the saved study figures (base64 PNG), the latter in the order of
+    :data:`FIGURES`."""
+    tables = {"summary": summary.drop(columns=statistic_columns(SEED_STATISTICS))}
     if summary["seeds"].max() > 1:
-        across = summary.drop_duplicates("run")[["run", *statistics]]
-        tables["mean and std across seeds"] = across.reset_index(drop=True)
+        tables["mean and std across seeds"] = across_seeds(summary, ["run"], SEED_STATISTICS)
     tables["initial tensors the runs must share (initial_differences.csv, by tensor)"] = (
         initial_check(differences)
     )
@@ -397,7 +329,7 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables=tables,
-        figures=dict(zip((*FIGURES, "kernels"), figures, strict=True)),
+        figures={**dict(zip(FIGURES, figures, strict=True)), "kernels": kernels},
         findings=init_findings(summary, differences),
         problems=diverged(summary, "run") + init_problems(differences),
         sections=(analysis,),
