@@ -61,3 +61,36 @@ def test_every_kind_of_problem_in_one_message() -> None:
         "cnn_depth.resume: got 'perhaps'; Input should be a valid boolean",
     ):
         assert expected in message
+
+
+def test_every_problem_in_one_message_each_naming_its_key(monkeypatch) -> None:
+    """A scheduler check, an options typo and a bad value are reported together; each line
+    names its own key (not the whole block), and a --params value says so."""
+    import copy
+
+    from cnn_lab.pipelines.cnn_depth.pipeline import STUDY
+    from cnn_lab.runtime import hooks
+    from cnn_lab.study.params import ParameterError
+    from tests.conftest import PROJECT_ROOT
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    raw = copy.deepcopy(hooks.run_parameters()["cnn_depth"])
+    raw["training"]["optimizer"] = "adamm"
+    raw["groups"]["cnn"]["training"] = {"scheduler": "multistep"}
+    raw["groups"]["mlp"]["model"] = {"widht": 64}
+    monkeypatch.setattr(
+        hooks, "_runtime_parameters", {"cnn_depth": {"training": {"optimizer": "adamm"}}}
+    )
+    with pytest.raises(ParameterError) as info:
+        STUDY.validate(raw)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("3 invalid parameter(s) in 'cnn_depth'")
+    keys = [line.strip().split(":")[0] for line in lines[1:]]
+    assert sorted(keys) == [
+        "cnn_depth.groups.cnn.training.milestones",
+        "cnn_depth.groups.mlp.model.widht",
+        "cnn_depth.training.optimizer",
+    ]
+    optimizer = next(line for line in lines if "optimizer" in line)
+    assert optimizer.endswith("(given with --params)")
+    assert "{" not in str(info.value)  # no block printed whole

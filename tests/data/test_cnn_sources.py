@@ -99,6 +99,15 @@ def test_unreadable_image_stops_by_default(tmp_path: Path) -> None:
         load_image_folder(tmp_path, size=8)
 
 
+def test_unreadable_hint_names_the_real_parameter(tmp_path: Path) -> None:
+    write_folder(tmp_path, {"a": 2, "b": 2})
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match=r"set cnn_depth\.data\.image_folder\.on_unreadable: skip"):
+        load_image_folder(
+            tmp_path, size=8, key="cnn_depth.data", options_key="cnn_depth.data.image_folder"
+        )
+
+
 def test_unreadable_image_skipped_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

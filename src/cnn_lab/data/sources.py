@@ -177,6 +177,7 @@ def load_image_folder(
     on_unreadable: str = "stop",
     key: str = "data",
     channels: int | str = "auto",
+    options_key: str | None = None,
 ) -> DatasetBundle:
     """Any ``root/<class>/<image>`` folder (torchvision's ImageFolder layout) as
     ``size`` x ``size`` images; class names are the folder names, sorted.
@@ -189,14 +190,17 @@ def load_image_folder(
     Unreadable files are each named in the log, then either stop the run
     (``on_unreadable="stop"``) or are left out and listed in ``DatasetBundle.skipped``.
     Decoded once into memory: meant for folders the size of CIFAR, not ImageNet.
+    Messages name ``<key>.root`` and ``<options_key>.on_unreadable`` / ``.channels``
+    (``options_key`` defaults to ``key``), the parameters a user would change.
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+    options = options_key or key
     if channels not in CHANNEL_CHOICES:
-        raise ValueError(f"{key}.channels must be one of auto, 1, 3, got {channels!r}")
+        raise ValueError(f"{options}.channels must be one of auto, 1, 3, got {channels!r}")
     if on_unreadable not in UNREADABLE_ACTIONS:
         raise ValueError(
-            f"{key}.on_unreadable must be one of {', '.join(UNREADABLE_ACTIONS)}, "
+            f"{options}.on_unreadable must be one of {', '.join(UNREADABLE_ACTIONS)}, "
             f"got {on_unreadable!r}"
         )
     root = Path(root)
@@ -223,7 +227,7 @@ def load_image_folder(
         listed = "\n  ".join(skipped)
         raise ValueError(
             f"{len(skipped)} unreadable image(s) in {root}:\n  {listed}\n"
-            f"fix or remove them, or set {key}.on_unreadable: skip to leave them out"
+            f"fix or remove them, or set {options}.on_unreadable: skip to leave them out"
         )
     if skipped:
         logger.warning("skipped %d unreadable image(s) in %s", len(skipped), root)

@@ -3,9 +3,11 @@ the value given and what is allowed, raised before any data is loaded or trained
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -20,27 +22,68 @@ class ParameterError(ValueError):
     """Raised with every problem of a parameter block, one per line."""
 
 
-def _describe(error: dict[str, Any], root: str) -> str:
-    path = ".".join([root, *(str(part) for part in error["loc"])])
+def key_error(key: str, message: str, **context: Any) -> PydanticCustomError:
+    """An error of one key of a block, raised by a check of the whole block: the message
+    names that key (``training.milestones``), not the block with all its values."""
+    return PydanticCustomError("key_error", message, {"key": key, **context})
+
+
+def unknown_option(key: str, owner: str, allowed: Iterable[str]) -> PydanticCustomError:
+    """The error for one key of an options block that ``owner`` does not take."""
+    return key_error(
+        key,
+        "unknown key: not an option of {owner}; allowed: {allowed}",
+        owner=owner,
+        allowed=", ".join(sorted(allowed)),
+    )
+
+
+def _describe(error: dict[str, Any], root: str, overrides: Mapping[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] == "key_error":
+        loc.append(error["ctx"]["key"])
+    path = ".".join([root, *loc])
+    origin = " (given with --params)" if _given(overrides, loc) else ""
     given = error.get("input")
-    if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key (given {given!r}); check its spelling against the defaults"
-    if error["type"] == "missing":
-        return f"{path}: required key is missing"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    return f"{path}: got {given!r}; {message}"
+    if error["type"] == "key_error":
+        text = error["msg"]
+    elif error["type"] == "extra_forbidden":
+        text = f"unknown key (given {given!r}); check its spelling against the defaults"
+    elif error["type"] == "missing":
+        text = "required key is missing"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        text = f"got {given!r}; {message}"
+    return f"{path}: {text}{origin}"
 
 
-def validate_parameters(schema: type[Schema], raw: Any, root: str) -> Schema:
-    """Parse ``raw`` (the ``params:<root>`` block) with ``schema`` or raise ParameterError."""
+def _given(overrides: Mapping[str, Any], loc: list[str]) -> bool:
+    """Whether the command line set ``loc`` (or a block above it)."""
+    node: Any = overrides
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+        if not isinstance(node, Mapping):
+            return True
+    return bool(loc)
+
+
+def validate_parameters(
+    schema: type[Schema], raw: Any, root: str, overrides: Mapping[str, Any] | None = None
+) -> Schema:
+    """Parse ``raw`` (the ``params:<root>`` block) with ``schema`` or raise ParameterError
+    listing every problem; ``overrides`` (the run's ``--params`` under ``root``) marks the
+    problems the command line caused."""
     if not isinstance(raw, dict):
-        raise ParameterError(f"{root}: expected a mapping of parameters, got {raw!r}")
+        raise ParameterError(
+            f"{root}: expected a mapping of parameters, got {raw!r}; "
+            f"check that conf/<env>/parameters_{root}.yml defines '{root}:'"
+        )
     try:
         return schema.model_validate(raw)
     except ValidationError as err:
-        problems = [_describe(e, root) for e in err.errors()]
+        problems = [_describe(e, root, overrides or {}) for e in err.errors()]
         header = f"{len(problems)} invalid parameter(s) in '{root}' (conf/<env>/parameters_*.yml):"
         raise ParameterError("\n  ".join([header, *problems])) from None
 

@@ -91,7 +91,10 @@ class Study:
 
     def validate(self, raw: Any) -> dict[str, Any]:
         """The validated configuration as plain data, or one error listing every problem."""
-        config = validate_parameters(self.schema, raw, self.name).model_dump()
+        from cnn_lab.runtime.hooks import runtime_parameters
+
+        overrides = runtime_parameters().get(self.name) or {}
+        config = validate_parameters(self.schema, raw, self.name, overrides).model_dump()
         if "performance" in config:
             check_precision(config, self.name)
         if self.check is not None:

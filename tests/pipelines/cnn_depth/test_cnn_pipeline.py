@@ -154,11 +154,12 @@ def _base_params() -> dict:
     [
         (
             lambda p: p["groups"]["cnn"]["training"].update(scheduler="multistep"),
-            "cnn_depth.groups.cnn.training: got {",
+            "cnn_depth.groups.cnn.training.milestones: required by scheduler 'multistep'",
         ),
         (
-            lambda p: p["groups"]["cnn"]["training"].update(scheduler="multistep"),
-            "scheduler 'multistep' needs a non-empty milestones list",
+            lambda p: p["groups"]["mlp"].update(model={"widht": 64}),
+            "cnn_depth.groups.mlp.model.widht: unknown key: not an option of family 'mlp'; "
+            "allowed: width",
         ),
         (
             lambda p: p["groups"]["cnn"]["training"].update(epochs=0),
@@ -180,7 +181,7 @@ def _base_params() -> dict:
         ),
         (
             lambda p: p["training"].update(warmup_steps=400),
-            "cnn_depth.training: got {",
+            "cnn_depth.training.warmup_lr: required by warmup_steps=400",
         ),
         (
             lambda p: (

@@ -91,6 +91,7 @@ def _load(data: dict[str, Any]) -> DatasetBundle:
             on_unreadable=folder["on_unreadable"],
             key=key,
             channels=folder["channels"],
+            options_key=f"{key}.image_folder",
         )
     return load_torchvision_images(data["source"], data["root"], download=data["download"], key=key)
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from cnn_lab.study.params import Seeds, StrictModel, as_list
+from cnn_lab.study.params import Seeds, StrictModel, as_list, key_error, unknown_option
 from cnn_lab.study.training_params import CheckpointedRunParams, Threads
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.device import DEVICE_CHOICES
@@ -57,9 +64,13 @@ class TrainingParams(BaseTrainingParams):
     @model_validator(mode="after")
     def _consistent(self) -> TrainingParams:
         if self.scheduler == "multistep" and not self.milestones:
-            raise ValueError("scheduler 'multistep' needs a non-empty milestones list")
+            raise key_error(
+                "milestones", "required by scheduler 'multistep': a non-empty list of epochs"
+            )
         if self.warmup_steps and self.warmup_lr is None:
-            raise ValueError(f"warmup_steps={self.warmup_steps} needs warmup_lr")
+            raise key_error(
+                "warmup_lr", "required by warmup_steps={steps}", steps=self.warmup_steps
+            )
         return self
 
 
@@ -88,19 +99,17 @@ class GroupParams(StrictModel):
             raise ValueError(f"unknown family {unknown}; allowed: {', '.join(sorted(FAMILIES))}")
         return families
 
-    @model_validator(mode="after")
-    def _model_options_fit_every_family(self) -> GroupParams:
+    @field_validator("model")
+    @classmethod
+    def _options_fit_every_family(cls, model: dict[str, Any], info: ValidationInfo) -> dict:
         from cnn_lab.models.registry import family_options
 
-        for family in self.families:
+        for family in info.data.get("families") or []:
             accepted = family_options(family) - {"depth"}
-            unknown = sorted(set(self.model) - accepted)
+            unknown = sorted(set(model) - accepted)
             if unknown:
-                raise ValueError(
-                    f"model option(s) {unknown} are not accepted by family '{family}'; "
-                    f"allowed: {', '.join(sorted(accepted))}"
-                )
-        return self
+                raise unknown_option(unknown[0], f"family '{family}'", accepted)
+        return model
 
 
 class CnnDepthParams(CheckpointedRunParams):
