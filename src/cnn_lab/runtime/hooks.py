@@ -157,6 +157,23 @@ class StudyGridHook:
         if requested is not None:
             pipelines.set_requested(requested)
 
+    @hook_impl
+    def after_catalog_created(self, catalog: Any) -> None:
+        """A study whose parameters file is empty or gone still gets ``params:<study>``
+        (None), so its validation node runs and says what is missing instead of Kedro
+        refusing the whole pipeline for a missing input."""
+        for study in _study_names():
+            if f"params:{study}" not in catalog:
+                catalog[f"params:{study}"] = None
+
+
+def _study_names() -> list[str]:
+    import pkgutil
+
+    import cnn_lab.pipelines
+
+    return [m.name for m in pkgutil.iter_modules(cnn_lab.pipelines.__path__) if m.ispkg]
+
 
 class WorkerProcesses:
     """What ``kedro run --runner=ParallelRunner`` workers need from the main process.

@@ -152,3 +152,10 @@ def test_missing_mnist_without_download_names_the_path(run_kedro, kedro_project:
     ):
         run_kedro(["cnn_depth"], params)
     assert not (kedro_project / "data/06_models").exists()
+
+
+def test_an_empty_parameters_file_fails_at_validation(run_kedro, kedro_project: Path) -> None:
+    (kedro_project / "conf/base/parameters_cnn_depth.yml").write_text("# emptied\n")
+    with pytest.raises(Exception, match=r"cnn_depth: expected a mapping of parameters, got None"):
+        run_kedro(["cnn_depth"])
+    assert not (kedro_project / "data/02_intermediate/cnn_depth").exists()
