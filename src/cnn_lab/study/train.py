@@ -60,15 +60,16 @@ def train_variant(
     config: Mapping[str, Any],
     describe: Describe,
     *,
-    metrics: Sequence[str] = ("test_accuracy", "test_loss", "train_seconds"),
+    metrics: Sequence[str] | Mapping[str, str] = ("test_accuracy", "test_loss", "train_seconds"),
     figures: Figures | None = None,
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train (or resume, or reuse) ``variant`` in its own nested MLflow run.
 
     Returns the variant's summary row, ``describe(trained)`` plus the run id and the
     per-epoch history, and the trained network on the CPU. ``metrics`` are the row's
-    values logged to the run; ``figures`` are drawn and logged only when the run is live
-    (a reused variant logged them when it finished).
+    values logged to the run (a mapping logs row key ``v`` under the name ``k``);
+    ``figures`` are drawn and logged only when the run is live (a reused variant logged
+    them when it finished).
     """
     use_threads(config["threads"])  # by load; train_model refines it for the model
     store = None
@@ -78,6 +79,7 @@ def train_variant(
         store = checkpoint_store(
             variant.study, variant.label, config, job.params, job.recipe, *job.key
         )
+    logged = dict(metrics) if isinstance(metrics, Mapping) else {k: k for k in metrics}
     tags = {"study": variant.study, "variant": variant.name, **(job.tags or {})}
     with variant_run(store, variant.label, job.params, tags) as run:
         trained = train_model(
@@ -101,13 +103,13 @@ def train_variant(
             logger.info("[%s] finished earlier: reused %s", variant.path, store.latest.name)
         elif run.logging:
             tracking.log_variant(
-                {k: result[k] for k in metrics},
+                {name: result[key] for name, key in logged.items()},
                 trained.performance,
                 figures(trained, result) if figures is not None else {},
                 status=result.get("status", "ok"),
                 diverged_epoch=result.get("diverged_epoch"),
             )
-    logger.info("[%s] %s", variant.path, outcome_line(result, metrics))
+    logger.info("[%s] %s", variant.path, outcome_line(result, list(logged.values())))
     return result, trained.model.cpu()
 
 
