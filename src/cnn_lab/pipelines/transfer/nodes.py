@@ -29,7 +29,7 @@ from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
 from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
-from cnn_lab.evaluation.study_findings import (
+from cnn_lab.pipelines.transfer.findings import (
     TRANSFER_KEYS,
     TRANSFER_STATISTICS,
     transfer_findings,
