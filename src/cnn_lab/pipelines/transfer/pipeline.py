@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline, node
 
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY_FIGURES
@@ -24,10 +24,11 @@ STUDY = Study(S, TransferParams, nodes.variants, nodes.check_config)
 SHARED = ("source_weights", "target_trainval", "config")
 
 
-def _node(func: Any, inputs: list[str], outputs: list[str], name: str) -> Any:
+def _node(func: Any, inputs: list[str], outputs: list[str], name: str, tag: str) -> Node:
     """A study-level node: short dataset names, named ``transfer.<name>``."""
     out = names(S, outputs)
-    return node(func, names(S, inputs), out[0] if len(out) == 1 else out, name=f"{S}.{name}")
+    one = out[0] if len(out) == 1 else out
+    return node(func, names(S, inputs), one, name=f"{S}.{name}", tags=[tag])
 
 
 def untuned(variants: list[Variant]) -> list[Variant]:
@@ -39,54 +40,40 @@ def untuned(variants: list[Variant]) -> list[Variant]:
 def extra(variants: list[Variant]) -> Pipeline:
     """The splits, the source network, the feature baselines, the search and the one
     evaluation on the test set."""
+    data = ["source_data", "target_data", "config"]
     splits = ["source_split", "target_split", "target_trainval", "target_test"]
-    source = ["source_weights", "source_result"]
     baselines = ["baselines", "baseline_results"]
     scored = ["target_test", "target_trainval", "source_weights", *baselines, "config"]
     paired = [v.dataset(d) for v in variants for d in ("result", "weights")]
-    return combine(
-        pipeline(
-            [
-                _node(
-                    nodes.split_data, ["source_data", "target_data", "config"], splits, "split_data"
-                )
-            ],
-            tags=["data"],
-        ),
-        pipeline(
-            [
-                _node(
-                    nodes.train_source,
-                    ["source_data", "source_split", "config"],
-                    source,
-                    "train_source",
-                )
-            ],
-            tags=["training"],
-        ),
-        pipeline(
-            [
-                _node(nodes.extract_features, list(SHARED), ["features"], "extract_features"),
-                _node(nodes.fit_baselines, ["features", "config"], baselines, "fit_baselines"),
-            ],
-            tags=["baselines"],
-        ),
-        pipeline([search(variants)], tags=["search", "training"]),
-        pipeline(
-            [
-                wide_node(
-                    nodes.evaluate_on_test,
-                    [*names(S, scored), *paired],
-                    f"{S}.summary",
-                    name=f"{S}.evaluate_on_test",
-                )
-            ],
-            tags=["report"],
-        ),
+    return Pipeline(
+        [
+            _node(nodes.split_data, data, splits, "split_data", "data"),
+            _node(
+                nodes.train_source,
+                ["source_data", "source_split", "config"],
+                ["source_weights", "source_result"],
+                "train_source",
+                "training",
+            ),
+            _node(
+                nodes.extract_features, list(SHARED), ["features"], "extract_features", "baselines"
+            ),
+            _node(
+                nodes.fit_baselines, ["features", "config"], baselines, "fit_baselines", "baselines"
+            ),
+            search(variants),
+            wide_node(
+                nodes.evaluate_on_test,
+                [*names(S, scored), *paired],
+                f"{S}.summary",
+                name=f"{S}.evaluate_on_test",
+                tags=["report"],
+            ),
+        ]
     )
 
 
-def search(variants: list[Variant]) -> Any:
+def search(variants: list[Variant]) -> Node:
     """The search, started from the first seed's best untuned run. In the namespace every
     variant's is under (named transfer.search all the same): a node outside it between
     the untuned variants and the tuned ones would interrupt it."""
@@ -97,6 +84,7 @@ def search(variants: list[Variant]) -> Any:
         names(S, outputs),
         name="search",
         namespace=S,
+        tags=["search", "training"],
     )
 
 
@@ -110,16 +98,18 @@ def analysis(variants: list[Variant]) -> Pipeline:
             ["config", "source_weights"],
             ["source_analysis_model"],
             "source_analysis_model",
+            "analysis",
         ),
         wide_node(
             nodes.target_analysis_model,
             [f"{S}.config", *(v.dataset(d) for v in presets for d in ("result", "weights"))],
             f"{S}.target_analysis_model",
             name=f"{S}.target_analysis_model",
+            tags=["analysis"],
         ),
     ]
     return combine(
-        pipeline(pick, tags=["analysis"]),
+        pick,
         *(
             analysis_pipeline(
                 S,
