@@ -185,3 +185,20 @@ def set_tags(tags: Mapping[str, str]) -> None:
     """Tags of the active run (a variant's status, a search trial's fate)."""
     if is_main_process() and mlflow.active_run() is not None:
         mlflow.set_tags(dict(tags))
+
+
+def log_to_run(run_id: str, metrics: Mapping[str, float]) -> None:
+    """Metrics of another, finished run (a variant scored on the test set after training)."""
+    if is_main_process() and current_run_id() is not None:
+        client = mlflow.MlflowClient()
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
+
+
+def tag_run(run_id: str | None, tags: Mapping[str, Any]) -> None:
+    """Tags of the run ``run_id`` (none when tracking is off), active or finished."""
+    if run_id is None or not is_main_process():
+        return
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))

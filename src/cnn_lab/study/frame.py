@@ -27,9 +27,11 @@ class Frame:
     prefixed with the study's name; ``params:...`` names pass through as they are.
 
     ``prepare`` reads ``config`` and writes ``prepare_outputs``; ``train`` is called once
-    per variant as ``train(*train_inputs, variant=variant)`` and writes the variant's
-    ``train_outputs`` (a ``train_inputs`` name starting with a dot, ``.initial_weights``,
-    is the variant's own dataset, written by the study's ``extra`` nodes); ``summarise``
+    per variant as ``train(*train_inputs, *variant_inputs(variant), variant=variant)`` and
+    writes the variant's ``train_outputs``. In both input lists a name starting with a dot
+    (``.initial_weights``) is the variant's own dataset, written by the study's ``extra``
+    nodes; ``variant_inputs`` names what one variant reads beyond the rest (transfer's
+    tuned model reads the search's best configuration). ``summarise``
     reads every variant's ``result``; ``report`` reads ``report_inputs`` then the figures.
     ``analysis`` and ``extra`` add the study's own nodes, given the run's variants.
     """
@@ -44,6 +46,7 @@ class Frame:
     split_inputs: Sequence[str] = ("dataset", "config")
     train_inputs: Sequence[str] = ("dataset", "split", "config")
     train_outputs: Sequence[str] = ("result", "weights")
+    variant_inputs: Callable[[Variant], Sequence[str]] | None = None
     summary_outputs: Sequence[str] = ("summary", "history")
     plot: Callable[..., Any] | None = None
     plot_inputs: Sequence[str] = ("summary", "history")
@@ -72,9 +75,10 @@ def training_node(frame: Frame, variant: Variant) -> Node:
     """The variant's training node in its namespace, built directly: wrapping it in
     ``pipeline(..., namespace=...)`` builds and validates three pipelines per variant,
     a third of the start-up of a grid of thousands."""
+    own = frame.variant_inputs(variant) if frame.variant_inputs else ()
     return node(
         bind(frame.train, variant=variant),
-        inputs=training_inputs(variant, frame.train_inputs),
+        inputs=training_inputs(variant, [*frame.train_inputs, *own]),
         outputs=[variant.dataset(o) for o in frame.train_outputs],
         name="train",
         tags=["training"],
@@ -122,7 +126,7 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
         wide_node(
             frame.summarise,
             [v.dataset("result") for v in variants],
-            names(name, frame.summary_outputs),
+            _one_or_many(names(name, frame.summary_outputs)),
             name=f"{name}.summarise",
         )
     ]

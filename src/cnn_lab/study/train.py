@@ -64,15 +64,16 @@ def train_variant(
     config: Mapping[str, Any],
     describe: Describe,
     *,
-    metrics: Sequence[str] = ("test_accuracy", "test_loss", "train_seconds"),
+    metrics: Sequence[str] | Mapping[str, str] = ("test_accuracy", "test_loss", "train_seconds"),
     figures: Figures | None = None,
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train (or resume, or reuse) ``variant`` in its own nested MLflow run.
 
     Returns the variant's summary row, ``describe(trained)`` plus the run id and the
     per-epoch history, and the trained network on the CPU. ``metrics`` are the row's
-    values logged to the run; ``figures`` are drawn and logged only when the run is live
-    (a reused variant logged them when it finished).
+    values logged to the run (a mapping logs row key ``v`` under the name ``k``);
+    ``figures`` are drawn and logged only when the run is live (a reused variant logged
+    them when it finished).
     """
     use_threads(config["threads"])  # by load; train_model refines it for the model
     name = job.run_name or variant.label
@@ -81,6 +82,7 @@ def train_variant(
         # The file is named by the label; the key (params hold the group) keeps two
         # groups' same-named variants apart.
         store = checkpoint_store(variant.study, name, config, job.params, job.recipe, *job.key)
+    logged = dict(metrics) if isinstance(metrics, Mapping) else {k: k for k in metrics}
     tags = {"study": variant.study, "variant": variant.name, **(job.tags or {})}
     with variant_run(store, name, job.params, tags) as run:
         trained = train_model(
@@ -104,13 +106,13 @@ def train_variant(
             logger.info("[%s] finished earlier: reused %s", variant.path, store.latest.name)
         elif run.logging:
             tracking.log_variant(
-                {k: result[k] for k in metrics},
+                {name: result[key] for name, key in logged.items()},
                 trained.performance,
                 figures(trained, result) if figures is not None else {},
                 status=result.get("status", "ok"),
                 diverged_epoch=result.get("diverged_epoch"),
             )
-    logger.info("[%s] %s", variant.path, outcome_line(result, metrics))
+    logger.info("[%s] %s", variant.path, outcome_line(result, list(logged.values())))
     return result, trained.model.cpu()
 
 

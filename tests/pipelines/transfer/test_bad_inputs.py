@@ -12,6 +12,7 @@ import yaml
 
 from cnn_lab.models.resnet import build_resnet
 from cnn_lab.pipelines.transfer import nodes
+from cnn_lab.pipelines.transfer.pipeline import STUDY
 from cnn_lab.study.params import ParameterError
 from tests.conftest import PROJECT_ROOT, nested
 
@@ -40,7 +41,7 @@ def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
 
 
 def test_base_parameters_are_valid() -> None:
-    config = nodes.validate_config(_base())
+    config = STUDY.validate(_base())
     assert config["finetune"]["presets"] == ["head", "layer4", "layer3", "all"]
 
 
@@ -73,12 +74,12 @@ def test_base_parameters_are_valid() -> None:
 )
 def test_bad_parameters_are_reported_with_their_key(override: dict, expected: str) -> None:
     with pytest.raises(ParameterError, match="invalid parameter") as info:
-        nodes.validate_config(_with(override))
+        STUDY.validate(_with(override))
     assert expected in str(info.value)
 
 
 def test_batch_size_larger_than_the_training_split() -> None:
-    config = nodes.validate_config(_with({"transfer.search.batch_sizes": [16, 4096]}))
+    config = STUDY.validate(_with({"transfer.search.batch_sizes": [16, 4096]}))
     source, target = nodes.prepare_data(config)
     with pytest.raises(ParameterError, match=r"transfer\.search\.batch_sizes\[1\]: 4096") as info:
         nodes.split_data(source, target, config)
@@ -91,20 +92,20 @@ def test_checkpoint_that_does_not_fit_names_keys(tmp_path: Path) -> None:
     torch.save(wide.state_dict(), path)
     config = _with({"transfer.source.weights": str(path)})  # base width is 16
     with pytest.raises(ParameterError, match=r"transfer\.source\.weights: .*does not fit") as info:
-        nodes.validate_config(config)
+        STUDY.validate(config)
     assert "layer1.0.conv1.weight: checkpoint (8, 8, 3, 3) vs model (16, 16, 3, 3)" in str(
         info.value
     )
     missing = _with({"transfer.source.weights": str(tmp_path / "nope.pt")})
     with pytest.raises(ParameterError, match="nope.pt does not exist"):
-        nodes.validate_config(missing)
+        STUDY.validate(missing)
 
 
 def test_fitting_checkpoint_is_loaded_instead_of_training(tmp_path: Path) -> None:
     path = tmp_path / "source.pt"
     model = build_resnet("resnet18", 5, cifar_stem=True, in_channels=1, width=4)
     torch.save(model.state_dict(), path)
-    config = nodes.validate_config(
+    config = STUDY.validate(
         _with({"transfer.source.weights": str(path), "transfer.model.width": 4})
     )
     source, _ = nodes.prepare_data(config)
@@ -114,7 +115,7 @@ def test_fitting_checkpoint_is_loaded_instead_of_training(tmp_path: Path) -> Non
 
 
 def test_missing_data_without_download_is_a_clear_error() -> None:
-    config = nodes.validate_config(
+    config = STUDY.validate(
         _with(
             {
                 "transfer.source.task.dataset": "cifar10",
@@ -140,7 +141,7 @@ def test_imagenet_weights_offline_say_which_parameter_to_set(monkeypatch, tmp_pa
 
     monkeypatch.setattr(type(ResNet18_Weights.DEFAULT), "get_state_dict", offline)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    config = nodes.validate_config(
+    config = STUDY.validate(
         _with({"transfer.source.weights": "imagenet", "transfer.model.width": 64})
     )
     source, _ = nodes.prepare_data(config)

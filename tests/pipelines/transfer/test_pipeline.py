@@ -135,7 +135,7 @@ def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: 
             "transfer.search.n_trials": 1,
             "transfer.search.storage": "memory",
         },
-        kill="finetune.all:1",
+        kill="all:1",
         run_name="all",
         summary="data/08_reporting/transfer/summary.csv",
         key="approach",

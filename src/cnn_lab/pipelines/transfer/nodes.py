@@ -1,7 +1,8 @@
 """Thin nodes of the transfer study: they call library code and hand results to the catalog.
 
 The target's test images reach exactly one node, :func:`evaluate_on_test`; every other
-node sees the training and validation parts only.
+node sees the training and validation parts only. The source network, the baselines and
+the search train with the study's ``seed``; every fine-tuning variant with its own.
 """
 
 from __future__ import annotations
@@ -29,27 +30,27 @@ from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
 from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
-from cnn_lab.evaluation.study_findings import (
+from cnn_lab.models import Head, build_model, count_parameters
+from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
+from cnn_lab.pipelines.transfer.findings import (
     TRANSFER_KEYS,
     TRANSFER_STATISTICS,
     transfer_findings,
     transfer_problems,
 )
-from cnn_lab.models import Head, build_model, count_parameters
-from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
-from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams, TransferParams
-from cnn_lab.runtime.tracking import child_run, log_figures, log_table
+from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams
+from cnn_lab.runtime import tracking
 from cnn_lab.study import reporting
-from cnn_lab.study.params import ParameterError, validate_parameters
-from cnn_lab.study.training_params import check_precision
-from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
+from cnn_lab.study.params import ParameterError
+from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
+from cnn_lab.study.train import Job, outcome, train_variant
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import Callback, EarlyStopping
 from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.engine import evaluate
 from cnn_lab.training.performance import PerformanceOptions
-from cnn_lab.training.recipe import Recipe, SplitData, train_model
+from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 from cnn_lab.training.search import (
     PruningCallback,
     SearchSpace,
@@ -77,21 +78,32 @@ def optimizer_variant(name: str, lr: float) -> str:
 # --- parameters and data -------------------------------------------------------------
 
 
-def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fail before any data is read if a parameter is wrong; pass on the full config.
+def variants(config: dict[str, Any]) -> list[Variant]:
+    """Every fine-tuning preset, every (optimizer, lr) and the tuned model, once per
+    training seed, seed by seed (the summary lists them so)."""
+    entries = [("finetune", p, {"preset": p}) for p in config["finetune"]["presets"]]
+    grid = config["optimizers"]
+    entries += [
+        ("optimizers", optimizer_variant(name, lr), {"optimizer": name, "lr": lr})
+        for name in grid["names"]
+        for lr in grid["lrs"]
+    ]
+    entries.append(("search", "tuned", {}))
+    unique = {(g, n): (g, n, o) for g, n, o in entries}.values()
+    seeds = training_seeds(config)
+    return sorted(repeat_over_seeds(STUDY, config, unique), key=lambda v: seeds.index(v.seed))
 
-    A checkpoint given as ``source.weights`` is loaded here too, so a file that does not
-    fit the model fails now, naming the keys, rather than after data preparation.
-    """
-    config = validate_parameters(TransferParams, raw, STUDY).model_dump()
-    check_precision(config, STUDY)
+
+def check_config(config: dict[str, Any], raw: Any) -> None:
+    """A checkpoint given as ``source.weights`` is loaded now, so a file that does not
+    fit the model fails naming the keys, rather than after data preparation."""
     weights = config["source"]["weights"]
-    if weights not in ("train", "imagenet"):
-        try:
-            build_source_model(config, weights)
-        except (FileNotFoundError, ValueError) as err:
-            raise ParameterError(f"{STUDY}.source.weights: {err}") from err
-    return config
+    if weights in ("train", "imagenet"):
+        return
+    try:
+        build_source_model(config, weights)
+    except (FileNotFoundError, ValueError) as err:
+        raise ParameterError(f"{STUDY}.source.weights: {err}") from err
 
 
 def _load(task: dict[str, Any], config: dict[str, Any], cache: dict[str, DatasetBundle]):
@@ -123,14 +135,6 @@ def _split(bundle: DatasetBundle, task: dict[str, Any], seed: int) -> dict[str, 
     )
 
 
-def _batch_sizes(config: dict[str, Any]) -> dict[str, int]:
-    sizes = {
-        "finetune.batch_size": config["finetune"]["batch_size"],
-        **{f"search.batch_sizes[{i}]": b for i, b in enumerate(config["search"]["batch_sizes"])},
-    }
-    return sizes
-
-
 def _check_batch_sizes(sizes: dict[str, int], train_size: int, task: str) -> None:
     too_big = [f"{STUDY}.{key}: {size}" for key, size in sizes.items() if size > train_size]
     if too_big:
@@ -154,18 +158,17 @@ def split_data(
             len(source_split["train"]),
             "source",
         )
-    _check_batch_sizes(_batch_sizes(config), len(target_split["train"]), "target")
+    sizes = {
+        "finetune.batch_size": config["finetune"]["batch_size"],
+        **{f"search.batch_sizes[{i}]": b for i, b in enumerate(config["search"]["batch_sizes"])},
+    }
+    _check_batch_sizes(sizes, len(target_split["train"]), "target")
     full = SplitData.from_bundle(target, target_split)
     trainval = SplitData(full.train, full.val, None, full.normalisation)
     return source_split, target_split, trainval, full.test
 
 
 # --- models ---------------------------------------------------------------------------
-
-
-def _threads(config: dict[str, Any]) -> None:
-    """By load alone; ``train_model`` refines an ``auto`` for the model it trains."""
-    use_threads(config["threads"])
 
 
 def _resnet_options(config: dict[str, Any]) -> dict[str, Any]:
@@ -206,24 +209,17 @@ def build_target_model(
     )
 
 
-def _recipe(config: dict[str, Any], training: dict[str, Any], **overrides: Any) -> Recipe:
-    keys = (
-        "optimizer",
-        "lr",
-        "weight_decay",
-        "momentum",
-        "batch_size",
-        "eval_batch_size",
-        "epochs",
-        "scheduler",
-        "step_size",
-        "gamma",
-    )
-    settings = {k: training[k] for k in keys} | overrides
+RECIPE_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "eval_batch_size")
+RECIPE_KEYS += ("epochs", "scheduler", "step_size", "gamma")
+
+
+def _recipe(
+    config: dict[str, Any], training: dict[str, Any], seed: int, **overrides: Any
+) -> Recipe:
     # Per-layer gradient norms are the depth study's question, not this one's.
     return Recipe(
-        **settings,
-        seed=config["seed"],
+        **({k: training[k] for k in RECIPE_KEYS} | overrides),
+        seed=seed,
         device=config["device"],
         probe_gradients=False,
         performance=PerformanceOptions(**config["performance"]),
@@ -235,51 +231,36 @@ def train_source(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the source network, or load it (``imagenet`` or a checkpoint path). The
     catalog saves its state_dict; later nodes receive that state_dict."""
-    _threads(config)
     weights = config["source"]["weights"]
-    training = config["source"]["training"]
     params = {"study": STUDY, "dataset": source.name, "weights": weights, **config["model"]}
-    tags = {"study": STUDY, "variant": "source"}
     if weights != "train":
-        with child_run("source", params, tags) as run_id:
+        use_threads(config["threads"])
+        with tracking.child_run("source", params, {"study": STUDY, "variant": "source"}) as run:
             model = build_source_model(config, weights)
-            return model, {"weights": weights, "trained": False, "mlflow_run_id": run_id}
-    recipe = _recipe(config, training)
-    store = checkpoint_store(STUDY, "source", config, params, recipe, split)
-    with variant_run(store, "source", params, tags) as run:
-        trained = train_model(
-            lambda: build_source_model(config),
-            SplitData.from_bundle(source, split),
-            recipe,
-            label=f"{STUDY}.source",
-            extra_callbacks=run.callbacks,
-            checkpoint=store,
-            threads=config["threads"],
-        )
-        val = trained.history.column("val_accuracy")
-        result = {
+            return model, {"weights": weights, "trained": False, "mlflow_run_id": run}
+    job = Job(
+        lambda: build_source_model(config),
+        SplitData.from_bundle(source, split),
+        _recipe(config, config["source"]["training"], config["seed"]),
+        params,
+        key=(split,),
+    )
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        row = outcome(trained)
+        return {
             "weights": "train",
             "trained": True,
             "dataset": source.name,
-            "val_accuracy": val[-1] if val else math.nan,
-            "test_accuracy": trained.test["accuracy"],
-            "train_seconds": trained.history.train_seconds,
+            "val_accuracy": row["final_val_accuracy"],
+            **{k: row[k] for k in ("test_accuracy", "train_seconds")},
             "parameters": count_parameters(trained.model),
-            "mlflow_run_id": run.run_id,
         }
-        if run.logging:
-            import mlflow
 
-            mlflow.log_metrics({"source_test_accuracy": result["test_accuracy"]})
-            mlflow.log_params(trained.performance)
-    logger.info(
-        "[%s.source] %s: test accuracy %.4f (%.1f s)",
-        STUDY,
-        source.name,
-        result["test_accuracy"],
-        result["train_seconds"],
-    )
-    return trained.model.cpu(), result
+    variant = Variant(STUDY, "source", config["seed"])
+    metrics = {"source_test_accuracy": "test_accuracy"}
+    result, model = train_variant(variant, job, config, describe, metrics=metrics)
+    return model, {k: v for k, v in result.items() if k != "history"}
 
 
 # --- feature baselines ----------------------------------------------------------------
@@ -289,10 +270,8 @@ def extract_features(
     source_state: dict[str, torch.Tensor], data: SplitData, config: dict[str, Any]
 ) -> dict[str, np.ndarray]:
     """Pooled features of the frozen source network for the target's train and val."""
-    _threads(config)
-    model = build_source_model(config)
-    model.load_state_dict(source_state)
-    extractor = feature_extractor(model).to(resolve_device(config["device"]))
+    use_threads(config["threads"])
+    extractor = _source_features(source_state, config)
     size = config["baselines"]["feature_batch_size"]
     features: dict[str, np.ndarray] = {}
     for part, images in (("train", data.train), ("val", data.val)):
@@ -304,220 +283,175 @@ def extract_features(
     return features
 
 
+def _source_features(source_state: dict[str, torch.Tensor], config: dict[str, Any]) -> nn.Module:
+    model = build_source_model(config)
+    model.load_state_dict(source_state)
+    return feature_extractor(model).to(resolve_device(config["device"]))
+
+
 def fit_baselines(
     features: dict[str, np.ndarray], config: dict[str, Any]
 ) -> tuple[dict[str, BaselineFit], list[dict[str, Any]]]:
     """LinearSVC and logistic regression on standardised features, each timed."""
-    options = config["baselines"]
-    fits, results = {}, []
-    for kind in BASELINES:
-        settings = options[kind]
-        extra = {"svm_solver": settings["solver"]} if kind == "svm" else {}
-        params = {"study": STUDY, "kind": kind, **settings}
-        with child_run(kind, params, {"study": STUDY, "variant": kind}) as run_id:
-            fitted = fit_baseline(
-                kind,
-                kind,
-                features["train_x"],
-                features["train_y"],
-                c=settings["C"],
-                max_iter=settings["max_iter"],
-                seed=config["seed"],
-                **extra,
-            )
-            val_accuracy = fitted.accuracy(features["val_x"], features["val_y"])
-            if run_id is not None:
-                import mlflow
+    fitted = {kind: _fit_baseline(kind, features, config) for kind in BASELINES}
+    return {k: fit for k, (fit, _) in fitted.items()}, [row for _, row in fitted.values()]
 
-                mlflow.log_metrics(
-                    {"val_accuracy": val_accuracy, "train_seconds": fitted.fit_seconds}
-                )
-                mlflow.set_tag("converged", str(fitted.converged))
-        fits[kind] = fitted
-        results.append(
-            {
-                "approach": kind,
-                "group": "baseline",
-                "seed": config["seed"],
-                "preset": "features",
-                "optimizer": settings.get("solver", "lbfgs"),
-                "val_accuracy": val_accuracy,
-                "train_seconds": fitted.fit_seconds,
-                "trainable_parameters": fitted.trainable_parameters,
-                "converged": fitted.converged,
-                "mlflow_run_id": run_id,
-            }
+
+def _fit_baseline(
+    kind: str, features: dict[str, np.ndarray], config: dict[str, Any]
+) -> tuple[BaselineFit, dict[str, Any]]:
+    """One baseline fitted in its own nested MLflow run, and its summary row."""
+    settings = config["baselines"][kind]
+    extra = {"svm_solver": settings["solver"]} if kind == "svm" else {}
+    params = {"study": STUDY, "kind": kind, **settings}
+    with tracking.child_run(kind, params, {"study": STUDY, "variant": kind}) as run_id:
+        train_x, train_y = features["train_x"], features["train_y"]
+        c, max_iter, seed = settings["C"], settings["max_iter"], config["seed"]
+        fitted = fit_baseline(
+            kind, kind, train_x, train_y, c=c, max_iter=max_iter, seed=seed, **extra
         )
-        logger.info(
-            "[%s.%s] val accuracy %.4f (fit %.2f s%s)",
-            STUDY,
-            kind,
-            val_accuracy,
-            fitted.fit_seconds,
-            "" if fitted.converged else ", did not converge",
-        )
-    return fits, results
+        val_accuracy = fitted.accuracy(features["val_x"], features["val_y"])
+        tracking.log_metrics({"val_accuracy": val_accuracy, "train_seconds": fitted.fit_seconds})
+        tracking.tag_run(run_id, {"converged": fitted.converged})
+    logger.info(
+        "[%s.%s] val accuracy %.4f (fit %.2f s%s)",
+        STUDY,
+        kind,
+        val_accuracy,
+        fitted.fit_seconds,
+        "" if fitted.converged else ", did not converge",
+    )
+    return fitted, {
+        "approach": kind,
+        "group": "baseline",
+        "seed": config["seed"],
+        "preset": "features",
+        "optimizer": settings.get("solver", "lbfgs"),
+        "val_accuracy": val_accuracy,
+        "train_seconds": fitted.fit_seconds,
+        "trainable_parameters": fitted.trainable_parameters,
+        "converged": fitted.converged,
+        "mlflow_run_id": run_id,
+    }
 
 
 # --- fine-tuning ----------------------------------------------------------------------
 
+CHOICES = ("preset", "optimizer", "lr", "batch_size", "dropout")
+# Logged to each fine-tuning run: MLflow name -> summary column.
+FINETUNE_METRICS = {
+    "best_val_accuracy": "val_accuracy",
+    "best_epoch": "best_epoch",
+    "train_seconds": "train_seconds",
+    "stopped_epoch": "stopped_epoch",
+}
 
-def _finetune(
+
+def choice(
+    config: dict[str, Any], variant: Variant, best: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """What ``variant`` fine-tunes with: a preset with the shared settings, an optimizer
+    and learning rate on ``optimizers.preset``, or the search's ``best`` configuration."""
+    ft = config["finetune"]
+    shared = {k: ft[k] for k in CHOICES if k != "preset"}
+    if variant.group == "finetune":
+        return {"preset": variant["preset"], **shared}
+    if variant.group == "optimizers":
+        preset = config["optimizers"]["preset"]
+        return {**shared, "preset": preset, "optimizer": variant["optimizer"], "lr": variant["lr"]}
+    (tuned,) = best
+    return {
+        "preset": config["search"]["preset"],
+        "optimizer": tuned.get("optimizer", ft["optimizer"]),
+        **{k: tuned[k] for k in ("lr", "batch_size", "dropout")},
+    }
+
+
+def finetune(
     source_state: dict[str, torch.Tensor],
     data: SplitData,
     config: dict[str, Any],
-    *,
-    group: str,
-    name: str,
-    preset: str,
-    optimizer: str,
-    lr: float,
-    batch_size: int,
-    dropout: float,
-    extra_callbacks: Sequence[Callback] = (),
-    checkpointed: bool = True,
+    *best: dict[str, Any],
+    variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module]:
-    """One fine-tuning run in its own nested MLflow run, with early stopping on
-    validation accuracy and the best epoch's weights restored. ``checkpointed``: saved
-    each epoch and resumed after a kill (search trials are not: Optuna reruns them)."""
-    _threads(config)
+    """Train one fine-tuning variant (preset, optimizer run or the tuned model)."""
+    job = finetune_job(source_state, data, config, variant, choice(config, variant, best))
+    return finetuned(variant, job, config)
+
+
+def finetune_job(
+    source_state: dict[str, torch.Tensor],
+    data: SplitData,
+    config: dict[str, Any],
+    variant: Variant,
+    chosen: dict[str, Any],
+    callbacks: Sequence[Callback] = (),
+    checkpointed: bool = True,
+) -> Job:
+    """A fine-tuning run with early stopping on validation accuracy (first of the job's
+    callbacks; the best epoch's weights restored) and a ten-times-smaller backbone lr.
+    ``checkpointed``: saved each epoch and resumed after a kill (search trials are not:
+    Optuna reruns them)."""
     ft, stop = config["finetune"], config["early_stopping"]
-    multiplier = ft["backbone_lr_multiplier"]
-    recipe = _recipe(config, ft, optimizer=optimizer, lr=lr, batch_size=batch_size)
+    multiplier, lr = ft["backbone_lr_multiplier"], chosen["lr"]
+    recipe = _recipe(config, ft, variant.seed, **{k: chosen[k] for k in CHOICES[1:4]})
 
     def build() -> nn.Module:
-        return build_target_model(config, preset, dropout, source_state)
+        return build_target_model(config, chosen["preset"], chosen["dropout"], source_state)
 
-    trainable = count_parameters(build(), trainable_only=True)
-    stopper = EarlyStopping("val_accuracy", stop["patience"], stop["min_delta"], "max")
-    run_params = {
+    params = {
         "study": STUDY,
-        "group": group,
-        "preset": preset,
-        "optimizer": optimizer,
-        "lr": lr,
+        "group": variant.group,
+        **{k: chosen[k] for k in CHOICES[:3]},
         "backbone_lr": lr * multiplier,
-        "batch_size": batch_size,
-        "dropout": dropout,
+        **{k: chosen[k] for k in CHOICES[3:]},
         "epochs": ft["epochs"],
         "patience": stop["patience"],
         "min_delta": stop["min_delta"],
-        "trainable_parameters": trainable,
-        "seed": config["seed"],
+        "trainable_parameters": count_parameters(build(), trainable_only=True),
+        "seed": variant.seed,
     }
-    tags = {"study": STUDY, "variant": name, "group": group}
     splits = (data.train.images, data.train.labels, data.val.images, data.val.labels)
-    key = (run_params, recipe, fingerprint(*splits, source_state))
-    store = checkpoint_store(STUDY, f"{group}.{name}", config, *key) if checkpointed else None
-    with variant_run(store, name, run_params, tags) as run:
-        trained = train_model(
-            build,
-            data,
-            recipe,
-            label=f"{STUDY}.{group}.{name}",
-            extra_callbacks=[*run.callbacks, stopper, *extra_callbacks],
-            parameter_groups=lambda m: head_parameter_groups(
-                m, lr=lr, backbone_lr_multiplier=multiplier
-            ),
-            checkpoint=store,
-            threads=config["threads"],
-        )
-        history = trained.history
-        table = pd.DataFrame(history.epochs).assign(epoch=range(1, len(history.epochs) + 1))
-        result = {
-            "approach": name,
-            "group": group,
-            "seed": config["seed"],
-            "preset": preset,
-            "optimizer": optimizer,
-            "lr": lr,
-            "backbone_lr": lr * multiplier,
-            "batch_size": batch_size,
-            "dropout": dropout,
+    return Job(
+        build,
+        data,
+        recipe,
+        params,
+        key=(fingerprint(*splits, source_state),),
+        tags={"group": variant.group},
+        callbacks=[EarlyStopping("val_accuracy", stop["patience"], stop["min_delta"]), *callbacks],
+        parameter_groups=lambda m: head_parameter_groups(
+            m, lr=lr, backbone_lr_multiplier=multiplier
+        ),
+        checkpointed=checkpointed,
+    )
+
+
+def finetuned(
+    variant: Variant, job: Job, config: dict[str, Any]
+) -> tuple[dict[str, Any], nn.Module]:
+    """Train ``job`` as ``variant``; its row says what it ran and how far it went."""
+    stopper = job.callbacks[0]
+    p = job.params
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        row = outcome(trained)
+        return {
+            "approach": variant.name,
+            "group": variant.group,
+            "seed": variant.seed,
+            **{k: p[k] for k in ("preset", "optimizer", "lr", "backbone_lr", "batch_size")},
+            "dropout": p["dropout"],
             "val_accuracy": stopper.best if stopper.best is not None else math.nan,
-            "train_seconds": history.train_seconds,
-            "trainable_parameters": trainable,
-            "epochs_run": len(history.epochs),
+            "train_seconds": row["train_seconds"],
+            "trainable_parameters": p["trainable_parameters"],
+            "epochs_run": row["epochs_run"],
             "best_epoch": stopper.best_epoch,
             "stopped_epoch": stopper.stopped_epoch,
-            "status": "diverged" if history.diverged else "ok",
-            "diverged_epoch": history.diverged_epoch,
-            "precision": trained.performance.get("perf_precision"),
-            "mlflow_run_id": run.run_id,
-            "history": table.to_dict(orient="records"),
+            **{k: row[k] for k in ("status", "diverged_epoch", "precision")},
         }
-        if run.logging:
-            import mlflow
 
-            mlflow.log_params(trained.performance)
-            log_status(result)
-            mlflow.log_metrics(
-                {
-                    "best_val_accuracy": result["val_accuracy"],
-                    "best_epoch": stopper.best_epoch,
-                    "train_seconds": history.train_seconds,
-                }
-            )
-            if stopper.stopped_epoch is not None:
-                mlflow.log_metric("stopped_epoch", stopper.stopped_epoch)
-    logger.info(
-        "[%s.%s.%s] val accuracy %.4f (best epoch %d of %d, %.1f s)",
-        STUDY,
-        group,
-        name,
-        result["val_accuracy"],
-        stopper.best_epoch,
-        len(history.epochs),
-        history.train_seconds,
-    )
-    return result, trained.model.cpu()
-
-
-def train_preset(
-    source_state: dict[str, torch.Tensor],
-    data: SplitData,
-    config: dict[str, Any],
-    *,
-    preset: str,
-) -> tuple[dict[str, Any], nn.Module]:
-    ft = config["finetune"]
-    result, model = _finetune(
-        source_state,
-        data,
-        config,
-        group="finetune",
-        name=preset,
-        preset=preset,
-        optimizer=ft["optimizer"],
-        lr=ft["lr"],
-        batch_size=ft["batch_size"],
-        dropout=ft["dropout"],
-    )
-    return result, model
-
-
-def train_optimizer(
-    source_state: dict[str, torch.Tensor],
-    data: SplitData,
-    config: dict[str, Any],
-    *,
-    optimizer: str,
-    lr: float,
-) -> tuple[dict[str, Any], nn.Module]:
-    ft = config["finetune"]
-    result, model = _finetune(
-        source_state,
-        data,
-        config,
-        group="optimizers",
-        name=optimizer_variant(optimizer, lr),
-        preset=config["optimizers"]["preset"],
-        optimizer=optimizer,
-        lr=lr,
-        batch_size=ft["batch_size"],
-        dropout=ft["dropout"],
-    )
-    return result, model
+    return train_variant(variant, job, config, describe, metrics=FINETUNE_METRICS)
 
 
 # --- hyper-parameter search -----------------------------------------------------------
@@ -567,37 +501,15 @@ def search(
     if start is not None and s["n_trials"]:
         enqueue_untuned(study, space, start, start["approach"])
     params = {"study": STUDY, **{k: v for k, v in s.items() if k != "storage"}}
-    with child_run("search", params, {"study": STUDY, "variant": "search"}):
+    with tracking.child_run("search", params, {"study": STUDY, "variant": "search"}):
 
         def train(trial: Any, sampled: dict[str, Any], pruning: PruningCallback) -> float:
-            sampled = dict(sampled)
-            optimizer = sampled.pop("optimizer", config["finetune"]["optimizer"])
-            result, _ = _finetune(
-                source_state,
-                data,
-                config,
-                group="search",
-                name=f"trial_{trial.number:03d}",
-                preset=s["preset"],
-                optimizer=optimizer,
-                extra_callbacks=[pruning],
-                checkpointed=False,
-                **sampled,
-            )
-            trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
-            if pruning.pruned_epoch is not None and result["mlflow_run_id"] is not None:
-                import mlflow
-
-                mlflow.MlflowClient().set_tag(result["mlflow_run_id"], "status", "pruned")
-            trial.set_user_attr("best_epoch", result["best_epoch"])
-            return result["val_accuracy"]
+            return search_trial(source_state, data, config, trial, sampled, pruning)
 
         trials = run_search(study, space, train, n_trials=s["n_trials"])
-        best = best_params(study)
-        figures = search_figures(study)
-        table = study.trials_dataframe()
-        log_figures(figures, "figures")
-        log_table(table, "tables/trials.csv")
+        best, figures, table = best_params(study), search_figures(study), study.trials_dataframe()
+        tracking.log_figures(figures, "figures")
+        tracking.log_table(table, "tables/trials.csv")
     logger.info(
         "[%s.search] %d trial(s) here, %d in study %r; best trial %d: %s",
         STUDY,
@@ -610,30 +522,33 @@ def search(
     return (table, best, *(figures[name] for name in SEARCH_FIGURES))
 
 
-def train_tuned(
+def search_trial(
     source_state: dict[str, torch.Tensor],
     data: SplitData,
     config: dict[str, Any],
-    best: dict[str, Any],
-) -> tuple[dict[str, Any], nn.Module]:
-    """The best configuration retrained, once per training seed (with the search's own
-    seed a trial of this run repeats)."""
-    result, model = _finetune(
-        source_state,
-        data,
-        config,
-        group="search",
-        name="tuned",
-        preset=config["search"]["preset"],
-        optimizer=best.get("optimizer", config["finetune"]["optimizer"]),
-        lr=best["lr"],
-        batch_size=best["batch_size"],
-        dropout=best["dropout"],
-    )
-    return result, model
+    trial: Any,
+    sampled: dict[str, Any],
+    pruning: PruningCallback,
+) -> float:
+    """One trial: a fine-tuning run with the sampled settings, not checkpointed, with the
+    study's seed; its validation accuracy is the value Optuna maximises."""
+    sampled = dict(sampled)
+    chosen = {
+        "preset": config["search"]["preset"],
+        "optimizer": sampled.pop("optimizer", config["finetune"]["optimizer"]),
+        **sampled,
+    }
+    variant = Variant(STUDY, f"trial_{trial.number:03d}", config["seed"], "search")
+    job = finetune_job(source_state, data, config, variant, chosen, [pruning], False)
+    result, _ = finetuned(variant, job, config)
+    trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
+    if pruning.pruned_epoch is not None:
+        tracking.tag_run(result["mlflow_run_id"], {"status": "pruned"})
+    trial.set_user_attr("best_epoch", result["best_epoch"])
+    return result["val_accuracy"]
 
 
-# --- the one test evaluation and the report -------------------------------------------
+# --- the one test evaluation and the figures ------------------------------------------
 
 
 def evaluate_on_test(
@@ -648,18 +563,15 @@ def evaluate_on_test(
     """Score every approach once on the test set; ``variants`` alternate a fine-tuning
     result and its weights (every training seed's). Returns the table of every approach
     and seed, with each approach's mean and std across seeds beside it."""
-    _threads(config)
+    use_threads(config["threads"])
     device = resolve_device(config["device"])
-    rows = []
-    extractor = build_source_model(config)
-    extractor.load_state_dict(source_state)
-    extractor = feature_extractor(extractor).to(device)
     size = config["baselines"]["feature_batch_size"]
+    extractor = _source_features(source_state, config)
     test_x, test_y = pooled_features(extractor, test, data.normalisation, batch_size=size)
-    for result in baseline_results:
-        accuracy = baselines[result["approach"]].accuracy(test_x, test_y)
-        rows.append({**result, "test_accuracy": accuracy})
-
+    rows = [
+        {**result, "test_accuracy": baselines[result["approach"]].accuracy(test_x, test_y)}
+        for result in baseline_results
+    ]
     batches = DeviceBatches(
         test.images,
         test.labels,
@@ -671,34 +583,35 @@ def evaluate_on_test(
         model = build_target_model(config, result["preset"], result["dropout"])
         model.load_state_dict(state)
         scores = evaluate(model.to(device), batches)
-        rows.append(
-            {k: v for k, v in result.items() if k != "history"}
-            | {"test_accuracy": scores["accuracy"]}
-        )
+        row = {k: v for k, v in result.items() if k != "history"}
+        rows.append(row | {"test_accuracy": scores["accuracy"]})
     table = with_seed_statistics(compare.approach_table(rows), TRANSFER_KEYS, TRANSFER_STATISTICS)
     _log_test_scores(table)
-    log_table(table, "tables/summary.csv")
+    tracking.log_table(table, "tables/summary.csv")
     return table
 
 
 def _log_test_scores(table: pd.DataFrame) -> None:
-    import mlflow
-
-    if mlflow.active_run() is None:
-        return
-    client = mlflow.MlflowClient()
+    """Each run's test accuracy in its own run; the mean over seeds in the study's."""
     for row in table.itertuples():
         if isinstance(row.mlflow_run_id, str):
-            client.log_metric(row.mlflow_run_id, "test_accuracy", row.test_accuracy)
-    means = table.drop_duplicates("approach")  # the parent run gets the mean over seeds
-    mlflow.log_metrics(
+            tracking.log_to_run(row.mlflow_run_id, {"test_accuracy": row.test_accuracy})
+    means = table.drop_duplicates("approach")
+    tracking.log_metrics(
         {f"{r.approach}.test_accuracy": r.test_accuracy_mean for r in means.itertuples()}
     )
 
 
-def report(summary: pd.DataFrame, *results: dict[str, Any]) -> tuple[Any, ...]:
-    """Per-epoch history of every fine-tuning run and the study's figures."""
-    history = compare.history_table(results)
+def summarise(*results: dict[str, Any]) -> pd.DataFrame:
+    """The per-epoch history of every fine-tuning run (the search's trials have their own
+    runs); the summary itself is :func:`evaluate_on_test`'s, which scores the test set."""
+    table = compare.history_table(results)
+    tracking.log_table(table, "tables/history.csv")
+    return table
+
+
+def plot(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Any, ...]:
+    """The study's figures, in the order of :data:`STUDY_FIGURES`."""
     figures = {
         "finetune_curves": compare.overlaid_curves(
             history[history["group"] == "finetune"], "fine-tuning presets"
@@ -708,9 +621,8 @@ def report(summary: pd.DataFrame, *results: dict[str, Any]) -> tuple[Any, ...]:
         ),
         "accuracy_by_approach": compare.accuracy_by_approach(summary),
     }
-    log_table(history, "tables/history.csv")
-    log_figures(figures)
-    return (history, *(figures[name] for name in STUDY_FIGURES))
+    tracking.log_figures(figures)
+    return tuple(figures[name] for name in STUDY_FIGURES)
 
 
 # --- what people read: the dataset analyses' models and the report ------------------------
@@ -743,6 +655,9 @@ def target_analysis_model(config: dict[str, Any], *variants: Any) -> dict[str, A
     return {"model": model, "input_size": None, "label": f"fine-tuned: {result['approach']}"}
 
 
+COUNTS = ("seed", "batch_size", "trainable_parameters", "epochs_run", "best_epoch", "stopped_epoch")
+
+
 def write_report(
     raw_params: dict[str, Any],
     config: dict[str, Any],
@@ -759,25 +674,13 @@ def write_report(
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: every approach on the
     test set, the best baseline against the best fine-tuning preset, the study's and the
-    search's figures (``figures`` in the order of STUDY_FIGURES then SEARCH_FIGURES) and
+    search's figures (``figures`` in the order of SEARCH_FIGURES then STUDY_FIGURES) and
     both tasks' dataset analyses."""
     sizes = {
         **reporting.split_sizes(source, source_split, "source "),
         **reporting.split_sizes(target, target_split, "target "),
     }
-    source_table = pd.DataFrame([source_result])
-    counts = (
-        "seed",
-        "batch_size",
-        "trainable_parameters",
-        "epochs_run",
-        "best_epoch",
-        "stopped_epoch",
-    )
-    across = across_seeds(summary, TRANSFER_KEYS, TRANSFER_STATISTICS)
-    seeds = {"mean and std across seeds": across} if across["seeds"].max() > 1 else {}
-    trial_columns = ["number", "state", "value", "duration"]
-    trial_columns += [c for c in trials.columns if c.startswith(("params_", "user_attrs_"))]
+    drawn = dict(zip((*SEARCH_FIGURES, *STUDY_FIGURES), figures, strict=True))
     return reporting.write_report(
         STUDY,
         raw_params,
@@ -785,18 +688,31 @@ def write_report(
         split_sizes=sizes,
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
-        tables={
-            "every approach (test accuracy scored once, at the end)": reporting.with_integers(
-                summary.drop(columns=statistic_columns(TRANSFER_STATISTICS)), counts
-            ),
-            **seeds,
-            "source network": source_table,
-            "hyper-parameter search trials (value: validation accuracy)": trials.reindex(
-                columns=[c for c in trial_columns if c in trials]
-            ),
-        },
-        figures=dict(zip((*STUDY_FIGURES, *SEARCH_FIGURES), figures, strict=True)),
+        tables=report_tables(summary, source_result, trials),
+        figures={name: drawn[name] for name in (*STUDY_FIGURES, *SEARCH_FIGURES)},
         findings=transfer_findings(summary, source_result, trials),
         problems=transfer_problems(summary),
         sections=(source_analysis, target_analysis),
     )
+
+
+def report_tables(
+    summary: pd.DataFrame, source_result: dict[str, Any], trials: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Every approach, the spread across seeds (when repeated), the source network and
+    the search's trials."""
+    across = across_seeds(summary, TRANSFER_KEYS, TRANSFER_STATISTICS)
+    seeds = {"mean and std across seeds": across} if across["seeds"].max() > 1 else {}
+    trial_columns = ["number", "state", "value", "duration"]
+    trial_columns += [c for c in trials.columns if c.startswith(("params_", "user_attrs_"))]
+    every = summary.drop(columns=statistic_columns(TRANSFER_STATISTICS))
+    return {
+        "every approach (test accuracy scored once, at the end)": reporting.with_integers(
+            every, COUNTS
+        ),
+        **seeds,
+        "source network": pd.DataFrame([source_result]),
+        "hyper-parameter search trials (value: validation accuracy)": trials.reindex(
+            columns=[c for c in trial_columns if c in trials]
+        ),
+    }
