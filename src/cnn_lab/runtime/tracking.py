@@ -185,3 +185,16 @@ def set_tags(tags: Mapping[str, str]) -> None:
     """Tags of the active run (a variant's status, a search trial's fate)."""
     if is_main_process() and mlflow.active_run() is not None:
         mlflow.set_tags(dict(tags))
+
+
+def log_to_variant_run(
+    run_id: str | None, metrics: Mapping[str, float], tags: Mapping[str, str] | None = None
+) -> None:
+    """Metrics and tags added to a variant's finished nested run ``run_id`` (scores a later
+    node measures, e.g. CAM localisation); a no-op without tracking or a run id."""
+    if run_id is None or not is_main_process() or current_run_id() is None:
+        return
+    with mlflow.start_run(run_id=run_id, nested=True):
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        if tags:
+            mlflow.set_tags(dict(tags))

@@ -29,9 +29,11 @@ class Frame:
     ``prepare`` reads ``config`` and writes ``prepare_outputs``; ``train`` is called once
     per variant as ``train(*train_inputs, variant=variant)`` and writes the variant's
     ``train_outputs`` (a ``train_inputs`` name starting with a dot, ``.initial_weights``,
-    is the variant's own dataset, written by the study's ``extra`` nodes); ``summarise``
-    reads every variant's ``result``; ``report`` reads ``report_inputs`` then the figures.
-    ``analysis`` and ``extra`` add the study's own nodes, given the run's variants.
+    is the variant's own dataset, written by the study's ``extra`` nodes; ``train_inputs``
+    may be a function of the variant, for variants that read more than the others: a
+    pretrained network's source weights); ``summarise`` reads every variant's ``result``;
+    ``report`` reads ``report_inputs`` then the figures. ``analysis`` and ``extra`` add the
+    study's own nodes, given the run's variants.
     """
 
     prepare: Callable[..., Any]
@@ -42,7 +44,11 @@ class Frame:
     prepare_outputs: Sequence[str] = ("dataset",)
     split: Callable[..., Any] | None = split_dataset
     split_inputs: Sequence[str] = ("dataset", "config")
-    train_inputs: Sequence[str] = ("dataset", "split", "config")
+    train_inputs: Sequence[str] | Callable[[Variant], Sequence[str]] = (
+        "dataset",
+        "split",
+        "config",
+    )
     train_outputs: Sequence[str] = ("result", "weights")
     summary_outputs: Sequence[str] = ("summary", "history")
     plot: Callable[..., Any] | None = None
@@ -72,9 +78,10 @@ def training_node(frame: Frame, variant: Variant) -> Node:
     """The variant's training node in its namespace, built directly: wrapping it in
     ``pipeline(..., namespace=...)`` builds and validates three pipelines per variant,
     a third of the start-up of a grid of thousands."""
+    inputs = frame.train_inputs(variant) if callable(frame.train_inputs) else frame.train_inputs
     return node(
         bind(frame.train, variant=variant),
-        inputs=training_inputs(variant, frame.train_inputs),
+        inputs=training_inputs(variant, inputs),
         outputs=[variant.dataset(o) for o in frame.train_outputs],
         name="train",
         tags=["training"],
@@ -122,7 +129,7 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
         wide_node(
             frame.summarise,
             [v.dataset("result") for v in variants],
-            names(name, frame.summary_outputs),
+            _one_or_many(names(name, frame.summary_outputs)),
             name=f"{name}.summarise",
         )
     ]
