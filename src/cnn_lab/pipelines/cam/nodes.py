@@ -18,8 +18,8 @@ from cnn_lab.data.random_crops import RandomCrops
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation import cam, cam_plots
 from cnn_lab.evaluation.findings import diverged
-from cnn_lab.evaluation.study_findings import cam_findings, cam_seed_table
 from cnn_lab.models import Weights, build_model, count_parameters
+from cnn_lab.pipelines.cam.findings import cam_findings, cam_seed_table
 from cnn_lab.pipelines.cam.schema import PRETRAIN, CamParams
 from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study import reporting
