@@ -187,9 +187,10 @@ def set_tags(tags: Mapping[str, str]) -> None:
         mlflow.set_tags(dict(tags))
 
 
-def log_to_run(run_id: str, metrics: Mapping[str, float]) -> None:
-    """Metrics of another, finished run (a variant scored on the test set after training)."""
-    if is_main_process() and current_run_id() is not None:
+def log_to_run(run_id: str | None, metrics: Mapping[str, float]) -> None:
+    """Metrics of another, finished run: scores a later node measures for a variant (its
+    test set, its CAM localisation); a no-op without tracking or a run id."""
+    if run_id is not None and is_main_process() and current_run_id() is not None:
         client = mlflow.MlflowClient()
         for key, value in metrics.items():
             client.log_metric(run_id, key, float(value))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,24 +16,51 @@ from cnn_lab.data.random_crops import RandomCrops
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation import cam, cam_plots
 from cnn_lab.evaluation.findings import diverged
-from cnn_lab.evaluation.study_findings import cam_findings, cam_seed_table
 from cnn_lab.models import Weights, build_model, count_parameters
-from cnn_lab.pipelines.cam.schema import PRETRAIN, CamParams
-from cnn_lab.runtime.tracking import log_figures, log_table
+from cnn_lab.pipelines.cam.findings import cam_findings, cam_seed_table
+from cnn_lab.pipelines.cam.schema import PRETRAIN
+from cnn_lab.runtime.tracking import log_figures, log_metrics, log_table, log_to_run, tag_run
 from cnn_lab.study import reporting
-from cnn_lab.study.params import validate_parameters
-from cnn_lab.study.shared_nodes import training_seeds
-from cnn_lab.study.training_params import check_precision
-from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
+from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
+from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import train_variant as train_in_run
 from cnn_lab.training.batching import DeviceBatches, Normalisation
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.performance import PerformanceOptions
-from cnn_lab.training.recipe import Recipe, SplitData, train_model
-from cnn_lab.training.threads import use_threads
+from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 
 STUDY = "cam"
 BOX_COLUMNS = ["split", "index", "x0", "y0", "x1", "y1"]
 logger = logging.getLogger(__name__)
+
+
+def variants(config: dict[str, Any]) -> list[Variant]:
+    """Every model of ``cam.models``, once per training seed. A ``weights: pretrain`` model
+    carries the seed of its source task: the data's, the same for all its seeds."""
+    source = {"pretrain_seed": config["seed"]}
+    entries = [
+        (None, name, source if spec["options"].get("weights") == PRETRAIN else {})
+        for name, spec in config["models"].items()
+    ]
+    return repeat_over_seeds(STUDY, config, entries)
+
+
+def source_variant(variant: Variant) -> Variant | None:
+    """The source-task training a ``weights: pretrain`` model starts from (None for the
+    others): one variant, ``<model>_pretrain``, for all of the model's seeds, as ImageNet
+    weights are the same for every seed."""
+    if "pretrain_seed" not in variant.options:
+        return None
+    return Variant(
+        STUDY, f"{variant.name}_pretrain", variant["pretrain_seed"], None, {"model": variant.name}
+    )
+
+
+def resolve_weights(config: dict[str, Any], raw: Any) -> None:
+    """Fail before any data is read if a model's pretrained weights are missing, unless it
+    may train from scratch: each model's ``weights_fallback`` records which."""
+    for name, model in config["models"].items():
+        model["weights_fallback"] = _check_weights(name, model)
 
 
 def _check_weights(name: str, model: dict[str, Any]) -> bool:
@@ -64,16 +89,6 @@ def _check_weights(name: str, model: dict[str, Any]) -> bool:
         )
         return True
     return False
-
-
-def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fail before any data is read if a parameter is wrong; pass on the full config,
-    with each model's weights resolved (``weights_fallback``)."""
-    config = validate_parameters(CamParams, raw, STUDY).model_dump()
-    check_precision(config, STUDY)
-    for name, model in config["models"].items():
-        model["weights_fallback"] = _check_weights(name, model)
-    return config
 
 
 def prepare_dataset(config: dict[str, Any]) -> tuple[DatasetBundle, pd.DataFrame]:
@@ -137,12 +152,6 @@ def choose_examples(
     return {"grid": grid, "top": top}
 
 
-def uses_pretrain(model: dict[str, Any]) -> bool:
-    """Whether ``model`` (a ``cam.models`` entry) starts from the run's own source task."""
-    options = model.get("options") if isinstance(model, dict) else None
-    return isinstance(options, dict) and options.get("weights") == PRETRAIN
-
-
 def _build(
     bundle: DatasetBundle,
     model: dict[str, Any],
@@ -201,75 +210,77 @@ def _draw_shapes(
     )
 
 
-def pretrain_variant(config: dict[str, Any], *, name: str) -> tuple[nn.Module, dict[str, Any]]:
-    """Train model ``name`` on the source task (``cam.pretrain``: shapes of other classes),
-    every layer trainable, through the same engine; its weights are what ``weights:
-    pretrain`` loads before the head is fine-tuned on the target, as ImageNet's would be."""
-    from cnn_lab.data.splits import stratified_split
-
-    use_threads(config["threads"])  # by load; train_model refines it for the model
-    spec, source = config["models"][name], config["pretrain"]
-    data = config["data"]
-    seed = config["seed"] + SOURCE_SEED_OFFSET
-    bundle, _ = _draw_shapes(
-        config, source["train_size"], source["test_size"], source["classes"], seed
-    )
-    split = stratified_split(
-        bundle.train.labels, val_ratio=data["val_ratio"], seed=seed, test_ratio=None
-    )
-    options = {**spec["options"], "weights": "none"}
-    scratch = {**spec, "options": options, "weights_fallback": False, "freeze": "all"}
-    recipe = Recipe(
-        **source["training"],
-        seed=config["seed"],
+def _recipe(config: dict[str, Any], training: dict[str, Any], seed: int) -> Recipe:
+    return Recipe(
+        **training,
+        seed=seed,
         device=config["device"],
         probe_gradients=False,
         performance=PerformanceOptions(**config["performance"]),
     )
-    label = f"{name}_pretrain"
-    run_params = {
+
+
+def _crops(augment: dict[str, Any]) -> RandomCrops | None:
+    """The model's random resized crops and flips, None when it has neither."""
+    if augment["crop_size"] is None and not augment["flip"]:
+        return None
+    return RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
+
+
+def pretrain_variant(
+    config: dict[str, Any], *, variant: Variant
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train a model on the source task (``cam.pretrain``: shapes of other classes), every
+    layer trainable, as its own variant (``<model>_pretrain``); its weights are what
+    ``weights: pretrain`` loads before the head is fine-tuned on the target, as ImageNet's
+    would be."""
+    from cnn_lab.data.splits import stratified_split
+
+    spec, source = config["models"][variant["model"]], config["pretrain"]
+    seed = variant.seed + SOURCE_SEED_OFFSET  # the source images' own seed
+    bundle, _ = _draw_shapes(
+        config, source["train_size"], source["test_size"], source["classes"], seed
+    )
+    split = stratified_split(
+        bundle.train.labels, val_ratio=config["data"]["val_ratio"], seed=seed, test_ratio=None
+    )
+    options = {**spec["options"], "weights": "none"}
+    scratch = {**spec, "options": options, "weights_fallback": False, "freeze": "all"}
+    params = {
         "study": STUDY,
-        "model": label,
+        "model": variant.label,
         "family": spec["family"],
         "dataset": f"shapes ({', '.join(source['classes'])})",
         "source_classes": source["classes"],
         "source_train_size": source["train_size"],
         **{f"option_{k}": v for k, v in options.items()},
         **source["training"],
-        "seed": config["seed"],
+        "seed": variant.seed,
     }
-    tags = {"study": STUDY, "variant": label, "family": spec["family"]}
-    images = {k: data[k] for k in ("image_size", "shapes")}  # what draws the source images
-    store = checkpoint_store(STUDY, label, config, run_params, recipe, split, source, images)
-    augment = spec["augment"]  # the model's own augmentation
-    crops = RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
-    with variant_run(store, label, run_params, tags) as run:
-        trained = train_model(
-            lambda: _build(bundle, scratch),
-            SplitData.from_bundle(bundle, split),
-            recipe,
-            label=f"{STUDY}.{label}",
-            augment=crops if augment["crop_size"] is not None or augment["flip"] else None,
-            extra_callbacks=run.callbacks,
-            checkpoint=store,
-            threads=config["threads"],
-        )
-        history = trained.history
-        result = {
+    images = {k: config["data"][k] for k in ("image_size", "shapes")}  # what draws them
+    job = Job(
+        lambda: _build(bundle, scratch),
+        SplitData.from_bundle(bundle, split),
+        _recipe(config, source["training"], variant.seed),
+        params,
+        key=(split, source, images),
+        tags={"family": spec["family"]},
+        augment=_crops(spec["augment"]),  # the model's own augmentation
+    )
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        row = outcome(trained)
+        return {
             "classes": list(source["classes"]),
             "train_images": len(split["train"]),
-            "epochs": len(history.epochs),
-            "best_val_accuracy": max(history.column("val_accuracy") or [math.nan]),
-            "test_accuracy": trained.test["accuracy"],
-            "train_seconds": history.train_seconds,
-            "status": "diverged" if history.diverged else "ok",
+            "epochs": row["epochs_run"],
+            **{k: row[k] for k in ("best_val_accuracy", "test_accuracy", "train_seconds")},
+            "status": row["status"],
         }
-        if run.logging:
-            import mlflow
 
-            mlflow.log_metrics({"test_accuracy": result["test_accuracy"]})
-    logger.info("[%s.%s] %s", STUDY, name, describe_pretraining(result))
-    return trained.model, result  # the catalog saves the state_dict, loads it back
+    result, model = train_in_run(variant, job, config, describe, metrics=("test_accuracy",))
+    logger.info("[%s] %s", variant.path, describe_pretraining(result))
+    return model, {k: v for k, v in result.items() if k != "history"}  # JSON
 
 
 def train_variant(
@@ -279,30 +290,59 @@ def train_variant(
     pretrained: dict[str, torch.Tensor] | None = None,
     pretraining: dict[str, Any] | None = None,
     *,
-    name: str,
+    variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module, nn.Module]:
-    """Train one model in its own nested MLflow run; the model is returned twice: once to
-    be saved (weights), once to be explained in memory. ``pretrained`` and ``pretraining``
-    (weights and summary of :func:`pretrain_variant`) come with ``weights: pretrain``."""
-    use_threads(config["threads"])  # by load; train_model refines it for the model
-    spec = config["models"][name]
+    """Train one model with its seed in its own nested MLflow run; the model is returned
+    twice: once to be saved (weights), once to be explained in memory. ``pretrained`` and
+    ``pretraining`` (weights and summary of :func:`pretrain_variant`) come with ``weights:
+    pretrain``."""
+    spec = config["models"][variant.name]
+    params = _run_params(bundle, spec, variant, pretrained, pretraining)
     data = SplitData.from_bundle(bundle, split)
-    augment = spec["augment"]
-    crops = RandomCrops(augment["crop_size"], tuple(augment["crop_scale"]), flip=augment["flip"])
-    recipe = Recipe(
-        **spec["training"],
-        seed=config["seed"],
-        device=config["device"],
-        probe_gradients=False,
-        performance=PerformanceOptions(**config["performance"]),
+    job = Job(
+        lambda: _build(bundle, spec, pretrained),
+        data,
+        _recipe(config, spec["training"], variant.seed),
+        params,
+        key=(split, config["pretrain"] if pretraining is not None else None),  # new source: retrain
+        tags={"family": spec["family"]},
+        augment=_crops(spec["augment"]),
     )
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        return {
+            "model": variant.name,
+            "variant": variant.label,
+            "seed": variant.seed,
+            **{k: params[k] for k in ("family", "parameters", "trainable_parameters")},
+            **{k: params[k] for k in ("weights_used", "freeze")},
+            "pretraining": pretraining,
+            **outcome(trained),
+            "normalisation": {"mean": data.normalisation.mean, "std": data.normalisation.std},
+        }
+
+    result, model = train_in_run(
+        variant, job, config, describe, metrics=("test_accuracy", "train_seconds")
+    )
+    model.eval()
+    return result, model, model
+
+
+def _run_params(
+    bundle: DatasetBundle,
+    spec: dict[str, Any],
+    variant: Variant,
+    pretrained: dict[str, torch.Tensor] | None,
+    pretraining: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What the model's MLflow run records (and its checkpoint is keyed by)."""
     probe = _build(bundle, spec, pretrained)
     weights = "none" if spec["weights_fallback"] else spec["options"].get("weights", "none")
     if pretraining is not None:
         weights = describe_pretraining(pretraining)
-    run_params = {
+    return {
         "study": STUDY,
-        "model": name,
+        "model": variant.name,
         "family": spec["family"],
         "dataset": bundle.name,
         "parameters": count_parameters(probe),
@@ -310,82 +350,18 @@ def train_variant(
         "weights_used": weights,
         "freeze": "all" if spec["weights_fallback"] else spec["freeze"],
         **{f"option_{k}": v for k, v in spec["options"].items()},
-        **{f"augment_{k}": v for k, v in augment.items()},
+        **{f"augment_{k}": v for k, v in spec["augment"].items()},
         **spec["training"],
-        "seed": config["seed"],
+        "seed": variant.seed,
         **({"pretrain_status": pretraining["status"]} if pretraining is not None else {}),
     }
-    tags = {"study": STUDY, "variant": name, "family": spec["family"]}
-    source = config["pretrain"] if pretraining is not None else None  # new source: retrain
-    store = checkpoint_store(STUDY, name, config, run_params, recipe, split, source)
-    with variant_run(store, name, run_params, tags) as run:
-        use_crops = augment["crop_size"] is not None or augment["flip"]
-        trained = train_model(
-            lambda: _build(bundle, spec, pretrained),
-            data,
-            recipe,
-            label=f"{STUDY}.{name}",
-            augment=crops if use_crops else None,
-            extra_callbacks=run.callbacks,
-            checkpoint=store,
-            threads=config["threads"],
-        )
-        history = trained.history
-        val_acc = history.column("val_accuracy") or [math.nan]
-        result = {
-            "model": name,
-            "family": spec["family"],
-            "parameters": run_params["parameters"],
-            "trainable_parameters": run_params["trainable_parameters"],
-            "weights_used": weights,
-            "freeze": run_params["freeze"],
-            "pretraining": pretraining,
-            "status": "diverged" if history.diverged else "ok",
-            "diverged_epoch": history.diverged_epoch,
-            "precision": trained.performance.get("perf_precision"),
-            "epochs_run": len(history.epochs),
-            "best_val_accuracy": max(val_acc),
-            "final_val_accuracy": val_acc[-1],
-            "test_accuracy": trained.test["accuracy"],
-            "test_loss": trained.test["loss"],
-            "train_seconds": history.train_seconds,
-            "normalisation": {"mean": data.normalisation.mean, "std": data.normalisation.std},
-            "mlflow_run_id": run.run_id,
-            "history": history.epochs,
-        }
-        if run.logging:
-            import mlflow
-
-            mlflow.log_metrics({k: result[k] for k in ("test_accuracy", "train_seconds")})
-            mlflow.log_params(trained.performance)
-            log_status(result)
-    logger.info(
-        "[%s.%s] test accuracy %.4f (%.1f s)",
-        STUDY,
-        name,
-        result["test_accuracy"],
-        result["train_seconds"],
-    )
-    model = trained.model.eval()
-    return result, model, model
-
-
-@contextmanager
-def _resumed(run_id: str | None) -> Iterator[bool]:
-    """Re-enter a model's child run to add its CAM scores; a no-op without tracking."""
-    import mlflow
-
-    if run_id is None or mlflow.active_run() is None:
-        with nullcontext():
-            yield False
-        return
-    with mlflow.start_run(run_id=run_id, nested=True):
-        yield True
 
 
 def _maps_of(
     model: nn.Module,
     images: np.ndarray,
+    *,
+    name: str,
     norm: Normalisation,
     device: torch.device,
     layer: str | None,
@@ -404,11 +380,11 @@ def _maps_of(
     if top_k is None:  # maps of the given (true) classes, titled with the prediction
         best = probs.max(1)
         return cam_plots.ModelMaps(
-            "", out.maps[:, 0].cpu().numpy(), best.indices.numpy(), best.values.numpy()
+            name, out.maps[:, 0].cpu().numpy(), best.indices.numpy(), best.values.numpy()
         )
     chosen = out.classes.cpu()
     return cam_plots.ModelMaps(
-        "", out.maps.cpu().numpy(), chosen.numpy(), probs.gather(1, chosen).numpy()
+        name, out.maps.cpu().numpy(), chosen.numpy(), probs.gather(1, chosen).numpy()
     )
 
 
@@ -421,15 +397,14 @@ def explain_variant(
     examples: dict[str, list[int]],
     config: dict[str, Any],
     *,
-    name: str,
+    variant: Variant,
 ) -> dict[str, Any]:
-    """CAM localisation on the test split plus the maps the figures draw."""
-    spec = config["models"][name]
+    """CAM localisation on the test split, added to the model's MLflow run, plus the maps
+    the figures draw."""
+    spec = config["models"][variant.name]
     device = resolve_device(config["device"])
     model = model.to(device).eval()
-    norm = Normalisation(
-        tuple(result["normalisation"]["mean"]), tuple(result["normalisation"]["std"])
-    )
+    norm = Normalisation(*(tuple(result["normalisation"][k]) for k in ("mean", "std")))
     test, test_boxes = _test_part(bundle, split, boxes, config["max_eval_images"])
     batches = DeviceBatches(
         test.images,
@@ -442,23 +417,21 @@ def explain_variant(
         model, batches, test_boxes, layer=spec["feature_layer"], threshold=config["threshold"]
     )
     scores, layer = evaluation.summary(config["iou"]), evaluation.layer
+    cam_scores = {f"cam_{k}": v for k, v in scores.items()}
+    log_to_run(result["mlflow_run_id"], cam_scores)
+    tag_run(result["mlflow_run_id"], {"feature_layer": layer})
+    logger.info("[%s] CAM (layer %s): %s", variant.path, layer, scores)
     full, _ = _test_part(bundle, split, boxes)
-    grid_idx, top_idx = examples["grid"], examples["top"]
-    grid = _maps_of(
-        model, full.images[grid_idx], norm, device, layer, classes=full.labels[grid_idx]
-    )
-    top = _maps_of(
-        model, full.images[top_idx], norm, device, layer, top_k=config["render"]["top_k"]
-    )
-    grid.name = top.name = name
-    with _resumed(result["mlflow_run_id"]) as tracking:
-        if tracking:
-            import mlflow
-
-            mlflow.log_metrics({f"cam_{k}": v for k, v in scores.items()})
-            mlflow.set_tag("feature_layer", layer)
-    logger.info("[%s.%s] CAM (layer %s): %s", STUDY, name, layer, scores)
-    return {"model": name, "layer": layer, "scores": scores, "grid": grid, "top": top}
+    maps = partial(_maps_of, model, name=variant.name, norm=norm, device=device, layer=layer)
+    grid, top = examples["grid"], examples["top"]
+    return {
+        "model": variant.name,
+        "seed": variant.seed,
+        "layer": layer,
+        "scores": scores,
+        "grid": maps(full.images[grid], classes=full.labels[grid]),
+        "top": maps(full.images[top], top_k=config["render"]["top_k"]),
+    }
 
 
 def chance_levels(
@@ -489,48 +462,36 @@ TABLE_COLUMNS = [
 
 
 def localisation_table(
-    chance: dict[str, dict[str, float]],
-    *explained: dict[str, Any],
-    seeds: Sequence[int] | None = None,
+    config: dict[str, Any], chance: dict[str, dict[str, float]], *explained: dict[str, Any]
 ) -> pd.DataFrame:
-    """One row per model's CAMs and per chance map: localisation at the IoU threshold,
-    the pointing game, mean IoU and classification accuracy, side by side. With ``seeds``
-    (``explained`` in the order seeds x models) every model has a row per seed, a ``seed``
-    column says which, and the metrics logged to the run are the means over seeds."""
-    repeats = list(seeds or [None])
-    per_seed = len(explained) // len(repeats)
+    """One row per model's CAMs (and seed, with ``seeds``: a ``seed`` column says which)
+    and per chance map: localisation at the IoU threshold, the pointing game, mean IoU and
+    classification accuracy, side by side. The metrics logged to the run are the means
+    over seeds."""
     rows = [
         {"method": e["model"], "kind": "cam", "feature_layer": e["layer"], **e["scores"]}
-        | ({} if seeds is None else {"seed": repeats[i // per_seed]})
-        for i, e in enumerate(explained)
+        | {"seed": e["seed"]}
+        for e in sorted(explained, key=lambda e: e["seed"])  # seed by seed, as variants run
     ]
     rows += [{"method": f"chance_{kind}", "kind": "chance", **s} for kind, s in chance.items()]
-    columns = TABLE_COLUMNS if seeds is None else [*TABLE_COLUMNS, "seed"]
-    table = pd.DataFrame(rows).reindex(columns=columns)
+    seeded = len(training_seeds(config)) > 1
+    table = pd.DataFrame(rows).reindex(
+        columns=[*TABLE_COLUMNS, "seed"] if seeded else TABLE_COLUMNS
+    )
     log_table(table, "tables/localisation.csv")
-    import mlflow
-
-    if mlflow.active_run() is not None:
-        means = table.groupby("method", sort=False)[
-            ["accuracy", "localisation", "pointing_game", "mean_iou"]
-        ].mean()
-        metrics = {
+    means = table.groupby("method", sort=False)[
+        ["accuracy", "localisation", "pointing_game", "mean_iou"]
+    ].mean()
+    log_metrics(
+        {
             f"{method}_{col}": float(value)
             for method, row in means.iterrows()
             for col, value in row.items()
             if pd.notna(value)
         }
-        mlflow.log_metrics(metrics)
+    )
     logger.info("[%s] localisation:\n%s", STUDY, table.to_string(index=False))
     return table
-
-
-def localisation_by_seed(
-    config: dict[str, Any], chance: dict[str, dict[str, float]], *explained: dict[str, Any]
-) -> pd.DataFrame:
-    """:func:`localisation_table` of every model and training seed of ``config``."""
-    seeds = training_seeds(config)
-    return localisation_table(chance, *explained, seeds=seeds if len(seeds) > 1 else None)
 
 
 def render(
@@ -589,11 +550,11 @@ def analysis_model(
     result: dict[str, Any],
     state: dict[str, torch.Tensor],
     *,
-    name: str,
+    variant: Variant,
 ) -> dict[str, Any]:
-    """The trained model ``name`` (its saved weights), whose penultimate features (global
+    """The trained model of ``variant`` (its saved weights), whose penultimate features (global
     average pooled maps) the dataset analysis maps beside the raw pixels."""
-    spec = config["models"][name]
+    spec = config["models"][variant.name]
     options = dict(spec["options"])
     if "weights" in options:
         options["weights"] = "none"  # the saved state replaces them: nothing to download
@@ -608,8 +569,19 @@ def analysis_model(
         "model": model,
         "input_size": None,
         "normalisation": result["normalisation"],
-        "label": name,
+        "label": variant.name,
     }
+
+
+def summarise(*results: dict[str, Any]) -> pd.DataFrame:
+    """One row per model and seed (seed by seed): how it trained, from which weights, and
+    how it scored; the report's model table, findings and weights statements read it."""
+    rows = [
+        {k: v for k, v in r.items() if k not in ("pretraining", "normalisation", "history")}
+        | {"pretrain_status": (r["pretraining"] or {}).get("status")}
+        for r in results
+    ]
+    return pd.DataFrame(rows).sort_values("seed", kind="stable", ignore_index=True)
 
 
 def weights_statement(result: dict[str, Any]) -> str:
@@ -629,56 +601,50 @@ def write_report(
     config: dict[str, Any],
     bundle: DatasetBundle,
     split: dict[str, Any],
+    summary: pd.DataFrame,
     localisation: pd.DataFrame,
     analysis: dict[str, Any],
     cam_grid: str,
     cam_top_k: str,
-    *results: dict[str, Any],
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: localisation against
     chance, each model's training, the CAM figures and the dataset analysis."""
-    seeds = training_seeds(config)
-    models = pd.DataFrame([{k: r.get(k) for k in MODEL_COLUMNS} for r in results])
-    if len(seeds) > 1:  # results come in the order seeds x models
-        models["seed"] = [seed for seed in seeds for _ in range(len(results) // len(seeds))]
-    problems = (
-        diverged(models, "model")
-        + [
-            f"{name}: pretrained weights missing, trained from scratch instead "
-            f"({STUDY}.models.{name}.scratch_if_weights_missing)"
-            for name, spec in config["models"].items()
-            if spec["weights_fallback"]
-        ]
-        + [
-            f"{r['model']}: its source-task pretraining diverged, so its head was fine-tuned "
-            f"on a diverged network"
-            for r in results[: len(config["models"])]
-            if (r.get("pretraining") or {}).get("status") == "diverged"
-        ]
-    )
+    seeded = len(training_seeds(config)) > 1
+    models = summary[[*MODEL_COLUMNS, "seed"] if seeded else MODEL_COLUMNS]
+    first = summary.drop_duplicates("model")  # what a model starts from is the same each seed
+    seed_table = {"localisation across seeds": cam_seed_table(localisation)} if seeded else {}
     return reporting.write_report(
         STUDY,
         raw_params,
         dataset=bundle.name,
         split_sizes=reporting.split_sizes(bundle, split),
         device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(pd.DataFrame(results)),
+        precision=reporting.precision_that_ran(summary),
         tables={
             "localisation (CAMs and chance maps)": reporting.with_integers(
                 localisation, ("images", "seed")
             ),
-            **(
-                {"localisation across seeds": cam_seed_table(localisation)}
-                if len(seeds) > 1
-                else {}
-            ),
+            **seed_table,
             "models": models,
         },
         figures={"cam_grid": cam_grid, "cam_top_k": cam_top_k},
         findings=cam_findings(localisation, models, config["iou"]),
-        problems=problems,
+        problems=diverged(models, "model") + _weights_problems(config, first),
         sections=(analysis,),
-        settings={
-            f"{r['model']} weights": weights_statement(r) for r in results[: len(config["models"])]
-        },
+        settings={f"{r['model']} weights": weights_statement(r) for _, r in first.iterrows()},
     )
+
+
+def _weights_problems(config: dict[str, Any], models: pd.DataFrame) -> list[str]:
+    """Models that did not start from the weights asked for."""
+    missing = [
+        f"{name}: pretrained weights missing, trained from scratch instead "
+        f"({STUDY}.models.{name}.scratch_if_weights_missing)"
+        for name, spec in config["models"].items()
+        if spec["weights_fallback"]
+    ]
+    return missing + [
+        f"{name}: its source-task pretraining diverged, so its head was fine-tuned on a "
+        f"diverged network"
+        for name in models.loc[models["pretrain_status"] == "diverged", "model"]
+    ]

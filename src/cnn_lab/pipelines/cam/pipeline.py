@@ -1,180 +1,134 @@
-"""The CAM study as a Kedro pipeline: data preparation, one namespaced modular pipeline
-per model (train, then explain), the localisation table and figures, the dataset analysis
-and the report. With ``seeds`` every model repeats once per seed (``cam.small_cnn_s1``)."""
+"""The CAM study, declared: one namespaced training node per model and seed
+(``cam.small_cnn_s1`` with ``seeds``), a ``weights: pretrain`` model's source-task training
+once for all its seeds, each model explained beside its training, the localisation table
+against chance maps, the CAM figures, the dataset analysis and the report."""
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.cam import nodes
-from cnn_lab.pipelines.cam.nodes import STUDY
+from cnn_lab.pipelines.cam.schema import CamParams
 from cnn_lab.runtime.hooks import run_parameters
+from cnn_lab.study.frame import Frame, bind, study_pipeline
 from cnn_lab.study.reporting import analysis_pipeline
-from cnn_lab.study.shared_nodes import (
-    combine,
-    grid_seeds,
-    seed_configs,
-    seed_suffix,
-    split_dataset,
-    wide_node,
+from cnn_lab.study.shared_nodes import combine, wide_node
+from cnn_lab.study.spec import Study, Variant
+
+STUDY = Study(nodes.STUDY, CamParams, nodes.variants, nodes.resolve_weights)
+DATA = ["dataset", "split", "boxes"]
+
+
+def source_inputs(variant: Variant) -> list[str]:
+    """A ``weights: pretrain`` model also reads its source-task weights and summary."""
+    if nodes.source_variant(variant) is None:
+        return []
+    return [f"{variant.name}.pretrained_weights", f"{variant.name}.pretrain_result"]
+
+
+def pretraining(variants: list[Variant]) -> list[Any]:
+    """One source-task training per ``weights: pretrain`` model (``cam.<model>.pretrain``)."""
+    sources = {s.name: s for s in map(nodes.source_variant, variants) if s is not None}
+    return [
+        node(
+            bind(nodes.pretrain_variant, variant=source),
+            "cam.config",
+            [f"cam.{source['model']}.pretrained_weights", f"cam.{source['model']}.pretrain_result"],
+            name="pretrain",
+            tags=["training"],
+            namespace=f"cam.{source['model']}",
+        )
+        for source in sources.values()
+    ]
+
+
+def explanations(variants: list[Variant]) -> Pipeline:
+    """The examples to draw, each model's CAMs, the chance maps, the localisation table and
+    the CAM figures (of the first seed's models)."""
+    explain = [
+        node(
+            bind(nodes.explain_variant, variant=v),
+            [v.dataset("model"), v.dataset("result"), *(f"cam.{d}" for d in DATA)]
+            + ["cam.examples", "cam.config"],
+            v.dataset("explained"),
+            name="explain",
+            tags=["cam"],
+            namespace=v.namespace,
+        )
+        for v in variants
+    ]
+    first = [v.dataset("explained") for v in variants if v.seed == variants[0].seed]
+    data = [f"cam.{d}" for d in DATA]
+    examples = node(
+        nodes.choose_examples,
+        ["cam.dataset", "cam.split", "cam.config"],
+        "cam.examples",
+        name="cam.choose_examples",
+    )
+    report = [
+        node(nodes.chance_levels, [*data, "cam.config"], "cam.chance", name="cam.chance_levels"),
+        wide_node(
+            nodes.localisation_table,
+            ["cam.config", "cam.chance", *(v.dataset("explained") for v in variants)],
+            "cam.localisation",
+            name="cam.localisation_table",
+        ),
+        node(
+            nodes.render,
+            [*data, "cam.examples", "cam.config", *first],
+            ["cam.figures.cam_grid", "cam.figures.cam_top_k"],
+            name="cam.render",
+        ),
+    ]
+    return combine(
+        pipeline([examples], tags=["data"]),
+        pretraining(variants),
+        explain,
+        pipeline(report, tags=["report"]),
+    )
+
+
+def analysis(variants: list[Variant]) -> Pipeline:
+    """The shared dataset analysis, with the first model's features (first seed) mapped
+    beside the raw pixels."""
+    first = variants[0]
+    pick = node(
+        bind(nodes.analysis_model, variant=first),
+        ["cam.dataset", "cam.config", first.dataset("result"), first.dataset("weights")],
+        "cam.analysis_model",
+        name="cam.analysis_model",
+    )
+    return combine(
+        pipeline([pick], tags=["analysis"]), analysis_pipeline("cam", model="cam.analysis_model")
+    )
+
+
+FRAME = Frame(
+    prepare=nodes.prepare_dataset,
+    prepare_outputs=("dataset", "boxes"),
+    train=nodes.train_variant,
+    variant_inputs=source_inputs,
+    train_outputs=("result", "weights", "model"),
+    summarise=nodes.summarise,
+    summary_outputs=("summary",),
+    report=nodes.write_report,
+    report_inputs=(
+        "params:cam",
+        "config",
+        "dataset",
+        "split",
+        "summary",
+        "localisation",
+        "analysis.section",
+        "figures.cam_grid",
+        "figures.cam_top_k",
+    ),
+    analysis=analysis,
+    extra=explanations,
 )
-
-SHARED = ["dataset", "split", "boxes", "examples", "config"]
-
-
-def model_names(params: dict[str, Any]) -> list[str]:
-    """Model keys of ``cam.models``; malformed ones are left to the validation node."""
-    models = params.get("models")
-    return [str(n) for n in models if str(n).isidentifier()] if isinstance(models, dict) else []
-
-
-def _bind(function: Any, **kwargs: Any) -> Any:
-    return update_wrapper(partial(function, **kwargs), function)
-
-
-def _pretrains(params: dict[str, Any], name: str) -> bool:
-    return nodes.uses_pretrain(params["models"][name])
-
-
-def _pretrain_pipeline(name: str) -> Pipeline:
-    """Model ``name`` trained on the source task, once for all seeds (as ImageNet
-    weights are the same for every seed)."""
-    return pipeline(
-        [
-            node(
-                _bind(nodes.pretrain_variant, name=name),
-                inputs="config",
-                outputs=["pretrained_weights", "pretrain_result"],
-                name="pretrain",
-                tags=["training"],
-            )
-        ],
-        namespace=f"{STUDY}.{name}",
-        inputs={"config": f"{STUDY}.config"},
-    )
-
-
-def _model_pipeline(name: str, seed: int | None = None, pretrained: bool = False) -> Pipeline:
-    source = ["pretrained", "pretraining"] if pretrained else []
-    template = pipeline(
-        [
-            node(
-                _bind(nodes.train_variant, name=name),
-                inputs=["dataset", "split", "config", *source],
-                outputs=["result", "weights", "model"],
-                name="train",
-                tags=["training"],
-            ),
-            node(
-                _bind(nodes.explain_variant, name=name),
-                inputs=["model", "result", "dataset", "split", "boxes", "examples", "config"],
-                outputs="explained",
-                name="explain",
-                tags=["cam"],
-            ),
-        ]
-    )
-    inputs = {k: f"{STUDY}.{k}" for k in SHARED}
-    inputs["config"] = f"{STUDY}.config{seed_suffix(seed)}"
-    if pretrained:
-        inputs["pretrained"] = f"{STUDY}.{name}.pretrained_weights"
-        inputs["pretraining"] = f"{STUDY}.{name}.pretrain_result"
-    return pipeline(template, namespace=f"{STUDY}.{name}{seed_suffix(seed)}", inputs=inputs)
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    params = run_parameters().get(STUDY, {})
-    names, seeds = model_names(params), grid_seeds(params)
-    s = STUDY
-    prepare = pipeline(
-        [
-            node(
-                nodes.validate_config, f"params:{s}", f"{s}.config", name=f"{s}.validate_parameters"
-            ),
-            node(
-                nodes.prepare_dataset,
-                f"{s}.config",
-                [f"{s}.dataset", f"{s}.boxes"],
-                name=f"{s}.prepare_dataset",
-            ),
-            node(
-                split_dataset,
-                [f"{s}.dataset", f"{s}.config"],
-                f"{s}.split",
-                name=f"{s}.split_dataset",
-            ),
-            node(
-                nodes.choose_examples,
-                [f"{s}.dataset", f"{s}.split", f"{s}.config"],
-                f"{s}.examples",
-                name=f"{s}.choose_examples",
-            ),
-        ],
-        tags=["data"],
-    )
-    pretrained = {n: _pretrains(params, n) for n in names}
-    models = [_pretrain_pipeline(n) for n in names if pretrained[n]]
-    models += [_model_pipeline(n, seed, pretrained[n]) for seed in seeds for n in names]
-    every = [f"{s}.{n}{seed_suffix(seed)}" for seed in seeds for n in names]
-    first = [f"{s}.{n}{seed_suffix(seeds[0])}" for n in names]  # drawn in the figures
-    data = [f"{s}.dataset", f"{s}.split", f"{s}.boxes"]
-    report = pipeline(
-        [
-            node(
-                nodes.chance_levels,
-                [*data, f"{s}.config"],
-                f"{s}.chance",
-                name=f"{s}.chance_levels",
-            ),
-            wide_node(
-                nodes.localisation_by_seed,
-                [f"{s}.config", f"{s}.chance", *(f"{m}.explained" for m in every)],
-                f"{s}.localisation",
-                name=f"{s}.localisation_table",
-            ),
-            node(
-                nodes.render,
-                [*data, f"{s}.examples", f"{s}.config", *(f"{m}.explained" for m in first)],
-                [f"{s}.figures.cam_grid", f"{s}.figures.cam_top_k"],
-                name=f"{s}.render",
-            ),
-        ],
-        tags=["report"],
-    )
-    return combine(prepare, seed_configs(STUDY, seeds), models, report, _results(names, seeds))
-
-
-def _results(names: list[str], seeds: list[int | None]) -> Pipeline:
-    """The dataset analysis (the first model's features, first seed, beside the raw
-    pixels) and the report that ends the run."""
-    s = STUDY
-    analysis = analysis_pipeline(s, model=f"{s}.analysis_model" if names else None)
-    if names:
-        model = f"{s}.{names[0]}{seed_suffix(seeds[0])}"
-        pick = node(
-            _bind(nodes.analysis_model, name=names[0]),
-            [f"{s}.dataset", f"{s}.config", f"{model}.result", f"{model}.weights"],
-            f"{s}.analysis_model",
-            name=f"{s}.analysis_model",
-        )
-        analysis = combine(pipeline([pick], tags=["analysis"]), analysis)
-    report = wide_node(
-        nodes.write_report,
-        [
-            f"params:{s}",
-            f"{s}.config",
-            f"{s}.dataset",
-            f"{s}.split",
-            f"{s}.localisation",
-            f"{s}.analysis.section",
-            f"{s}.figures.cam_grid",
-            f"{s}.figures.cam_top_k",
-            *(f"{s}.{n}{seed_suffix(seed)}.result" for seed in seeds for n in names),
-        ],
-        [f"{s}.report.html", f"{s}.report.md"],
-        name=f"{s}.write_report",
-    )
-    return combine(analysis, pipeline([report], tags=["report"]))
+    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
