@@ -29,15 +29,16 @@ class Frame:
     ``prepare`` reads ``config`` and writes ``prepare_outputs``; ``train`` is called once
     per variant as ``train(*train_inputs, variant=variant)`` and writes the variant's
     ``train_outputs``; ``summarise`` reads every variant's ``result``; ``report`` reads
-    ``report_inputs`` then the figures. ``analysis`` and ``extra`` add the study's own
-    nodes, given the run's variants.
+    ``report_inputs`` (or ``report_inputs(variants)``: full names, for a report that reads
+    datasets of the variants) then the figures. ``analysis`` and ``extra`` add the study's
+    own nodes, given the run's variants.
     """
 
     prepare: Callable[..., Any]
     train: Callable[..., Any]
     summarise: Callable[..., Any]
     report: Callable[..., Any]
-    report_inputs: Sequence[str]
+    report_inputs: Sequence[str] | Callable[[list[Variant]], Sequence[str]]
     prepare_outputs: Sequence[str] = ("dataset",)
     split: Callable[..., Any] | None = split_dataset
     split_inputs: Sequence[str] = ("dataset", "config")
@@ -120,10 +121,12 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
     ]
     if frame.plot is not None:
         nodes.append(node(frame.plot, names(name, frame.plot_inputs), figures, name=f"{name}.plot"))
+    inputs = frame.report_inputs
+    inputs = inputs(variants) if callable(inputs) else names(name, inputs)
     nodes.append(
         node(
             frame.report,
-            [*names(name, frame.report_inputs), *figures],
+            [*inputs, *figures],
             [f"{name}.report.html", f"{name}.report.md"],
             name=f"{name}.write_report",
         )
