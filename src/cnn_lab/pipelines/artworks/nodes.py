@@ -57,15 +57,9 @@ def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     report = index.report()
     report["class_names"] = index.class_names
     logger.info("artworks: indexed %d images of %d artists", report["images"], report["artists"])
-    log_metrics(
-        {
-            "images_indexed": report["images"],
-            "artists": report["artists"],
-            "artists_without_images": len(report["artists_without_images"]),
-            "folders_without_artist": len(report["folders_without_artist"]),
-            "duplicate_files": len(report["duplicate_files"]),
-        }
-    )
+    listed = ("artists_without_images", "folders_without_artist", "duplicate_files")
+    counts = {"images_indexed": report["images"], "artists": report["artists"]}
+    log_metrics({**counts, **{name: len(report[name]) for name in listed}})
     log_dict(report, "data/index_report.json")
     return index.table, report
 
@@ -201,17 +195,10 @@ def _batches(store, images, split, normalisation, config, part: str, seed: int) 
 
 def recipe(config: dict[str, Any], variant: Variant) -> Recipe:
     """The variant's training recipe: the shared ``training`` block at its own ``lr``."""
-    training = config["training"]
+    training = {k: v for k, v in config["training"].items() if k != "class_weights"}
     return Recipe(
-        epochs=training["epochs"],
-        batch_size=training["batch_size"],
+        **training,
         lr=config["variants"][variant.name]["lr"],
-        optimizer=training["optimizer"],
-        weight_decay=training["weight_decay"],
-        scheduler=training["scheduler"],
-        step_size=training["step_size"],
-        gamma=training["gamma"],
-        eval_batch_size=training["eval_batch_size"],
         seed=variant.seed,
         device=config["device"],
         probe_gradients=False,  # frozen stages have no gradients to probe
@@ -224,8 +211,8 @@ def trainable(model: nn.Module) -> list[dict[str, Any]]:
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 
-def run_params(variant: Variant, config: dict[str, Any], model: nn.Module, size: int) -> dict:
-    """What the variant's MLflow run records (and its checkpoint is keyed by)."""
+def variant_info(variant: Variant, config: dict[str, Any], model: nn.Module, size: int) -> dict:
+    """What the variant is: its summary row's first columns."""
     kind, settings = VARIANTS[variant.name], config["variants"][variant.name]
     return {
         "variant": variant.name,
@@ -238,6 +225,13 @@ def run_params(variant: Variant, config: dict[str, Any], model: nn.Module, size:
         "image_size": size,
         "parameters": count_parameters(model),
         "trainable_parameters": count_parameters(model, trainable_only=True),
+    }
+
+
+def run_params(info: dict[str, Any], variant: Variant, config: dict[str, Any]) -> dict:
+    """What the variant's MLflow run records (and its checkpoint is keyed by)."""
+    return {
+        **info,
         **{f"training.{k}": v for k, v in config["training"].items()},
         **{f"augmentation.{k}": v for k, v in config["augmentation"].items()},
         "seed": variant.seed,
@@ -245,27 +239,8 @@ def run_params(variant: Variant, config: dict[str, Any], model: nn.Module, size:
     }
 
 
-INFO = (
-    "variant",
-    "description",
-    "arch",
-    "family",
-    "weights",
-    "freeze",
-    "lr",
-    "image_size",
-    "parameters",
-    "trainable_parameters",
-    "seed",
-)
-OUTCOME = (
-    "status",
-    "diverged_epoch",
-    "precision",
-    "epochs_run",
-    "best_val_accuracy",
-    "final_val_accuracy",
-)
+OUTCOME = ("status", "diverged_epoch", "precision", "epochs_run")
+VALIDATION = ("best_val_accuracy", "final_val_accuracy")
 VARIANT_FIGURES = ("confusion_matrix", "misclassified")
 
 
@@ -294,13 +269,13 @@ def train_variant(
         _batches(store, images, split, normalisation, config, part, variant.seed) for part in SPLITS
     )
     size = int(decoded["image_size"])
-    params = run_params(variant, config, build(), size)
+    info = variant_info(variant, config, build(), size)
     labels = images["label"].to_numpy()[split["train"]]
     job = Job(
         build,
         Batches(train, val, None, in_shape=(3, size, size)),
         recipe(config, variant),
-        params,
+        run_params(info, variant, config),
         key=(split, index_report),
         parameter_groups=trainable,
         loss=class_weighted_loss(config, labels, len(class_names)),
@@ -310,20 +285,8 @@ def train_variant(
 
     def describe(trained: TrainedModel) -> dict[str, Any]:
         test.memory_format = train.memory_format  # as the training run laid out the model
-        row, started = outcome(trained), time.perf_counter()
-        y_true, y_pred, scores = test_predictions(trained.model, test, len(class_names), top_k)
-        return {
-            **{k: params[k] for k in INFO},
-            **{k: row[k] for k in OUTCOME},
-            **scores,
-            "train_seconds": row["train_seconds"],
-            "test_seconds": time.perf_counter() - started,
-            "class_names": class_names,
-            "test_rows": list(split["test"]),
-            "y_true": y_true.tolist(),
-            "y_pred": y_pred.tolist(),
-            "per_class": per_class_report(y_true, y_pred, class_names).to_dict(orient="records"),
-        }
+        first = {**info, "seed": variant.seed}
+        return summary_row(trained, first, test, split["test"], class_names, top_k)
 
     drawn: dict[str, Figure] = {}
 
@@ -336,6 +299,32 @@ def train_variant(
     result, model = train_in_run(variant, job, config, describe, metrics=metrics, figures=figures)
     drawn = drawn or variant_figures(store, result, config, variant)
     return result, model, *(drawn[name] for name in VARIANT_FIGURES)
+
+
+def summary_row(
+    trained: TrainedModel,
+    first: dict[str, Any],
+    test: LoaderBatches,
+    test_rows: list[int],
+    class_names: list[str],
+    top_k: int,
+) -> dict[str, Any]:
+    """The variant's result: ``first`` (what it is), how training went, its test scores
+    and, for the per-class report and the figures, its test predictions."""
+    row, started = outcome(trained), time.perf_counter()
+    y_true, y_pred, scores = test_predictions(trained.model, test, len(class_names), top_k)
+    return {
+        **first,
+        **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
+        **scores,
+        "train_seconds": row["train_seconds"],
+        "test_seconds": time.perf_counter() - started,
+        "class_names": class_names,
+        "test_rows": list(test_rows),
+        "y_true": y_true.tolist(),
+        "y_pred": y_pred.tolist(),
+        "per_class": per_class_report(y_true, y_pred, class_names).to_dict(orient="records"),
+    }
 
 
 def test_predictions(

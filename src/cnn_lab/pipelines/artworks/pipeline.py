@@ -78,18 +78,9 @@ def analysis(variants: list[Variant]) -> Pipeline:
     )
 
 
-REPORT_INPUTS = (
-    "config",
-    "images",
-    "split",
-    "index_report",
-    "decoded",
-    "summary",
-    "per_class_report",
-    "analysis.section",
-    "figures.class_counts",
-    "figures.variant_comparison",
-)
+DATA = ("config", "images", "split", "index_report", "decoded")
+RESULTS = ("summary", "per_class_report", "analysis.section")
+FIGURES = ("figures.class_counts", "figures.variant_comparison")
 
 
 def report_inputs(variants: list[Variant]) -> list[str]:
@@ -97,7 +88,7 @@ def report_inputs(variants: list[Variant]) -> list[str]:
     figures = [
         v.dataset(f"figures.{f}") for v in first_seed(variants) for f in nodes.VARIANT_FIGURES
     ]
-    return [f"params:{nodes.STUDY}", *(s + name for name in REPORT_INPUTS), *figures]
+    return [f"params:{nodes.STUDY}", *(s + name for name in (*DATA, *RESULTS, *FIGURES)), *figures]
 
 
 FRAME = Frame(
