@@ -123,6 +123,12 @@ def log_text(text: str, artifact_file: str) -> None:
     mlflow.log_text(text, artifact_file)
 
 
+def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
+    """A dictionary as a JSON (or YAML, by the file's suffix) artifact of the active run."""
+    if is_main_process() and mlflow.active_run() is not None:
+        mlflow.log_dict(dict(data), artifact_file)
+
+
 def active_run_id() -> str | None:
     """The run kedro-mlflow opened for this ``kedro run`` (the parent of variant runs)."""
     return current_run_id()

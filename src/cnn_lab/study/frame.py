@@ -31,8 +31,9 @@ class Frame:
     writes the variant's ``train_outputs``. In both input lists a name starting with a dot
     (``.initial_weights``) is the variant's own dataset, written by the study's ``extra``
     nodes; ``variant_inputs`` names what one variant reads beyond the rest (transfer's
-    tuned model reads the search's best configuration). ``summarise``
-    reads every variant's ``result``; ``report`` reads ``report_inputs`` then the figures.
+    tuned model reads the search's best configuration). ``summarise`` reads every
+    variant's ``result``; ``report`` reads ``report_inputs`` (or ``report_inputs(variants)``:
+    full names, for a report that reads datasets of the variants) then the figures.
     ``analysis`` and ``extra`` add the study's own nodes, given the run's variants.
     """
 
@@ -40,7 +41,7 @@ class Frame:
     train: Callable[..., Any]
     summarise: Callable[..., Any]
     report: Callable[..., Any]
-    report_inputs: Sequence[str]
+    report_inputs: Sequence[str] | Callable[[list[Variant]], Sequence[str]]
     prepare_outputs: Sequence[str] = ("dataset",)
     split: Callable[..., Any] | None = split_dataset
     split_inputs: Sequence[str] = ("dataset", "config")
@@ -132,10 +133,12 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
     ]
     if frame.plot is not None:
         nodes.append(node(frame.plot, names(name, frame.plot_inputs), figures, name=f"{name}.plot"))
+    inputs = frame.report_inputs
+    inputs = inputs(variants) if callable(inputs) else names(name, inputs)
     nodes.append(
         node(
             frame.report,
-            [*names(name, frame.report_inputs), *figures],
+            [*inputs, *figures],
             [f"{name}.report.html", f"{name}.report.md"],
             name=f"{name}.write_report",
         )

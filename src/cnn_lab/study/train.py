@@ -23,7 +23,7 @@ from cnn_lab.study.spec import Variant
 from cnn_lab.study.variant_run import checkpoint_store, variant_run
 from cnn_lab.training.batching import BatchTransform
 from cnn_lab.training.callbacks import Callback
-from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel, train_model
+from cnn_lab.training.recipe import Batches, Recipe, SplitData, TrainedModel, train_model
 from cnn_lab.training.threads import use_threads
 
 logger = logging.getLogger(__name__)
@@ -34,13 +34,15 @@ class Job:
     """What one variant trains: ``build`` makes the network (called once per attempt, so a
     reused variant loads its weights into a fresh one), ``params`` is what its MLflow run
     records and, with ``key``, what its checkpoint is keyed by: a change to either starts
-    the variant afresh instead of resuming someone else's weights. ``callbacks`` run
-    before the MLflow one, so the metrics they add are logged; ``run_name`` names the
-    MLflow run and the checkpoint when the variant's label is not enough (``NetA1-HF``
-    where the label is ``hf`` in two groups)."""
+    the variant afresh instead of resuming someone else's weights. ``data`` is an
+    in-memory split or ready-made :class:`Batches` (a DataLoader source); ``loss`` is the
+    training criterion (None: cross-entropy). ``callbacks`` run before the MLflow one, so
+    the metrics they add are logged; ``run_name`` names the MLflow run and the checkpoint
+    when the variant's label is not enough (``NetA1-HF`` where the label is ``hf`` in two
+    groups)."""
 
     build: Callable[[], nn.Module]
-    data: SplitData
+    data: SplitData | Batches
     recipe: Recipe
     params: Mapping[str, Any]
     key: tuple[Any, ...] = ()
@@ -52,6 +54,7 @@ class Job:
     # Search trials are not checkpointed: Optuna reruns a lost trial as a whole.
     checkpointed: bool = True
     run_name: str | None = None
+    loss: nn.Module | None = None
 
 
 Describe = Callable[[TrainedModel], dict[str, Any]]
@@ -96,6 +99,7 @@ def train_variant(
             parameter_groups=job.parameter_groups,
             checkpoint=store,
             threads=config["threads"],
+            loss=job.loss,
         )
         result = {
             **describe(trained),

@@ -1,7 +1,8 @@
-"""Train one model on an in-memory split: the steps every study variant shares.
+"""Train one model: the steps every study variant shares.
 
-Studies describe *what* to train (a model factory, a split, a recipe); this module turns
-that into device-resident batches, an optimizer, a schedule and callbacks for :func:`fit`.
+Studies describe *what* to train (a model factory, a batch source, a recipe, a loss); this
+module turns that into batches (device-resident ones for an in-memory split, or the
+study's own, e.g. DataLoader-fed), an optimizer, a schedule and callbacks for :func:`fit`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.training.batching import BatchTransform, DeviceBatches, Normalisation
@@ -102,6 +104,29 @@ class SplitData:
 
 
 @dataclass
+class Batches:
+    """Ready-made batches of ``(inputs, targets)`` on the recipe's device, for data that
+    does not fit in memory (e.g. :class:`~cnn_lab.training.loader.LoaderBatches`).
+
+    ``in_shape`` is one input's shape (for the thread choice). Batches with a
+    ``memory_format`` attribute are switched to the model's layout. ``train`` needs a
+    ``generator`` (its shuffling and augmentation state, saved with every checkpoint) when
+    training is checkpointed. ``test`` is ``None`` when the study scores it itself.
+    """
+
+    train: Iterable[tuple[Tensor, Tensor]]
+    val: Iterable[tuple[Tensor, Tensor]]
+    test: Iterable[tuple[Tensor, Tensor]] | None
+    in_shape: tuple[int, ...]
+
+    def laid_out(self, memory_format: torch.memory_format | None) -> Batches:
+        for part in (self.train, self.val, self.test):
+            if hasattr(part, "memory_format"):
+                part.memory_format = memory_format
+        return self
+
+
+@dataclass
 class TrainedModel:
     model: nn.Module
     history: History
@@ -113,7 +138,7 @@ class TrainedModel:
 
 def train_model(
     build: Callable[[], nn.Module],
-    data: SplitData,
+    data: SplitData | Batches,
     recipe: Recipe,
     *,
     label: str,
@@ -123,9 +148,15 @@ def train_model(
     parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None = None,
     checkpoint: CheckpointStore | None = None,
     threads: int | str | None = None,
+    loss: nn.Module | None = None,
 ) -> TrainedModel:
     """Seed, build, train with validation each epoch, then score once on the test split
     (unless ``data.test`` is ``None``: then ``test`` is empty).
+
+    ``data`` is an in-memory :class:`SplitData` (batched on the device here) or ready-made
+    :class:`Batches` (then ``augment``, ``input_size`` and the gradient probe are the
+    study's business: they must be off here). ``loss`` is the training criterion, also
+    used for the validation and test loss (moved to the device; default cross-entropy).
 
     ``parameter_groups`` maps the built model to optimizer groups (per-group learning
     rates, frozen tensors left out); by default every parameter trains at ``recipe.lr``.
@@ -138,12 +169,19 @@ def train_model(
     machine's load, see :mod:`cnn_lab.training.threads`; 0: torch's default; None leaves
     torch's setting alone). Not part of the recipe: it changes speed, not what is trained.
     """
+    ready = isinstance(data, Batches)
+    if ready and (augment is not None or input_size is not None or recipe.probe_gradients):
+        raise ValueError(
+            f"{label}: ready-made batches come augmented and sized; augment, input_size "
+            "and probe_gradients apply to an in-memory SplitData only"
+        )
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     model = build().to(device)
+    criterion = (loss if loss is not None else nn.CrossEntropyLoss()).to(device)
     chosen: dict[str, Any] = {}
     if threads is not None:
-        shape = tuple(data.train.images.shape[1:])
+        shape = data.in_shape if ready else tuple(data.train.images.shape[1:])
         if input_size is not None:
             shape = (shape[0], input_size, input_size)
         chosen = use_threads(
@@ -171,17 +209,55 @@ def train_model(
             shard=shard,  # torchrun: each rank its share of every batch
         )
 
-    train = batches(data.train, recipe.batch_size, shuffle=True)
-    val = batches(data.val, recipe.eval_batch_size)
+    if ready:
+        source = data.laid_out(performance.memory_format)
+        train, val = source.train, source.val
+    else:
+        train = batches(data.train, recipe.batch_size, shuffle=True)
+        val = batches(data.val, recipe.eval_batch_size)
     callbacks: list[Callback] = []
     probe: GradientNormProbe | None = None
-    if recipe.probe_gradients:
+    if recipe.probe_gradients and not ready:
         probe_inputs, probe_targets = next(
             iter(batches(data.train, recipe.probe_batch_size, shard=False))
         )
         probe = GradientNormProbe(probe_inputs, probe_targets)
         callbacks.append(probe)
 
+    optimizer, scheduler = _optimizer(model, recipe, parameter_groups)
+    history = fit(
+        trained_module,
+        train,
+        optimizer=optimizer,
+        epochs=recipe.epochs,
+        val=val,
+        scheduler=scheduler,
+        loss_fn=criterion,
+        callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
+        scheduler_interval=recipe.scheduler_interval,
+        max_steps=recipe.max_steps,
+        checkpoint=EpochCheckpoint(checkpoint, {"batches": train.generator})
+        if checkpoint is not None
+        else None,
+        performance=performance,
+    )
+    scores = {}
+    if data.test is not None:
+        test = data.test if ready else batches(data.test, recipe.eval_batch_size)
+        scores = evaluate(trained_module, test, criterion, performance=performance)
+    if checkpoint is not None:
+        record_finished(checkpoint, model, history, scores, extra_callbacks)
+    norms = _gradient_norms(history) if probe else {}
+    return TrainedModel(model, history, scores, norms, {**performance.as_params(), **chosen})
+
+
+def _optimizer(
+    model: nn.Module,
+    recipe: Recipe,
+    parameter_groups: Callable[[nn.Module], Iterable[dict[str, Any]]] | None,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The recipe's optimizer over ``parameter_groups(model)`` (default: every parameter
+    at ``recipe.lr``) and its learning-rate schedule."""
     optimizer = build_optimizer(
         recipe.optimizer,
         model.parameters() if parameter_groups is None else parameter_groups(model),
@@ -200,30 +276,7 @@ def train_model(
         warmup_steps=recipe.warmup_steps,
         warmup_lr=recipe.warmup_lr,
     )
-    history = fit(
-        trained_module,
-        train,
-        optimizer=optimizer,
-        epochs=recipe.epochs,
-        val=val,
-        scheduler=scheduler,
-        callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
-        scheduler_interval=recipe.scheduler_interval,
-        max_steps=recipe.max_steps,
-        checkpoint=EpochCheckpoint(checkpoint, {"batches": train.generator})
-        if checkpoint is not None
-        else None,
-        performance=performance,
-    )
-    scores = {}
-    if data.test is not None:
-        scores = evaluate(
-            trained_module, batches(data.test, recipe.eval_batch_size), performance=performance
-        )
-    if checkpoint is not None:
-        record_finished(checkpoint, model, history, scores, extra_callbacks)
-    norms = _gradient_norms(history) if probe else {}
-    return TrainedModel(model, history, scores, norms, {**performance.as_params(), **chosen})
+    return optimizer, scheduler
 
 
 def _gradient_norms(history: History) -> dict[int, list[float]]:

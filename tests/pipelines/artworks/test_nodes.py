@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from cnn_lab.pipelines.artworks import nodes
-from cnn_lab.pipelines.artworks.pipeline import variant_names
+from cnn_lab.pipelines.artworks.pipeline import STUDY
 from cnn_lab.study.params import ParameterError
 from cnn_lab.training.loss import balanced_class_weights
 from tests.conftest import PROJECT_ROOT
@@ -37,7 +37,7 @@ def _images(counts: dict[str, int]) -> pd.DataFrame:
 
 
 def test_base_parameters_are_valid_and_name_all_five_variants() -> None:
-    config = nodes.validate_config(base_params())
+    config = STUDY.validate(base_params())
     assert config["run"] == ["scratch", "finetune", "freeze_1_3", "freeze_1_4", "modern"]
     assert config["variants"]["scratch"]["lr"] == 0.003
     assert config["variants"]["finetune"]["lr"] == 0.0003
@@ -47,7 +47,7 @@ def test_base_parameters_are_valid_and_name_all_five_variants() -> None:
 
 
 def test_split_is_80_10_10_stratified_and_disjoint() -> None:
-    config = nodes.validate_config(base_params())
+    config = STUDY.validate(base_params())
     counts = {"Degas": 70, "Rembrandt": 260, "Pollock": 24, "Kahlo": 120}
     images = _images(counts)
     split = nodes.split_images(images, _report(counts), config)
@@ -65,7 +65,7 @@ def test_split_is_80_10_10_stratified_and_disjoint() -> None:
 
 
 def test_too_small_class_names_the_artist_and_the_count() -> None:
-    config = nodes.validate_config(base_params())
+    config = STUDY.validate(base_params())
     with pytest.raises(ValueError) as info:
         counts = {"Degas": 40, "Pollock": 6, "Klee": 9, "Dürer": 0}  # Dürer: all unreadable
         nodes.split_images(_images(counts), _report(counts), config)
@@ -78,7 +78,7 @@ def test_too_small_class_names_the_artist_and_the_count() -> None:
 def test_split_impossible_for_sklearn_is_explained() -> None:
     params = base_params()
     params["data"] |= {"min_images_per_class": 3, "val_ratio": 0.05, "test_ratio": 0.05}
-    config = nodes.validate_config(params)
+    config = STUDY.validate(params)
     with pytest.raises(ValueError, match="cannot split 15 images of 5 artists"):
         counts = {f"a{i}": 3 for i in range(5)}
         nodes.split_images(_images(counts), _report(counts), config)
@@ -94,9 +94,18 @@ def test_class_weights_are_n_over_k_times_n_k() -> None:
         balanced_class_weights(np.array([0, 3]), 2)
 
 
-def test_pipeline_lists_only_known_variants() -> None:
-    assert variant_names({"run": "scratch vit modern"}) == ["scratch", "modern"]
-    assert variant_names({}) == []
+def test_grid_is_every_run_variant_once_per_seed() -> None:
+    params = base_params()
+    assert [v.label for v in STUDY.variants({**params, "run": "scratch modern"})] == [
+        "scratch",
+        "modern",
+    ]
+    grid = STUDY.variants({**params, "run": ["scratch"], "seeds": [1, 2]})
+    assert [(v.namespace, v.seed) for v in grid] == [
+        ("artworks.scratch_s1", 1),
+        ("artworks.scratch_s2", 2),
+    ]
+    assert STUDY.variants({**params, "run": "scratch vit"}) == []  # invalid: validation says why
 
 
 @pytest.mark.parametrize(
@@ -131,5 +140,5 @@ def test_bad_parameters_are_named(change, expected: str) -> None:
     params = base_params()
     change(params)
     with pytest.raises(ParameterError, match="invalid parameter") as info:
-        nodes.validate_config(params)
+        STUDY.validate(params)
     assert expected in str(info.value)

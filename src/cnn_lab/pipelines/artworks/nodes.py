@@ -21,48 +21,31 @@ from cnn_lab.evaluation import class_plots
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
 from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
 from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
-from cnn_lab.evaluation.study_findings import (
+from cnn_lab.models import count_parameters
+from cnn_lab.pipelines.artworks.findings import (
     ARTWORKS_STATISTICS,
     artworks_findings,
     artworks_problems,
 )
-from cnn_lab.models import count_parameters
-from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
-from cnn_lab.runtime.tracking import log_figures, log_table
+from cnn_lab.runtime.tracking import log_dict, log_figures, log_metrics, log_table
 from cnn_lab.study import reporting
-from cnn_lab.study.params import validate_parameters
-from cnn_lab.study.training_params import check_precision
-from cnn_lab.study.variant_run import checkpoint_store, log_status, variant_run
+from cnn_lab.study.spec import Variant, repeat_over_seeds
+from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import train_variant as train_in_run
 from cnn_lab.training.augment import BatchAugment
 from cnn_lab.training.batching import Normalisation
-from cnn_lab.training.callbacks import ProgressLog
-from cnn_lab.training.checkpoint import EpochCheckpoint, record_finished, restore_history
-from cnn_lab.training.device import resolve_device, seed_everything
-from cnn_lab.training.engine import History, fit, predict
+from cnn_lab.training.device import resolve_device
+from cnn_lab.training.engine import predict
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.loss import balanced_class_weights
-from cnn_lab.training.optim import build_optimizer, build_scheduler
-from cnn_lab.training.performance import PerformanceOptions, set_up_model
-from cnn_lab.training.threads import use_threads
+from cnn_lab.training.performance import PerformanceOptions
+from cnn_lab.training.recipe import Batches, Recipe, TrainedModel
 
 STUDY = "artworks"
 SPLITS = ("train", "val", "test")
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
 logger = logging.getLogger(__name__)
-
-
-def _mlflow_active() -> bool:
-    import mlflow
-
-    return mlflow.active_run() is not None
-
-
-def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fail before any data is read if a parameter is wrong; pass on the full config."""
-    config = validate_parameters(ArtworksParams, raw, STUDY).model_dump()
-    check_precision(config, STUDY)
-    return config
 
 
 def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -74,19 +57,10 @@ def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     report = index.report()
     report["class_names"] = index.class_names
     logger.info("artworks: indexed %d images of %d artists", report["images"], report["artists"])
-    if _mlflow_active():
-        import mlflow
-
-        mlflow.log_metrics(
-            {
-                "images_indexed": report["images"],
-                "artists": report["artists"],
-                "artists_without_images": len(report["artists_without_images"]),
-                "folders_without_artist": len(report["folders_without_artist"]),
-                "duplicate_files": len(report["duplicate_files"]),
-            }
-        )
-        mlflow.log_dict(report, "data/index_report.json")
+    listed = ("artists_without_images", "folders_without_artist", "duplicate_files")
+    counts = {"images_indexed": report["images"], "artists": report["artists"]}
+    log_metrics({**counts, **{name: len(report[name]) for name in listed}})
+    log_dict(report, "data/index_report.json")
     return index.table, report
 
 
@@ -115,11 +89,8 @@ def decode_images(index: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataF
         "unreadable_count": len(unreadable),
         "unreadable": unreadable,
     }
-    if _mlflow_active():
-        import mlflow
-
-        mlflow.log_metric("unreadable_images", len(unreadable))
-        mlflow.log_dict(report, "data/decode_report.json")
+    log_metrics({"unreadable_images": len(unreadable)})
+    log_dict(report, "data/decode_report.json")
     return images, report
 
 
@@ -191,37 +162,86 @@ def class_counts_figure(images: pd.DataFrame, split: dict[str, Any]) -> Figure:
     return figure
 
 
-def _loss(config: dict[str, Any], train_labels: np.ndarray, k: int, device) -> nn.Module:
+def variants(config: dict[str, Any]) -> list[Variant]:
+    """Every variant of ``run``, once per training seed."""
+    return repeat_over_seeds(STUDY, config, [(None, name, {}) for name in config["run"]])
+
+
+def class_weighted_loss(config: dict[str, Any], train_labels: np.ndarray, k: int) -> nn.Module:
+    """Cross-entropy, weighted N / (K * n_k) by the training split when asked."""
     if not config["training"]["class_weights"]:
         return nn.CrossEntropyLoss()
-    weights = balanced_class_weights(train_labels, k)
-    return nn.CrossEntropyLoss(weight=weights.to(device))
+    return nn.CrossEntropyLoss(weight=balanced_class_weights(train_labels, k))
 
 
-def _batches(
-    store, images, split, norm, config, device, part: str, memory_format=None
-) -> LoaderBatches:
+def _batches(store, images, split, normalisation, config, part: str, seed: int) -> LoaderBatches:
+    """One split's DataLoader-fed batches on the run's device (training ones shuffled and
+    augmented); the training run lays them out as the model is."""
     rows = split[part]
     training = part == "train"
     aug = config["augmentation"]
-    augment = BatchAugment(
-        rotate90=aug["rotate90"],
-        hflip=aug["hflip"],
-        vflip=aug["vflip"],
-        random_resized_crop=aug["random_resized_crop"],
-        crop_scale=tuple(aug["crop_scale"]),
-    )
+    augment = BatchAugment(**{**aug, "crop_scale": tuple(aug["crop_scale"])})
     return LoaderBatches(
         BatchedImages(store, rows, images["label"].to_numpy()[rows]),
         batch_size=config["training"]["batch_size" if training else "eval_batch_size"],
-        device=device,
-        normalisation=norm,
+        device=resolve_device(config["device"]),
+        normalisation=Normalisation(tuple(normalisation["mean"]), tuple(normalisation["std"])),
         shuffle=training,
-        seed=config["seed"],
+        seed=seed,
         augment=augment if training and augment.active else None,
         workers=config["data"]["workers"],
-        memory_format=memory_format,
     )
+
+
+def recipe(config: dict[str, Any], variant: Variant) -> Recipe:
+    """The variant's training recipe: the shared ``training`` block at its own ``lr``."""
+    training = {k: v for k, v in config["training"].items() if k != "class_weights"}
+    return Recipe(
+        **training,
+        lr=config["variants"][variant.name]["lr"],
+        seed=variant.seed,
+        device=config["device"],
+        probe_gradients=False,  # frozen stages have no gradients to probe
+        performance=PerformanceOptions(**config["performance"]),
+    )
+
+
+def trainable(model: nn.Module) -> list[dict[str, Any]]:
+    """The optimizer's one group: the parameters the variant does not freeze."""
+    return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+
+def variant_info(variant: Variant, config: dict[str, Any], model: nn.Module, size: int) -> dict:
+    """What the variant is: its summary row's first columns."""
+    kind, settings = VARIANTS[variant.name], config["variants"][variant.name]
+    return {
+        "variant": variant.name,
+        "description": kind.description,
+        "arch": config["model"]["arch"],
+        "family": kind.family,
+        "weights": settings["weights"] or "none",
+        "freeze": kind.freeze,
+        "lr": settings["lr"],
+        "image_size": size,
+        "parameters": count_parameters(model),
+        "trainable_parameters": count_parameters(model, trainable_only=True),
+    }
+
+
+def run_params(info: dict[str, Any], variant: Variant, config: dict[str, Any]) -> dict:
+    """What the variant's MLflow run records (and its checkpoint is keyed by)."""
+    return {
+        **info,
+        **{f"training.{k}": v for k, v in config["training"].items()},
+        **{f"augmentation.{k}": v for k, v in config["augmentation"].items()},
+        "seed": variant.seed,
+        "device": str(resolve_device(config["device"])),
+    }
+
+
+OUTCOME = ("status", "diverged_epoch", "precision", "epochs_run")
+VALIDATION = ("best_val_accuracy", "final_val_accuracy")
+VARIANT_FIGURES = ("confusion_matrix", "misclassified")
 
 
 def train_variant(
@@ -232,163 +252,115 @@ def train_variant(
     index_report: dict[str, Any],
     config: dict[str, Any],
     *,
-    variant: str,
+    variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module, Figure, Figure]:
-    """Train one variant in its own nested MLflow run and score it on the test split."""
-    use_threads(config["threads"])  # by load; refined below for the model
-    device = resolve_device(config["device"])
-    seed_everything(config["seed"])
+    """Train one variant with its seed in its own nested MLflow run, from the decoded-image
+    store with a class-weighted loss, and score it on the test split."""
     class_names = index_report["class_names"]
-    k = len(class_names)
-    settings = config["variants"][variant]
-    model = build_variant(
-        variant, num_classes=k, model=config["model"], weights=settings["weights"]
-    ).to(device)
-    size = int(decoded["image_size"])
-    threads = use_threads(
-        config["threads"],
-        model,
-        device=device,
-        in_shape=(3, size, size),
-        batch_size=config["training"]["batch_size"],
-    )
-    performance, model, trained_module = set_up_model(
-        PerformanceOptions(**config["performance"]), model, device
-    )
+    weights = config["variants"][variant.name]["weights"]
+
+    def build() -> nn.Module:
+        return build_variant(
+            variant.name, num_classes=len(class_names), model=config["model"], weights=weights
+        )
+
     store = open_store(images, decoded, config)
-    norm = Normalisation(tuple(normalisation["mean"]), tuple(normalisation["std"]))
     train, val, test = (
-        _batches(store, images, split, norm, config, device, part, performance.memory_format)
-        for part in SPLITS
+        _batches(store, images, split, normalisation, config, part, variant.seed) for part in SPLITS
     )
-    training = config["training"]
-    optimizer = build_optimizer(
-        training["optimizer"],
-        [p for p in model.parameters() if p.requires_grad],
-        lr=settings["lr"],
-        weight_decay=training["weight_decay"],
+    size = int(decoded["image_size"])
+    info = variant_info(variant, config, build(), size)
+    labels = images["label"].to_numpy()[split["train"]]
+    job = Job(
+        build,
+        Batches(train, val, None, in_shape=(3, size, size)),
+        recipe(config, variant),
+        run_params(info, variant, config),
+        key=(split, index_report),
+        parameter_groups=trainable,
+        loss=class_weighted_loss(config, labels, len(class_names)),
     )
-    scheduler = build_scheduler(
-        training["scheduler"],
-        optimizer,
-        epochs=training["epochs"],
-        step_size=training["step_size"],
-        gamma=training["gamma"],
-    )
-    labels = images["label"].to_numpy()
-    loss_fn = _loss(config, labels[split["train"]], k, device)
-    kind = VARIANTS[variant]
-    info = {
-        "variant": variant,
-        "description": kind.description,
-        "arch": config["model"]["arch"],
-        "family": kind.family,
-        "weights": settings["weights"] or "none",
-        "freeze": kind.freeze,
-        "lr": settings["lr"],
-        "image_size": decoded["image_size"],
-        "parameters": count_parameters(model),
-        "trainable_parameters": count_parameters(model, trainable_only=True),
+
+    top_k = config["report"]["top_k"]
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        test.memory_format = train.memory_format  # as the training run laid out the model
+        first = {**info, "seed": variant.seed}
+        return summary_row(trained, first, test, split["test"], class_names, top_k)
+
+    drawn: dict[str, Figure] = {}
+
+    def figures(trained: TrainedModel, result: dict[str, Any]) -> dict[str, Figure]:
+        log_table(pd.DataFrame(result["per_class"]), "tables/per_class_report.csv")
+        drawn.update(variant_figures(store, result, config, variant))
+        return drawn
+
+    metrics = (*(f"test_{m}" for m in HEADLINE), f"test_top{top_k}_accuracy", "train_seconds")
+    result, model = train_in_run(variant, job, config, describe, metrics=metrics, figures=figures)
+    drawn = drawn or variant_figures(store, result, config, variant)
+    return result, model, *(drawn[name] for name in VARIANT_FIGURES)
+
+
+def summary_row(
+    trained: TrainedModel,
+    first: dict[str, Any],
+    test: LoaderBatches,
+    test_rows: list[int],
+    class_names: list[str],
+    top_k: int,
+) -> dict[str, Any]:
+    """The variant's result: ``first`` (what it is), how training went, its test scores
+    and, for the per-class report and the figures, its test predictions."""
+    row, started = outcome(trained), time.perf_counter()
+    y_true, y_pred, scores = test_predictions(trained.model, test, len(class_names), top_k)
+    return {
+        **first,
+        **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
+        **scores,
+        "train_seconds": row["train_seconds"],
+        "test_seconds": time.perf_counter() - started,
+        "class_names": class_names,
+        "test_rows": list(test_rows),
+        "y_true": y_true.tolist(),
+        "y_pred": y_pred.tolist(),
+        "per_class": per_class_report(y_true, y_pred, class_names).to_dict(orient="records"),
     }
-    run_params = {
-        **info,
-        **{f"training.{k_}": v for k_, v in training.items()},
-        **{f"augmentation.{k_}": v for k_, v in config["augmentation"].items()},
-        "seed": config["seed"],
-        "device": str(device),
-    }
-    checkpoints = checkpoint_store(
-        STUDY, variant, config, run_params, config["performance"], split, index_report
-    )
-    with variant_run(checkpoints, variant, run_params, {"study": STUDY, "variant": variant}) as run:
-        done = checkpoints.load()
-        if done is not None and done.finished:  # its test scores are recomputed below
-            model.load_state_dict(done.model)
-            history = History()
-            restore_history(done, history)
-        else:
-            history = fit(
-                trained_module,
-                train,
-                optimizer=optimizer,
-                epochs=training["epochs"],
-                val=val,
-                scheduler=scheduler,
-                loss_fn=loss_fn,
-                callbacks=[ProgressLog(f"{STUDY}.{variant}"), *run.callbacks],
-                checkpoint=EpochCheckpoint(checkpoints, {"batches": train.generator}),
-                performance=performance,
-            )
-            record_finished(checkpoints, model, history, {})
-        started = time.perf_counter()
-        logits, targets = predict(model, test)
-        scores = torch.softmax(logits, dim=1).numpy()
-        y_true, y_pred = targets.numpy(), scores.argmax(axis=1)
-        top_k = config["report"]["top_k"]
-        metrics = classification_metrics(y_true, y_pred, num_classes=k, scores=scores, k=top_k)
-        report = per_class_report(y_true, y_pred, class_names)
-        matrix = confusion(y_true, y_pred, k)
-        confusion_fig = class_plots.confusion_matrix(
-            matrix, class_names, f"{STUDY}: {variant} (test, rows normalised)"
-        )
-        grid = _misclassified_grid(
-            store, split["test"], y_true, y_pred, class_names, config, variant
-        )
-        val_acc = history.column("val_accuracy") or [math.nan]
-        result = {
-            **info,
-            "seed": config["seed"],
-            "status": "diverged" if history.diverged else "ok",
-            "diverged_epoch": history.diverged_epoch,
-            "precision": performance.precision,
-            "epochs_run": len(history.epochs),
-            "best_val_accuracy": max(val_acc),
-            "final_val_accuracy": val_acc[-1],
-            **{f"test_{name}": value for name, value in metrics.items()},
-            "train_seconds": history.train_seconds,
-            "test_seconds": time.perf_counter() - started,
-            "mlflow_run_id": run.run_id,
-            "class_names": class_names,
-            "test_rows": list(split["test"]),
-            "y_true": y_true.tolist(),
-            "y_pred": y_pred.tolist(),
-            "per_class": report.to_dict(orient="records"),
-            "history": history.epochs,
-        }
-        if run.logging:
-            import mlflow
-
-            mlflow.log_metrics({f"test_{n}": v for n, v in metrics.items()})
-            mlflow.log_params({**performance.as_params(), **threads.as_params()})
-            log_status(result)
-            log_table(report, "tables/per_class_report.csv")
-            # per-epoch curves are MLflow metrics (logged with step = epoch), charted there
-            log_figures({"confusion_matrix": confusion_fig, "misclassified": grid})
-    logger.info(
-        "[%s.%s] test accuracy %.4f, balanced %.4f, macro F1 %.4f (%.1f s)",
-        STUDY,
-        variant,
-        metrics["accuracy"],
-        metrics["balanced_accuracy"],
-        metrics["macro_f1"],
-        history.train_seconds,
-    )
-    return result, model.cpu(), confusion_fig, grid
 
 
-def _misclassified_grid(store, test_rows, y_true, y_pred, class_names, config, variant) -> Figure:
+def test_predictions(
+    model: nn.Module, test: LoaderBatches, k: int, top_k: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """True and predicted classes of the test split, and its ``test_*`` metrics."""
+    logits, targets = predict(model, test)
+    scores = torch.softmax(logits, dim=1).numpy()
+    y_true, y_pred = targets.numpy(), scores.argmax(axis=1)
+    metrics = classification_metrics(y_true, y_pred, num_classes=k, scores=scores, k=top_k)
+    return y_true, y_pred, {f"test_{name}": value for name, value in metrics.items()}
+
+
+def variant_figures(
+    store: DecodedImages, result: dict[str, Any], config: dict[str, Any], variant: Variant
+) -> dict[str, Figure]:
+    """The variant's test confusion matrix (rows normalised) and a grid of paintings it
+    got wrong (a seeded sample of ``report.misclassified`` of them)."""
+    names = result["class_names"]
+    y_true, y_pred = np.asarray(result["y_true"]), np.asarray(result["y_pred"])
+    title = f"{STUDY}: {variant.label}"
     wrong = np.flatnonzero(y_true != y_pred)
-    rng = np.random.default_rng(config["seed"])
+    rng = np.random.default_rng(variant.seed)
     chosen = np.sort(rng.permutation(wrong)[: config["report"]["misclassified"]])
-    rows = np.asarray(test_rows, dtype=np.int64)[chosen]
-    captions = [
-        f"true: {class_names[y_true[i]]}\npredicted: {class_names[y_pred[i]]}" for i in chosen
-    ]
-    return class_plots.image_grid(
-        store.read(rows),
-        captions,
-        f"{STUDY}: {variant}, {len(chosen)} of {len(wrong)} misclassified test paintings",
-    )
+    rows = np.asarray(result["test_rows"], dtype=np.int64)[chosen]
+    captions = [f"true: {names[y_true[i]]}\npredicted: {names[y_pred[i]]}" for i in chosen]
+    return {
+        "confusion_matrix": class_plots.confusion_matrix(
+            confusion(y_true, y_pred, len(names)), names, f"{title} (test, rows normalised)"
+        ),
+        "misclassified": class_plots.image_grid(
+            store.read(rows),
+            captions,
+            f"{title}, {len(chosen)} of {len(wrong)} misclassified test paintings",
+        ),
+    }
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Figure]:
@@ -470,7 +442,6 @@ def analysis_model(
     }
 
 
-VARIANT_FIGURES = ("confusion_matrix", "misclassified")
 COUNT_COLUMNS = ("seed", "image_size", "parameters", "trainable_parameters", "epochs_run")
 
 

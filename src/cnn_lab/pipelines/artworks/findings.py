@@ -1,9 +1,5 @@
-"""Findings of the artworks study, in numbers computed from each run's own tables (the
-other studies' are in their own folders, ``pipelines/<study>/findings.py``).
-
-Every function takes the tables the study's pipeline writes and returns sentences; none
-of them knows a result in advance, so a report can only say what its run measured.
-"""
+"""Findings of the artworks study, in numbers computed from the run's own summary: the
+best variant against the others and chance, and what went wrong along the way."""
 
 from __future__ import annotations
 
@@ -12,16 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import (
-    diverged,
-    fmt,
-    mean_text,
-    seed_statistics,
-    spread_verdict,
-)
-
-# --- artworks ---------------------------------------------------------------------------
-
+from cnn_lab.evaluation.findings import diverged, fmt, mean_text, seed_statistics, spread_verdict
 
 ARTWORKS_STATISTICS = (
     "test_accuracy",
