@@ -13,6 +13,7 @@ from cnn_lab.runtime.project import find_project_root
 from cnn_lab.runtime.tracking import (
     MlflowMetrics,
     child_run,
+    claim_finished,
     last_logged_step,
     log_history,
     set_tags,
@@ -65,13 +66,17 @@ def variant_run(
 ) -> Iterator[VariantRun]:
     """The variant's nested MLflow run, continued if its checkpoint names one.
 
-    A finished variant opens no run (its results were logged when it finished). A new
-    run for a resumed variant first gets the epochs its lost run had logged, so its
-    metric histories have neither gaps nor duplicates. ``store`` None: a plain new run.
+    A finished variant opens no run (its results were logged when it finished); its run
+    is made findable from this run's parent (``claim_finished``). A continued run is
+    re-parented under this run's parent. A new run for a resumed variant first gets the
+    epochs its lost run had logged, so its metric histories have neither gaps nor
+    duplicates. ``store`` None: a plain new run.
     """
     previous = store.load() if store is not None else None
     if previous is not None and previous.finished:
-        yield VariantRun(store, previous.extra.get("mlflow_run_id"), reused=True)
+        run_id = previous.extra.get("mlflow_run_id")
+        claim_finished(run_id, name)
+        yield VariantRun(store, run_id, reused=True)
         return
     resumed_epoch = previous.epoch if previous is not None else 0
     with child_run(
