@@ -20,7 +20,7 @@ from torch import nn
 
 from cnn_lab.runtime import tracking
 from cnn_lab.study.spec import Variant
-from cnn_lab.study.variant_run import checkpoint_store, variant_run
+from cnn_lab.study.variant_run import checkpoint_store, data_fingerprint, variant_run
 from cnn_lab.training.batching import BatchTransform
 from cnn_lab.training.callbacks import Callback
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel, train_model
@@ -74,9 +74,15 @@ def train_variant(
     store = None
     if job.checkpointed:
         # The file is named by the label; the key (params hold the group) keeps two
-        # groups' same-named variants apart.
+        # groups' same-named variants apart, and the data's fingerprint two datasets.
         store = checkpoint_store(
-            variant.study, variant.label, config, job.params, job.recipe, *job.key
+            variant.study,
+            variant.label,
+            config,
+            job.params,
+            job.recipe,
+            *job.key,
+            data_fingerprint(job.data),
         )
     tags = {"study": variant.study, "variant": variant.name, **(job.tags or {})}
     with variant_run(store, variant.label, job.params, tags) as run:

@@ -19,7 +19,8 @@ from cnn_lab.runtime.tracking import (
     set_tags,
 )
 from cnn_lab.training.callbacks import Callback
-from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
+from cnn_lab.training.checkpoint import CheckpointStore, fingerprint, parameters_key
+from cnn_lab.training.recipe import SplitData
 
 
 @dataclass
@@ -55,6 +56,14 @@ def checkpoint_store(
     if not config.get("resume", True):
         store.clear()
     return store
+
+
+def data_fingerprint(data: SplitData) -> str:
+    """A hash of the images, labels and class names a variant is trained, validated and
+    tested on. Split indices alone name positions, not images: two image folders of the
+    same size would share a checkpoint without it."""
+    parts = [p for p in (data.train, data.val, data.test) if p is not None]
+    return fingerprint(*[value for p in parts for value in (p.images, p.labels, p.class_names)])
 
 
 @contextmanager
