@@ -99,7 +99,11 @@ class RunIsolation:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         import logging
 
-        from cnn_lab.runtime.isolation import pin_run_versions, redact_credentials
+        from cnn_lab.runtime.isolation import (
+            check_read_versions,
+            pin_run_versions,
+            redact_credentials,
+        )
 
         if run_params.get("runtime_params"):
             run_params["runtime_params"] = redact_credentials(run_params["runtime_params"])
@@ -110,6 +114,7 @@ class RunIsolation:
         if save_version:
             pinned = pin_run_versions(catalog, pipeline, save_version, explicit)
             logging.getLogger(__name__).debug("loading this run's %s of %s", save_version, pinned)
+        check_read_versions(catalog, pipeline, lambda: _registered(run_params), explicit)
 
     # pluggy takes one implementation per method name: this one runs last, not first.
     @hook_impl(specname="before_pipeline_run", trylast=True)
@@ -134,6 +139,19 @@ class RunIsolation:
                 "MLflow: marked KILLED the run(s) %s, whose process is gone (killed)",
                 ", ".join(closed),
             )
+
+
+def _registered(run_params: dict[str, Any]) -> Any:
+    """The whole of the pipelines this run was asked for, before ``--from-nodes`` and the
+    like cut it down: what tells which dataset is made from which."""
+    from kedro.framework.project import pipelines
+    from kedro.pipeline import Pipeline
+
+    names = run_params.get("pipeline_names") or ["__default__"]
+    try:
+        return sum((pipelines[name] for name in names), Pipeline([]))
+    except KeyError:  # not a registered name (a test's own pipeline): nothing to compare
+        return Pipeline([])
 
 
 def _configured_uri(context: Any) -> str:
