@@ -119,8 +119,10 @@ def claim_finished(run_id: str | None, label: str) -> None:
     (or still going) and keeps it: this run's parent gets a tag
     ``cnn_lab.reused.<label>`` = its run id.
     """
+    if not is_main_process() or run_id is None:  # torchrun: only rank 0 tracks
+        return
     parent = current_run_id()
-    if not is_main_process() or parent is None or run_id is None or not _run_exists(run_id):
+    if parent is None or not _run_exists(run_id):
         return
     old = mlflow.get_run(run_id).data.tags.get(_PARENT_TAG)
     if old == parent:
