@@ -78,10 +78,12 @@ class TrackingStoreCheck:
 
 
 class RunIsolation:
-    """Keeps a run to its own files and its secrets out of MLflow (runtime/isolation.py).
+    """Keeps a run to its own files, its secrets out of MLflow (runtime/isolation.py), and
+    its MLflow lineage apart from a killed run's (runtime/tracking.py).
 
     ``before_pipeline_run`` is ``tryfirst`` so that kedro-mlflow, which records
-    ``run_params`` as tags of the parent run, sees ``runtime_params`` already redacted.
+    ``run_params`` as tags of the parent run, sees ``runtime_params`` already redacted;
+    ``close_killed_runs`` is ``trylast``: it needs the parent run kedro-mlflow opens.
     """
 
     def __init__(self) -> None:
@@ -97,7 +99,11 @@ class RunIsolation:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         import logging
 
-        from cnn_lab.runtime.isolation import pin_run_versions, redact_credentials
+        from cnn_lab.runtime.isolation import (
+            check_read_versions,
+            pin_run_versions,
+            redact_credentials,
+        )
 
         if run_params.get("runtime_params"):
             run_params["runtime_params"] = redact_credentials(run_params["runtime_params"])
@@ -108,6 +114,44 @@ class RunIsolation:
         if save_version:
             pinned = pin_run_versions(catalog, pipeline, save_version, explicit)
             logging.getLogger(__name__).debug("loading this run's %s of %s", save_version, pinned)
+        check_read_versions(catalog, pipeline, lambda: _registered(run_params), explicit)
+
+    # pluggy takes one implementation per method name: this one runs last, not first.
+    @hook_impl(specname="before_pipeline_run", trylast=True)
+    def close_killed_runs(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Tag this run's parent with its process, and mark KILLED the runs that a killed
+        ``kedro run`` left RUNNING, so MLflow shows which run is really going."""
+        if not is_main_process():  # torchrun: only rank 0 tracks
+            return
+        import logging
+
+        import mlflow
+
+        from cnn_lab.runtime import tracking
+
+        run = mlflow.active_run()
+        if run is None:  # tracking off for this pipeline
+            return
+        tracking.mark_run_process(run.info.run_id)
+        closed = tracking.close_killed_runs(run.info.run_id)
+        if closed:
+            logging.getLogger(__name__).info(
+                "MLflow: marked KILLED the run(s) %s, whose process is gone (killed)",
+                ", ".join(closed),
+            )
+
+
+def _registered(run_params: dict[str, Any]) -> Any:
+    """The whole of the pipelines this run was asked for, before ``--from-nodes`` and the
+    like cut it down: what tells which dataset is made from which."""
+    from kedro.framework.project import pipelines
+    from kedro.pipeline import Pipeline
+
+    names = run_params.get("pipeline_names") or ["__default__"]
+    try:
+        return sum((pipelines[name] for name in names), Pipeline([]))
+    except KeyError:  # not a registered name (a test's own pipeline): nothing to compare
+        return Pipeline([])
 
 
 def _configured_uri(context: Any) -> str:

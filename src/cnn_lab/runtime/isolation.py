@@ -4,7 +4,9 @@ Kedro loads the *latest* version of a versioned dataset, so a run that saved ver
 could load version B that a concurrent run saved a moment later. Every versioned dataset
 the run produces is pinned to load this run's own save version instead (``--load-versions``
 still wins). Datasets the run only reads keep Kedro's "latest" (a partial run such as
-``--from-nodes`` needs the earlier run's outputs).
+``--from-nodes`` needs the earlier run's outputs), but a partial run refuses a set of them
+that no run made together: a summary saved by a run killed before its figures, beside
+the figures of an earlier run (:func:`check_read_versions`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 REDACTED = "***"
@@ -73,3 +75,78 @@ def _pin(catalog: Any, name: str, save_version: str) -> bool:
         name, config, load_version=save_version, save_version=save_version
     )
     return True
+
+
+class StaleInputs(ValueError):
+    """Inputs of a partial run made from an older version of another of its inputs."""
+
+
+def check_read_versions(
+    catalog: Any,
+    pipeline: Any,
+    registered: Callable[[], Any],
+    explicit: Mapping[str, str] | None,
+) -> None:
+    """Refuse to run ``pipeline`` when a versioned dataset it only reads is older than
+    another it reads that it is made from (in the pipeline ``registered()`` returns, built
+    only when two or more such datasets are read).
+
+    A full run reads no versioned dataset, so this only concerns partial runs
+    (``--from-nodes``, ``--nodes``, an orchestrator's task). Kedro gives each the latest
+    version; if a run saved a new summary and was killed before its figures, the latest
+    figures are an earlier run's, and a report from both would mix two runs. In a run
+    that completed, or in the tasks of an orchestrated run, what is made from a dataset
+    is saved after it, never before. ``--load-versions`` choices are not second-guessed.
+    """
+    chosen = set(explicit or {})
+    latest = {
+        name: version
+        for name in sorted(pipeline.inputs() - chosen)
+        if (version := _latest_version(catalog, name)) is not None
+    }
+    if len(latest) < 2:
+        return
+    whole = registered()
+    problems = []
+    for name, version in latest.items():
+        newer = {s: latest[s] for s in sorted(_made_from(whole, name) & latest.keys())}
+        newer = {s: v for s, v in newer.items() if v > version}
+        if newer:
+            problems.append(_stale_message(whole, name, version, newer))
+    if problems:
+        shown = problems[:8] + ([f"... and {len(problems) - 8} more"] if len(problems) > 8 else [])
+        raise StaleInputs(
+            "this partial run would read datasets that no run made together:\n  - "
+            + "\n  - ".join(shown)
+            + "\nA run that saved the newer ones stopped before writing the older (killed), "
+            "or they were written again alone. Run from the node named, or choose matching "
+            "versions with --load-versions."
+        )
+
+
+def _latest_version(catalog: Any, name: str) -> str | None:
+    from kedro.io import AbstractVersionedDataset, DatasetError
+
+    try:
+        dataset = catalog.get(name)
+        if not isinstance(dataset, AbstractVersionedDataset):
+            return None
+        return dataset.resolve_load_version()
+    except DatasetError:  # no version saved yet: Kedro's own error names it on load
+        return None
+
+
+def _made_from(registered: Any, name: str) -> set[str]:
+    try:
+        return set(registered.to_outputs(name).all_inputs()) - {name}
+    except ValueError:  # not made by the registered pipeline (raw data, parameters)
+        return set()
+
+
+def _stale_message(whole: Any, name: str, version: str, newer: Mapping[str, str]) -> str:
+    (writer,) = whole.only_nodes_with_outputs(name).nodes
+    sources = ", ".join(f"{source} ({v})" for source, v in newer.items())
+    return (
+        f"{name} ({version}) is older than what it is made from: {sources}; "
+        f"kedro run --from-nodes={writer.name} remakes it"
+    )

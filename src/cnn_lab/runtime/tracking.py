@@ -1,7 +1,16 @@
-"""MLflow helpers for nested runs; kedro-mlflow owns the parent run of each ``kedro run``."""
+"""MLflow helpers for nested runs; kedro-mlflow owns the parent run of each ``kedro run``.
+
+Lineage across a kill (docs/resume.md, "What a kill leaves in MLflow"): each parent run is
+tagged with the process that runs it; a later run marks the runs of a process that is gone
+KILLED, and takes over the variant runs of a parent that did not finish by re-parenting
+them, so the parent of the run that completes a study shows every variant of it.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +54,8 @@ def child_run(
     if resume_run_id is not None and _run_exists(resume_run_id):
         with mlflow.start_run(run_id=resume_run_id, nested=True) as run:
             mlflow.set_tag("resumed_from_epoch", str(resumed_from_epoch))
+            # Its old parent did not finish it (this process holds the variant's lock).
+            _adopt(run.info.run_id, parent)
             yield run.info.run_id
         return
     tags = dict(tags)
@@ -56,6 +67,132 @@ def child_run(
     ) as run:
         mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         yield run.info.run_id
+
+
+PROCESS_TAG = "cnn_lab.process"  # host:pid:start time of the process running a parent run
+CLOSED_BY_TAG = "cnn_lab.closed_by"  # on a killed run: the run that marked it KILLED
+RESUMED_BY_TAG = "cnn_lab.resumed_by"  # on a parent that did not finish: who took over
+PREVIOUS_PARENT_TAG = "cnn_lab.previous_parent"  # on a re-parented variant run
+REUSED_TAG_PREFIX = "cnn_lab.reused."  # on a parent: + variant label -> a reused run's id
+_PARENT_TAG = "mlflow.parentRunId"
+_UNFINISHED = ("KILLED", "FAILED")
+
+
+def mark_run_process(run_id: str) -> None:
+    """Tag ``run_id`` with this process, so that a later run can tell a run whose process
+    was killed (its status stuck at RUNNING) from one still going."""
+    mlflow.MlflowClient().set_tag(run_id, PROCESS_TAG, _process_identity(os.getpid()))
+
+
+def close_killed_runs(parent_id: str) -> list[str]:
+    """Mark KILLED every RUNNING run of ``parent_id``'s experiment whose process (on this
+    host) is gone, with its RUNNING descendants; tag each ``cnn_lab.closed_by``. Returns
+    the parent runs closed. Runs of other hosts, or untagged, are left alone: whether
+    their process lives cannot be told from here."""
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(parent_id).info.experiment_id
+    running = client.search_runs(
+        [experiment], filter_string="attributes.status = 'RUNNING'", max_results=5000
+    )
+    dead = {
+        r.info.run_id
+        for r in running
+        if r.info.run_id != parent_id and _process_gone(r.data.tags.get(PROCESS_TAG))
+    }
+    closed = set(dead)
+    grown = True
+    while grown:  # descendants: variant runs, and runs nested below them
+        found = {r.info.run_id for r in running if r.data.tags.get(_PARENT_TAG) in closed}
+        grown = not found <= closed
+        closed |= found
+    for run_id in closed:
+        client.set_tag(run_id, CLOSED_BY_TAG, parent_id)
+        client.set_terminated(run_id, "KILLED")
+    return sorted(dead)
+
+
+def claim_finished(run_id: str | None, label: str) -> None:
+    """Make a reused (finished earlier) variant run findable from this run's parent.
+
+    If its parent did not finish (killed or failed), this run completes that study: the
+    variant run is re-parented here. Otherwise its parent is a complete record of its own
+    (or still going) and keeps it: this run's parent gets a tag
+    ``cnn_lab.reused.<label>`` = its run id.
+    """
+    if not is_main_process() or run_id is None:  # torchrun: only rank 0 tracks
+        return
+    parent = current_run_id()
+    if parent is None or not _run_exists(run_id):
+        return
+    old = mlflow.get_run(run_id).data.tags.get(_PARENT_TAG)
+    if old == parent:
+        return
+    if old is not None and _did_not_finish(old):
+        _adopt(run_id, parent)
+    else:
+        mlflow.MlflowClient().set_tag(parent, _reused_tag(label), run_id)
+
+
+def _adopt(run_id: str, parent: str | None) -> None:
+    """Re-parent ``run_id`` under ``parent``, keeping a link both ways: the run names its
+    previous parent, which names the run that took over."""
+    client = mlflow.MlflowClient()
+    old = client.get_run(run_id).data.tags.get(_PARENT_TAG)
+    if parent is None or old == parent:
+        return
+    if old is not None:
+        client.set_tag(run_id, PREVIOUS_PARENT_TAG, old)
+        if _run_exists(old):
+            client.set_tag(old, RESUMED_BY_TAG, parent)
+    client.set_tag(run_id, _PARENT_TAG, parent)
+
+
+def _did_not_finish(run_id: str) -> bool:
+    try:
+        run = mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return True  # deleted from the store: nothing to keep the variant run for
+    status = run.info.status
+    return status in _UNFINISHED or (
+        status == "RUNNING" and _process_gone(run.data.tags.get(PROCESS_TAG))
+    )
+
+
+def _reused_tag(label: str) -> str:
+    # MLflow tag keys admit letters, digits, "_", "-", ".", " " and "/".
+    return REUSED_TAG_PREFIX + re.sub(r"[^\w\-. /]", "_", label)
+
+
+def _process_identity(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _process_gone(identity: str | None) -> bool:
+    """Whether the process ``identity`` names has ended; False when it cannot be told (no
+    tag, another host). The start time tells a reused pid from the original process."""
+    if not identity or identity.count(":") < 2:
+        return False
+    host, pid_text, started = identity.rsplit(":", 2)
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    return bool(started) and _start_time(pid) not in ("", started)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux); "" elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()  # the command name may hold spaces
+    return fields[19] if len(fields) > 19 else ""
 
 
 def current_run_id() -> str | None:

@@ -20,7 +20,7 @@ from torch import nn
 
 from cnn_lab.runtime import tracking
 from cnn_lab.study.spec import Variant
-from cnn_lab.study.variant_run import checkpoint_store, variant_run
+from cnn_lab.study.variant_run import checkpoint_store, data_fingerprint, variant_run
 from cnn_lab.training.batching import BatchTransform
 from cnn_lab.training.callbacks import Callback
 from cnn_lab.training.recipe import Batches, Recipe, SplitData, TrainedModel, train_model
@@ -83,8 +83,12 @@ def train_variant(
     store = None
     if job.checkpointed:
         # The file is named by the label; the key (params hold the group) keeps two
-        # groups' same-named variants apart.
-        store = checkpoint_store(variant.study, name, config, job.params, job.recipe, *job.key)
+        # groups' same-named variants apart, and the data's fingerprint two image sets of
+        # one size (a batch source's study keys its files itself).
+        key = job.key
+        if isinstance(job.data, SplitData):
+            key = (*key, data_fingerprint(job.data))
+        store = checkpoint_store(variant.study, name, config, job.params, job.recipe, *key)
     logged = dict(metrics) if isinstance(metrics, Mapping) else {k: k for k in metrics}
     tags = {"study": variant.study, "variant": variant.name, **(job.tags or {})}
     with variant_run(store, name, job.params, tags) as run:

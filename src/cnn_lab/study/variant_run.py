@@ -13,12 +13,14 @@ from cnn_lab.runtime.project import find_project_root
 from cnn_lab.runtime.tracking import (
     MlflowMetrics,
     child_run,
+    claim_finished,
     last_logged_step,
     log_history,
     set_tags,
 )
 from cnn_lab.training.callbacks import Callback
-from cnn_lab.training.checkpoint import CheckpointStore, parameters_key
+from cnn_lab.training.checkpoint import CheckpointStore, fingerprint, parameters_key
+from cnn_lab.training.recipe import SplitData
 
 
 @dataclass
@@ -56,6 +58,14 @@ def checkpoint_store(
     return store
 
 
+def data_fingerprint(data: SplitData) -> str:
+    """A hash of the images, labels and class names a variant is trained, validated and
+    tested on. Split indices alone name positions, not images: two image folders of the
+    same size would share a checkpoint without it."""
+    parts = [p for p in (data.train, data.val, data.test) if p is not None]
+    return fingerprint(*[value for p in parts for value in (p.images, p.labels, p.class_names)])
+
+
 @contextmanager
 def variant_run(
     store: CheckpointStore | None,
@@ -65,13 +75,17 @@ def variant_run(
 ) -> Iterator[VariantRun]:
     """The variant's nested MLflow run, continued if its checkpoint names one.
 
-    A finished variant opens no run (its results were logged when it finished). A new
-    run for a resumed variant first gets the epochs its lost run had logged, so its
-    metric histories have neither gaps nor duplicates. ``store`` None: a plain new run.
+    A finished variant opens no run (its results were logged when it finished); its run
+    is made findable from this run's parent (``claim_finished``). A continued run is
+    re-parented under this run's parent. A new run for a resumed variant first gets the
+    epochs its lost run had logged, so its metric histories have neither gaps nor
+    duplicates. ``store`` None: a plain new run.
     """
     previous = store.load() if store is not None else None
     if previous is not None and previous.finished:
-        yield VariantRun(store, previous.extra.get("mlflow_run_id"), reused=True)
+        run_id = previous.extra.get("mlflow_run_id")
+        claim_finished(run_id, name)
+        yield VariantRun(store, run_id, reused=True)
         return
     resumed_epoch = previous.epoch if previous is not None else 0
     with child_run(

@@ -41,7 +41,7 @@ def test_two_seed_report_states_localisation_against_chance(run_kedro, kedro_pro
     for model in ("small_cnn_s0", "small_cnn_s1", "resnet18_s0", "resnet18_s1"):
         assert (kedro_project / "data/06_models/cam" / model / "weights.pt").is_dir(), model
 
-    split = json.loads((kedro_project / "data/05_model_input/cam/split.json").read_text())
+    split = json.loads(latest(kedro_project / "data/05_model_input/cam", "split.json").read_text())
     assert split["test"] == "official"  # the generated test set: shapes.test_size images
     counts = {"train": len(split["train"]), "val": len(split["val"]), "test": 12}
     check_analysis(kedro_project, "cam", counts)

@@ -82,7 +82,7 @@ def test_pipeline_end_to_end(
     model = build_model("resmlp", in_shape=(1, 8, 8), num_classes=10, depth=2, width=16)
     model.load_state_dict(state)
 
-    split = (kedro_project / "data/05_model_input/cnn_depth/split.json").read_text()
+    split = _latest(kedro_project / "data/05_model_input/cnn_depth", "split.json").read_text()
     assert '"train"' in split and '"test"' in split
 
     client, runs = mlflow_runs(kedro_project)

@@ -44,7 +44,9 @@ def test_two_seed_report(run_kedro, kedro_project: Path) -> None:
     models = kedro_project / "data/06_models/init_study/net_a1"
     assert (models / "dt_s0").is_dir() and (models / "dt_s1").is_dir()
 
-    split = json.loads((kedro_project / "data/05_model_input/init_study/split.json").read_text())
+    split = json.loads(
+        latest(kedro_project / "data/05_model_input/init_study", "split.json").read_text()
+    )
     check_analysis(
         kedro_project,
         "init_study",
