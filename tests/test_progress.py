@@ -30,6 +30,7 @@ def test_an_epoch_line_fits_the_width_and_keeps_the_variant_name() -> None:
     assert longest.line() == "[rmsprop_lr3e-03_s2] 20/20 loss 12.5 val 0.500 123.4s"
     assert all(len(e.line()) <= LINE_WIDTH for e in (seeded, longest))
     assert EpochProgress("cam.small_cnn", 1, 2).line() == "[cam.small_cnn] 1/2"
+    assert EpochProgress("m" * 70, 1, 2).line() == f"[{'m' * 70}] 1/2"  # nothing to drop
 
 
 def _record(epoch: EpochProgress | None, message: str = "") -> logging.LogRecord:

@@ -137,8 +137,8 @@ class EpochProgress:
         """``[cnn_depth.mlp.mlp_d8] 3/20 loss 0.412 val 0.872 0.4s``; a label too long for
         ``width`` loses its middle (the group), then its study, never the variant."""
         tail = f" {self.epoch}/{self.epochs} {self.stats()}".rstrip()
-        study, *_, variant = self.label.split(".")
-        for label in (self.label, f"{study}..{variant}", variant):
+        parts = self.label.split(".")
+        for label in (self.label, f"{parts[0]}..{parts[-1]}", parts[-1]):
             if len(label) + 2 + len(tail) <= width:
                 break
         return f"[{label}]{tail}"
