@@ -23,11 +23,13 @@ if TYPE_CHECKING:  # the callbacks module imports torch: not on every kedro comm
 # Third-party warnings this project cannot act on, matched narrowly by their text:
 # OmegaConf's deprecation of the resolver API that Kedro and kedro-mlflow call, MLflow's
 # advice to its own PythonModel subclasses (raised when kedro-mlflow imports them), and
-# Kedro's advice against dots in dataset names (its own namespaces produce them).
+# Kedro's advice against dots in dataset names (its own namespaces produce them), and
+# FastAPI's deprecation of a response class kedro-viz uses (ten lines on every start).
 KNOWN_NOISE = (
     "register_new_resolver() is deprecated",
     "Add type hints to the `predict` method",
     "dataset names contain '.' characters",
+    "ORJSONResponse is deprecated",
 )
 
 
