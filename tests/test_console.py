@@ -66,6 +66,7 @@ def test_known_third_party_warnings_are_dropped_and_others_kept() -> None:
             "omegaconf.py:701: UserWarning: register_new_resolver() is deprecated and will be",
             "utils.py:187: UserWarning: Add type hints to the `predict` method to enable",
             "node.py:852: UserWarning: One or more dataset names contain '.' characters",
+            "pipelines.py:12: FastAPIDeprecationWarning: ORJSONResponse is deprecated, Fast",
             "nodes.py:12: UserWarning: a warning this project must show",
         ):
             py_warnings.warning("%s", text)

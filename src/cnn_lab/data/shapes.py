@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 
@@ -104,6 +103,8 @@ class ShapeImages:
 def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """A smooth random field in [0, 1]: coarse noise upsampled, so it has blobs and edges
     a network could mistake for objects, unlike a flat background."""
+    from scipy import ndimage
+
     cells = int(rng.integers(3, 7))
     coarse = rng.random((cells, cells))
     field = ndimage.zoom(coarse, size / cells, order=1, mode="nearest")[:size, :size]

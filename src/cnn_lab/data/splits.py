@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 def stratified_split(
@@ -21,6 +20,10 @@ def stratified_split(
     ``test_ratio`` is for sources without an official test set; the test part is carved
     off first, then validation from the rest, both stratified by class.
     """
+    # Imported here: building the pipelines (kedro viz too) imports this module, and
+    # scikit-learn with SciPy was a fifth of that import time.
+    from sklearn.model_selection import train_test_split
+
     for name, ratio in (("val_ratio", val_ratio), ("test_ratio", test_ratio)):
         if ratio is not None and not 0.0 < ratio < 1.0:
             raise ValueError(f"{name} must be in (0, 1), got {ratio}")

@@ -14,14 +14,12 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+
+if TYPE_CHECKING:  # scikit-learn loads on use: building the pipelines imports this module
+    from sklearn.pipeline import Pipeline
 
 SVM_SOLVERS = ("primal", "dual", "sgd")
 logger = logging.getLogger(__name__)
@@ -34,6 +32,9 @@ def linear_svm(
     n_samples >> n_features), ``dual`` = LinearSVC(dual=True) (liblinear's default; slow
     here, capped by ``max_iter``), ``sgd`` = hinge loss by SGD with alpha = 1 / (C n),
     the same regularisation strength as C."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.svm import LinearSVC
+
     if solver == "primal":
         return LinearSVC(C=c, dual=False, max_iter=max_iter, random_state=seed)
     if solver == "dual":
@@ -56,6 +57,10 @@ def make_baseline(
     seed: int = 0,
 ) -> Pipeline:
     """``svm`` or ``logistic`` (lbfgs, multinomial) behind a StandardScaler."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if kind == "svm":
         model = linear_svm(svm_solver, c=c, max_iter=max_iter, n_samples=n_samples, seed=seed)
     elif kind == "logistic":
@@ -89,6 +94,8 @@ def fit_baseline(
 ) -> BaselineFit:
     """Build and fit a :func:`make_baseline`, timing the fit and recording convergence
     warnings (a capped ``max_iter`` shows up in the results, not only on stderr)."""
+    from sklearn.exceptions import ConvergenceWarning
+
     pipeline = make_baseline(kind, n_samples=len(labels), **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import Tensor, nn
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
@@ -180,6 +179,8 @@ def class_activation_maps(
 def box_from_map(cam: np.ndarray, threshold: float = 0.2) -> Box:
     """Bounding box of the largest 8-connected region where ``cam >= threshold * max``,
     as in Zhou et al.; a map without positive values gives the whole image."""
+    from scipy import ndimage
+
     cam = np.asarray(cam, dtype=np.float64)
     height, width = cam.shape
     peak = cam.max()

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 
 def _labels(num_classes: int) -> list[int]:
@@ -42,6 +41,8 @@ def classification_metrics(
 ) -> dict[str, float]:
     """Headline numbers; macro averages weigh every class equally (classes absent from
     both truth and prediction count as zero, never as a warning)."""
+    from sklearn import metrics as skm
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) == 0 or len(y_true) != len(y_pred):
         raise ValueError(
@@ -73,6 +74,8 @@ def per_class_report(
 ) -> pd.DataFrame:
     """scikit-learn's classification report as a table: one row per class, then the
     accuracy, macro and weighted averages."""
+    from sklearn import metrics as skm
+
     report = skm.classification_report(
         y_true,
         y_pred,
@@ -108,6 +111,8 @@ def confusion(
 ) -> np.ndarray:
     """K x K counts (rows: true class); ``normalise`` divides each row by its total, so a
     row reads as "where did this artist's paintings go" (empty rows stay zero)."""
+    from sklearn import metrics as skm
+
     matrix = skm.confusion_matrix(y_true, y_pred, labels=_labels(num_classes)).astype(np.float64)
     if normalise:
         totals = matrix.sum(axis=1, keepdims=True)
