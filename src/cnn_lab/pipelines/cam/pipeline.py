@@ -13,7 +13,7 @@ from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.schema import CamParams
 from cnn_lab.runtime.hooks import run_parameters
 from cnn_lab.study.frame import Frame, bind, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
@@ -94,15 +94,8 @@ def analysis(variants: list[Variant]) -> Pipeline:
     """The shared dataset analysis, with the first model's features (first seed) mapped
     beside the raw pixels."""
     first = variants[0]
-    pick = node(
-        bind(nodes.analysis_model, variant=first),
-        ["cam.dataset", "cam.config", first.dataset("result"), first.dataset("weights")],
-        "cam.analysis_model",
-        name="cam.analysis_model",
-    )
-    return combine(
-        pipeline([pick], tags=["analysis"]), analysis_pipeline("cam", model="cam.analysis_model")
-    )
+    inputs = ["cam.dataset", "cam.config", first.dataset("result"), first.dataset("weights")]
+    return model_analysis("cam", bind(nodes.analysis_model, variant=first), inputs)
 
 
 FRAME = Frame(

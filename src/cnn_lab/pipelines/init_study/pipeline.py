@@ -14,7 +14,7 @@ from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
 from cnn_lab.runtime.hooks import run_parameters
 from cnn_lab.study.frame import Frame, bind, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
@@ -78,16 +78,8 @@ def analysis(variants: list[Variant]) -> Pipeline:
     """The shared dataset analysis, with the default-init NetA1 of the first seed mapped
     beside the raw pixels."""
     run = next(v for v in variants if (v.group, v["scheme"]) == nodes.ANALYSIS_RUN)
-    pick = node(
-        nodes.analysis_model,
-        ["init_study.dataset", run.dataset("weights")],
-        "init_study.analysis_model",
-        name="init_study.analysis_model",
-    )
-    return combine(
-        pipeline([pick], tags=["analysis"]),
-        analysis_pipeline(nodes.STUDY, model="init_study.analysis_model"),
-    )
+    inputs = ["init_study.dataset", run.dataset("weights")]
+    return model_analysis(nodes.STUDY, nodes.analysis_model, inputs)
 
 
 FRAME = Frame(
