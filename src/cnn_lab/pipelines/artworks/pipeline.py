@@ -5,14 +5,11 @@ the report. The images, the split and the normalisation stay on ``seed``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, study_pipeline
+from cnn_lab.study.frame import Frame, declare
 from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.spec import Study, Variant
 
@@ -98,5 +95,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

@@ -11,8 +11,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.schema import CamParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, bind, study_pipeline
+from cnn_lab.study.frame import Frame, bind, declare
 from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
@@ -123,5 +122,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

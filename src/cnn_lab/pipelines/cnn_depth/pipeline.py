@@ -4,14 +4,11 @@ orchestrator task; the dataset analysis maps the deepest variant of the first gr
 
 from __future__ import annotations
 
-from typing import Any
-
 from kedro.pipeline import Pipeline
 
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, bind, study_pipeline
+from cnn_lab.study.frame import Frame, bind, declare
 from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.spec import Study, Variant
 
@@ -48,5 +45,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

@@ -6,14 +6,11 @@ analysis and the report close it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, bind, study_pipeline
+from cnn_lab.study.frame import Frame, bind, declare
 from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
@@ -105,5 +102,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

@@ -13,8 +13,7 @@ from kedro.pipeline import Node, Pipeline, node
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY_FIGURES
 from cnn_lab.pipelines.transfer.schema import TransferParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, names, study_pipeline
+from cnn_lab.study.frame import Frame, declare, names
 from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
@@ -140,5 +139,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(S))
+create_pipeline = declare(STUDY, FRAME)
