@@ -27,9 +27,10 @@ from cnn_lab.training.checkpoint import (
     restore_history,
 )
 from cnn_lab.training.device import resolve_device, seed_everything
-from cnn_lab.training.engine import History, evaluate, fit
+from cnn_lab.training.engine import History, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
 from cnn_lab.training.performance import Performance, PerformanceOptions, set_up_model
+from cnn_lab.training.scoring import evaluate, predict
 from cnn_lab.training.threads import use_threads
 
 # A Recipe built without a performance block (library callers, tests, benchmarks) trains in
@@ -134,6 +135,8 @@ class TrainedModel:
     gradient_norms: dict[int, list[float]] = field(default_factory=dict)
     # The resolved performance choices (MLflow params: what ran, not what was asked).
     performance: dict[str, Any] = field(default_factory=dict)
+    # Every test sample's true and predicted class: what macro metrics are computed from.
+    test_labels: dict[str, list[int]] = field(default_factory=dict)
 
 
 def train_model(
@@ -203,14 +206,24 @@ def train_model(
         else None,
         performance=performance,
     )
-    scores = {}
+    scores, labels = {}, {}
     test = source.test if ready else batching.test()  # batched only now: device memory
     if test is not None:
         scores = evaluate(trained_module, test, criterion, performance=performance)
+        labels = _test_labels(trained_module, test, performance)
     if checkpoint is not None:
-        record_finished(checkpoint, model, history, scores, extra_callbacks)
+        record_finished(checkpoint, model, history, scores, extra_callbacks, labels)
     norms = _gradient_norms(history) if probe else {}
-    return TrainedModel(model, history, scores, norms, {**performance.as_params(), **chosen})
+    chosen = {**performance.as_params(), **chosen}
+    return TrainedModel(model, history, scores, norms, chosen, labels)
+
+
+def _test_labels(
+    model: nn.Module, test: Iterable[tuple[Tensor, Tensor]], performance: Performance
+) -> dict[str, list[int]]:
+    with performance.autocast():
+        logits, targets = predict(model, test)
+    return {"true": targets.tolist(), "predicted": logits.argmax(dim=1).tolist()}
 
 
 def _threads(
@@ -326,4 +339,5 @@ def _reuse(
     restore_history(done, history)
     probed = any(k.startswith("grad_norm_") for row in history.epochs for k in row)
     norms = _gradient_norms(history) if probed else {}
-    return TrainedModel(model, history, dict(done.extra.get("test", {})), norms, performance)
+    test, labels = dict(done.extra.get("test", {})), dict(done.extra.get("test_labels", {}))
+    return TrainedModel(model, history, test, norms, performance, labels)
