@@ -137,6 +137,10 @@ def test_a_toy_study_runs_end_to_end_through_the_kit(tracking, tmp_path) -> None
     ]
     assert set(table.seeds) == {2} and table.test_accuracy_std.notna().all()
     assert (table.test_accuracy > 0.5).all()  # digits: chance is 0.1
+    # Every study's summary judges classes equally too (balanced accuracy, macro F1).
+    assert {"test_balanced_accuracy", "test_macro_f1"} <= set(table.columns)
+    assert "test_labels" not in table.columns
+    assert table.test_macro_f1.between(0.3, 1.0).all()
     html, markdown = catalog.load("widths.report.html"), catalog.load("widths.report.md")
     assert "best width" in markdown and "<table" in html
 
@@ -145,7 +149,10 @@ def test_a_toy_study_runs_end_to_end_through_the_kit(tracking, tmp_path) -> None
     )
     assert sorted(r.info.run_name for r in children) == ["w32_s0", "w32_s1", "w8_s0", "w8_s1"]
     assert {r.info.run_id for r in children} == set(table.mlflow_run_id)
+    logged = [a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "figures")]
+    assert "figures/confusion_matrix_best.png" in logged
     for run in children:
+        assert "test_macro_f1" in run.data.metrics
         assert run.data.metrics["test_accuracy"] == pytest.approx(
             table.set_index("mlflow_run_id").loc[run.info.run_id, "test_accuracy"]
         )

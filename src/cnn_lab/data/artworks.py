@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,85 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
+def _artists_by_key(artists: pd.DataFrame, csv: str) -> dict[str, str]:
+    """Each artist under its normalised name (folders spell names their own way)."""
+    by_key: dict[str, str] = {}
+    for name in artists["name"].astype(str):
+        key = name_key(name)
+        if key in by_key:
+            raise ValueError(f"artworks: {csv} lists the artist {name!r} twice")
+        by_key[key] = name
+    return by_key
+
+
+def _check_excluded(exclude: Sequence[str], by_key: dict[str, str], csv: str) -> None:
+    unknown = sorted(e for e in exclude if name_key(e) not in by_key)
+    if unknown:
+        raise ValueError(
+            f"artworks.data.exclude_artists: {unknown} are not in {csv}; "
+            f"names there include {sorted(by_key.values())[:5]}"
+        )
+
+
+@dataclass
+class _Scan:
+    """What the image folders hold, artist by artist."""
+
+    files: dict[str, dict[str, Path]] = field(default_factory=dict)  # artist -> key -> path
+    folders: dict[str, list[str]] = field(default_factory=dict)
+    orphans: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def _scan(image_dir: Path, root: Path, by_key: dict[str, str]) -> _Scan:
+    """Every image under an artist's folder(s); byte-identical copies in two folders of one
+    artist count once, same-named different pictures are both kept."""
+    scan = _Scan()
+    for folder in sorted(p for p in image_dir.iterdir() if p.is_dir()):
+        artist = by_key.get(name_key(folder.name))
+        if artist is None:
+            scan.orphans.append(folder.name)
+            continue
+        scan.folders.setdefault(artist, []).append(folder.name)
+        seen = scan.files.setdefault(artist, {})
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            key = name_key(path.stem)
+            if key in seen:
+                if _file_digest(seen[key]) == _file_digest(path):
+                    scan.duplicates.append(path.relative_to(root).as_posix())
+                    continue
+                key = f"{key} ({folder.name})"
+            seen[key] = path
+    return scan
+
+
+def _warn_about(scan: _Scan, without: list[str], csv: str) -> None:
+    if scan.orphans:
+        logger.warning(
+            "artworks: %d image folder(s) match no artist in %s and are ignored: %s",
+            len(scan.orphans),
+            csv,
+            ", ".join(scan.orphans),
+        )
+    merged = {a: f for a, f in scan.folders.items() if len(f) > 1}
+    if merged:
+        logger.warning(
+            "artworks: merged folders of one artist (after Unicode normalisation): %s; "
+            "%d duplicate file(s) counted once",
+            merged,
+            len(scan.duplicates),
+        )
+    if without:
+        logger.warning(
+            "artworks: %d artist(s) in %s have no images and are dropped: %s",
+            len(without),
+            csv,
+            ", ".join(without),
+        )
+
+
 def index_artworks(
     root: str | Path,
     *,
@@ -122,71 +202,14 @@ def index_artworks(
             f"artworks.data.images under artworks.data.root = {root}); the Kaggle download "
             f"unpacks to {images}/<Artist_Name>/<Artist_Name>_<n>.jpg. {_how_to_get_it(root)}"
         )
-    by_key: dict[str, str] = {}
-    for name in artists["name"].astype(str):
-        key = name_key(name)
-        if key in by_key:
-            raise ValueError(f"artworks: {csv} lists the artist {name!r} twice")
-        by_key[key] = name
-    expected = {}
-    if "paintings" in artists.columns:
-        expected = {
-            str(n): int(p) for n, p in zip(artists["name"], artists["paintings"], strict=True)
-        }
+    by_key = _artists_by_key(artists, csv)
+    _check_excluded(exclude, by_key, csv)
+    scan = _scan(image_dir, root, by_key)
+    without = [a for a in by_key.values() if not scan.files.get(a)]
+    _warn_about(scan, without, csv)
     excluded_keys = {name_key(e) for e in exclude}
-    unknown_excluded = sorted(e for e in exclude if name_key(e) not in by_key)
-    if unknown_excluded:
-        raise ValueError(
-            f"artworks.data.exclude_artists: {unknown_excluded} are not in {csv}; "
-            f"names there include {sorted(by_key.values())[:5]}"
-        )
-
-    files: dict[str, dict[str, Path]] = {}  # artist -> file key -> path
-    folders: dict[str, list[str]] = {}
-    orphans, duplicates = [], []
-    for folder in sorted(p for p in image_dir.iterdir() if p.is_dir()):
-        artist = by_key.get(name_key(folder.name))
-        if artist is None:
-            orphans.append(folder.name)
-            continue
-        folders.setdefault(artist, []).append(folder.name)
-        seen = files.setdefault(artist, {})
-        for path in sorted(folder.iterdir()):
-            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            key = name_key(path.stem)
-            if key in seen:
-                if _file_digest(seen[key]) == _file_digest(path):
-                    duplicates.append(path.relative_to(root).as_posix())
-                    continue
-                key = f"{key} ({folder.name})"  # same name, different picture: keep both
-            seen[key] = path
-
-    if orphans:
-        logger.warning(
-            "artworks: %d image folder(s) match no artist in %s and are ignored: %s",
-            len(orphans),
-            csv,
-            ", ".join(orphans),
-        )
-    merged = {a: f for a, f in folders.items() if len(f) > 1}
-    if merged:
-        logger.warning(
-            "artworks: merged folders of one artist (after Unicode normalisation): %s; "
-            "%d duplicate file(s) counted once",
-            merged,
-            len(duplicates),
-        )
-    without = [a for a in by_key.values() if not files.get(a)]
-    if without:
-        logger.warning(
-            "artworks: %d artist(s) in %s have no images and are dropped: %s",
-            len(without),
-            csv,
-            ", ".join(without),
-        )
     excluded = [a for a in by_key.values() if name_key(a) in excluded_keys]
-    class_names = [a for a in by_key.values() if files.get(a) and a not in excluded]
+    class_names = [a for a in by_key.values() if scan.files.get(a) and a not in excluded]
     if not class_names:
         raise ArtworksDataError(
             f"artworks: no images of any artist in {csv} were found under {image_dir.resolve()}. "
@@ -194,22 +217,26 @@ def index_artworks(
         )
     rows = [
         {
-            "path": path.relative_to(root).as_posix(),
-            "artist": artist,
+            "path": p.relative_to(root).as_posix(),
+            "artist": a,
             "label": label,
-            "folder": path.parent.name,
+            "folder": p.parent.name,
         }
-        for label, artist in enumerate(class_names)
-        for path in files[artist].values()
+        for label, a in enumerate(class_names)
+        for p in scan.files[a].values()
     ]
-    table = pd.DataFrame(rows, columns=["path", "artist", "label", "folder"])
+    expected = {}
+    if "paintings" in artists.columns:
+        expected = dict(
+            zip(artists["name"].astype(str), artists["paintings"].astype(int), strict=True)
+        )
     return ArtworksIndex(
-        table=table,
+        table=pd.DataFrame(rows, columns=["path", "artist", "label", "folder"]),
         class_names=class_names,
         artists_without_images=without,
-        folders_without_artist=orphans,
-        merged_folders=merged,
-        duplicate_files=duplicates,
+        folders_without_artist=scan.orphans,
+        merged_folders={a: f for a, f in scan.folders.items() if len(f) > 1},
+        duplicate_files=scan.duplicates,
         excluded_artists=excluded,
         expected_counts={a: expected[a] for a in class_names if a in expected},
     )

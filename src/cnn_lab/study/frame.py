@@ -148,3 +148,15 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
 
 def _one_or_many(outputs: list[str]) -> str | list[str]:
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def declare(study: Study, frame: Frame) -> Callable[..., Pipeline]:
+    """A study module's ``create_pipeline`` (what Kedro's ``find_pipelines`` looks for):
+    the study's pipeline for the parameters of the run being started."""
+
+    def create_pipeline(**kwargs: Any) -> Pipeline:
+        from cnn_lab.runtime.hooks import run_parameters
+
+        return study_pipeline(study, frame, run_parameters().get(study.name))
+
+    return create_pipeline

@@ -7,6 +7,7 @@ these functions only read parameters, hand results to the catalog and log to MLf
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial, update_wrapper
 from typing import Any
 
@@ -15,6 +16,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from pydantic import Field
 
 from cnn_lab.study.params import StrictModel, validate_parameters
+from cnn_lab.study.shared_nodes import wide_node
 
 ANALYSIS_FIGURES = ("class_counts", "samples", "tsne")
 
@@ -121,6 +123,25 @@ def analysis_pipeline(
             )
         ],
         tags=["analysis"],
+    )
+
+
+def model_analysis(
+    study: str,
+    pick: Callable[..., dict[str, Any]],
+    inputs: Sequence[str],
+    *,
+    part: str | None = None,
+    dataset: str | None = None,
+    split: str | None = None,
+) -> Pipeline:
+    """The dataset analysis with a trained model's penultimate features mapped beside the
+    raw pixels: ``pick(*inputs)`` returns that model (``<study>.[<part>_]analysis_model``),
+    then :func:`analysis_pipeline` analyses ``dataset`` and ``split`` with it."""
+    model = f"{study}.{part}_analysis_model" if part else f"{study}.analysis_model"
+    chooser = wide_node(pick, list(inputs), model, name=model, tags=["analysis"])
+    return pipeline([chooser]) + analysis_pipeline(
+        study, model, dataset=dataset, split=split, part=part
     )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch import nn
 
+from cnn_lab.evaluation.metrics import classification_metrics
 from cnn_lab.runtime import tracking
 from cnn_lab.study.spec import Variant
 from cnn_lab.study.variant_run import checkpoint_store, data_fingerprint, variant_run
@@ -105,16 +106,20 @@ def train_variant(
             threads=config["threads"],
             loss=job.loss,
         )
+        row = describe(trained)
+        macro = {k: v for k, v in macro_metrics(trained, job.data).items() if k not in row}
         result = {
-            **describe(trained),
+            **row,
+            **macro,
             "mlflow_run_id": run.run_id,
             "history": history_records(trained),
+            "test_labels": test_labels(trained, job.data),
         }
         if run.reused:
             logger.info("[%s] finished earlier: reused %s", variant.path, store.latest.name)
         elif run.logging:
             tracking.log_variant(
-                {name: result[key] for name, key in logged.items()},
+                {**{name: result[key] for name, key in logged.items()}, **macro},
                 trained.performance,
                 figures(trained, result) if figures is not None else {},
                 status=result.get("status", "ok"),
@@ -128,6 +133,33 @@ def history_records(trained: TrainedModel) -> list[dict[str, Any]]:
     """The per-epoch history with its epoch number, as the summary's history table has it."""
     epochs = trained.history.epochs
     return [{**row, "epoch": epoch} for epoch, row in enumerate(epochs, start=1)]
+
+
+def _class_names(data: SplitData | Batches, labels: dict[str, list[int]]) -> list[str]:
+    if isinstance(data, SplitData):
+        return list(data.train.class_names)
+    seen = max(max(labels["true"], default=0), max(labels["predicted"], default=0))
+    return [str(k) for k in range(seen + 1)]
+
+
+def macro_metrics(trained: TrainedModel, data: SplitData | Batches) -> dict[str, float]:
+    """Test-split metrics that weigh every class equally (balanced accuracy, macro
+    precision, recall and F1), so an imbalanced image folder is judged fairly; none when
+    the variant was not scored on a test split here."""
+    labels = trained.test_labels
+    if not labels.get("true"):
+        return {}
+    scores = classification_metrics(
+        labels["true"], labels["predicted"], num_classes=len(_class_names(data, labels))
+    )
+    return {f"test_{k}": v for k, v in scores.items() if k != "accuracy"}
+
+
+def test_labels(trained: TrainedModel, data: SplitData | Batches) -> dict[str, Any]:
+    """The test split's true and predicted classes with the class names: what the study's
+    confusion matrix is drawn from (not a summary column)."""
+    labels = trained.test_labels
+    return {**labels, "classes": _class_names(data, labels)} if labels.get("true") else {}
 
 
 def outcome(trained: TrainedModel) -> dict[str, Any]:

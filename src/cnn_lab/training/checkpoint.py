@@ -374,9 +374,11 @@ def record_finished(
     history: History,
     scores: dict[str, float],
     callbacks: Sequence[Callback] = (),
+    test_labels: dict[str, list[int]] | None = None,
 ) -> None:
     """The finished variant, with its callbacks' final states (early stopping's best
-    epoch...), so a reuse reports exactly what the training run reported."""
+    epoch...) and its test predictions, so a reuse reports exactly what the training run
+    reported."""
     store.save(
         Checkpoint(
             epoch=len(history.epochs),
@@ -388,6 +390,7 @@ def record_finished(
             extra={
                 "history": history_state(history),
                 "test": dict(scores),
+                "test_labels": dict(test_labels or {}),
                 "callbacks": callback_states(callbacks),
             },
             finished=True,

@@ -27,9 +27,10 @@ from cnn_lab.training.checkpoint import (
     restore_history,
 )
 from cnn_lab.training.device import resolve_device, seed_everything
-from cnn_lab.training.engine import History, evaluate, fit
+from cnn_lab.training.engine import History, fit
 from cnn_lab.training.optim import build_optimizer, build_scheduler
-from cnn_lab.training.performance import PerformanceOptions, set_up_model
+from cnn_lab.training.performance import Performance, PerformanceOptions, set_up_model
+from cnn_lab.training.scoring import evaluate, predict
 from cnn_lab.training.threads import use_threads
 
 # A Recipe built without a performance block (library callers, tests, benchmarks) trains in
@@ -134,6 +135,8 @@ class TrainedModel:
     gradient_norms: dict[int, list[float]] = field(default_factory=dict)
     # The resolved performance choices (MLflow params: what ran, not what was asked).
     performance: dict[str, Any] = field(default_factory=dict)
+    # Every test sample's true and predicted class: what macro metrics are computed from.
+    test_labels: dict[str, list[int]] = field(default_factory=dict)
 
 
 def train_model(
@@ -153,21 +156,15 @@ def train_model(
     """Seed, build, train with validation each epoch, then score once on the test split
     (unless ``data.test`` is ``None``: then ``test`` is empty).
 
-    ``data`` is an in-memory :class:`SplitData` (batched on the device here) or ready-made
-    :class:`Batches` (then ``augment``, ``input_size`` and the gradient probe are the
-    study's business: they must be off here). ``loss`` is the training criterion, also
-    used for the validation and test loss (moved to the device; default cross-entropy).
-
-    ``parameter_groups`` maps the built model to optimizer groups (per-group learning
-    rates, frozen tensors left out); by default every parameter trains at ``recipe.lr``.
-    ``recipe.probe_gradients`` measures per-layer gradient norms each epoch (one extra batch).
-    ``augment`` applies to training batches only; ``input_size`` resizes every split's
-    batches on the device (see :class:`DeviceBatches`).
-    ``checkpoint`` saves every epoch there and resumes from it; a variant it records as
-    finished is not trained again (its model, history and test scores are reused).
-    ``threads``: a study's ``threads`` setting (``"auto"``: chosen for this model and the
-    machine's load, see :mod:`cnn_lab.training.threads`; 0: torch's default; None leaves
-    torch's setting alone). Not part of the recipe: it changes speed, not what is trained.
+    ``data``: an in-memory :class:`SplitData` (batched on the device here, ``augment``
+    applied to training batches, every split resized to ``input_size``) or ready-made
+    :class:`Batches` (augmented and sized by the study). ``loss``: the criterion, also of
+    the validation and test loss (default cross-entropy). ``parameter_groups``: the
+    optimizer groups of the built model (default: every parameter at ``recipe.lr``).
+    ``checkpoint``: saved every epoch and resumed from; a finished variant is reused, not
+    trained again. ``threads``: the study's setting (``"auto"``: chosen for this model and
+    the machine's load; 0: torch's default; None: leave torch alone), not part of the
+    recipe because it changes speed, not what is trained.
     """
     ready = isinstance(data, Batches)
     if ready and (augment is not None or input_size is not None or recipe.probe_gradients):
@@ -179,76 +176,121 @@ def train_model(
     seed_everything(recipe.seed)
     model = build().to(device)
     criterion = (loss if loss is not None else nn.CrossEntropyLoss()).to(device)
-    chosen: dict[str, Any] = {}
-    if threads is not None:
-        shape = data.in_shape if ready else tuple(data.train.images.shape[1:])
-        if input_size is not None:
-            shape = (shape[0], input_size, input_size)
-        chosen = use_threads(
-            threads, model, device=device, in_shape=shape, batch_size=recipe.batch_size
-        ).as_params()
-    # --- performance (issue 11): precision, layout, compile, process settings ---
+    shape = data.in_shape if ready else tuple(data.train.images.shape[1:])
+    if input_size is not None:
+        shape = (shape[0], input_size, input_size)
+    chosen = _threads(threads, model, device, shape, recipe.batch_size)
     performance, model, trained_module = set_up_model(recipe.performance, model, device)
     if checkpoint is not None and (done := checkpoint.load()) is not None and done.finished:
         return _reuse(model, done, {**performance.as_params(), **chosen}, extra_callbacks)
+    if ready:
+        source, probe = data.laid_out(performance.memory_format), None
+    else:
+        batching = _Batching(data, recipe, device, augment, input_size, performance)
+        source, probe = batching.train_and_val(), batching.probe()
+
+    optimizer, scheduler = _optimizer(model, recipe, parameter_groups)
+    history = fit(
+        trained_module,
+        source.train,
+        optimizer=optimizer,
+        epochs=recipe.epochs,
+        val=source.val,
+        scheduler=scheduler,
+        loss_fn=criterion,
+        callbacks=[*([probe] if probe else []), ProgressLog(label), *extra_callbacks],
+        scheduler_interval=recipe.scheduler_interval,
+        max_steps=recipe.max_steps,
+        checkpoint=EpochCheckpoint(checkpoint, {"batches": source.train.generator})
+        if checkpoint is not None
+        else None,
+        performance=performance,
+    )
+    scores, labels = {}, {}
+    test = source.test if ready else batching.test()  # batched only now: device memory
+    if test is not None:
+        scores = evaluate(trained_module, test, criterion, performance=performance)
+        labels = _test_labels(trained_module, test, performance)
+    if checkpoint is not None:
+        record_finished(checkpoint, model, history, scores, extra_callbacks, labels)
+    norms = _gradient_norms(history) if probe else {}
+    chosen = {**performance.as_params(), **chosen}
+    return TrainedModel(model, history, scores, norms, chosen, labels)
+
+
+def _test_labels(
+    model: nn.Module, test: Iterable[tuple[Tensor, Tensor]], performance: Performance
+) -> dict[str, list[int]]:
+    with performance.autocast():
+        logits, targets = predict(model, test)
+    return {"true": targets.tolist(), "predicted": logits.argmax(dim=1).tolist()}
+
+
+def _threads(
+    threads: int | str | None,
+    model: nn.Module,
+    device: torch.device,
+    shape: tuple[int, ...],
+    batch_size: int,
+) -> dict[str, Any]:
+    """The thread count chosen for this model (MLflow params); None leaves torch alone."""
+    if threads is None:
+        return {}
+    chosen = use_threads(threads, model, device=device, in_shape=shape, batch_size=batch_size)
+    return chosen.as_params()
+
+
+@dataclass
+class _Batching:
+    """An in-memory split batched on the device: the training batches shuffled (and
+    augmented) with the recipe's seed, every split resized to ``input_size`` and laid out
+    as the model is."""
+
+    data: SplitData
+    recipe: Recipe
+    device: torch.device
+    augment: BatchTransform | None
+    input_size: int | None
+    performance: Performance
 
     def batches(
-        part: LabelledImages, size: int, shuffle: bool = False, shard: bool = True
+        self, part: LabelledImages, size: int, shuffle: bool = False, shard: bool = True
     ) -> DeviceBatches:
         return DeviceBatches(
             part.images,
             part.labels,
             batch_size=size,
-            device=device,
-            normalisation=data.normalisation,
+            device=self.device,
+            normalisation=self.data.normalisation,
             shuffle=shuffle,
-            seed=recipe.seed,
-            augment=augment if shuffle else None,
-            input_size=input_size,
-            memory_format=performance.memory_format,
+            seed=self.recipe.seed,
+            augment=self.augment if shuffle else None,
+            input_size=self.input_size,
+            memory_format=self.performance.memory_format,
             shard=shard,  # torchrun: each rank its share of every batch
         )
 
-    if ready:
-        source = data.laid_out(performance.memory_format)
-        train, val = source.train, source.val
-    else:
-        train = batches(data.train, recipe.batch_size, shuffle=True)
-        val = batches(data.val, recipe.eval_batch_size)
-    callbacks: list[Callback] = []
-    probe: GradientNormProbe | None = None
-    if recipe.probe_gradients and not ready:
-        probe_inputs, probe_targets = next(
-            iter(batches(data.train, recipe.probe_batch_size, shard=False))
+    def train_and_val(self) -> Batches:
+        data, recipe = self.data, self.recipe
+        return Batches(
+            self.batches(data.train, recipe.batch_size, shuffle=True),
+            self.batches(data.val, recipe.eval_batch_size),
+            None,
+            tuple(data.train.images.shape[1:]),
         )
-        probe = GradientNormProbe(probe_inputs, probe_targets)
-        callbacks.append(probe)
 
-    optimizer, scheduler = _optimizer(model, recipe, parameter_groups)
-    history = fit(
-        trained_module,
-        train,
-        optimizer=optimizer,
-        epochs=recipe.epochs,
-        val=val,
-        scheduler=scheduler,
-        loss_fn=criterion,
-        callbacks=[*callbacks, ProgressLog(label), *extra_callbacks],
-        scheduler_interval=recipe.scheduler_interval,
-        max_steps=recipe.max_steps,
-        checkpoint=EpochCheckpoint(checkpoint, {"batches": train.generator})
-        if checkpoint is not None
-        else None,
-        performance=performance,
-    )
-    scores = {}
-    if data.test is not None:
-        test = data.test if ready else batches(data.test, recipe.eval_batch_size)
-        scores = evaluate(trained_module, test, criterion, performance=performance)
-    if checkpoint is not None:
-        record_finished(checkpoint, model, history, scores, extra_callbacks)
-    norms = _gradient_norms(history) if probe else {}
-    return TrainedModel(model, history, scores, norms, {**performance.as_params(), **chosen})
+    def test(self) -> DeviceBatches | None:
+        if self.data.test is None:
+            return None
+        return self.batches(self.data.test, self.recipe.eval_batch_size)
+
+    def probe(self) -> GradientNormProbe | None:
+        """Per-layer gradient norms each epoch, on one fixed batch of the training split
+        (the same on every rank: it is not sharded)."""
+        if not self.recipe.probe_gradients:
+            return None
+        batches = self.batches(self.data.train, self.recipe.probe_batch_size, shard=False)
+        return GradientNormProbe(*next(iter(batches)))
 
 
 def _optimizer(
@@ -297,4 +339,5 @@ def _reuse(
     restore_history(done, history)
     probed = any(k.startswith("grad_norm_") for row in history.epochs for k in row)
     norms = _gradient_norms(history) if probed else {}
-    return TrainedModel(model, history, dict(done.extra.get("test", {})), norms, performance)
+    test, labels = dict(done.extra.get("test", {})), dict(done.extra.get("test_labels", {}))
+    return TrainedModel(model, history, test, norms, performance, labels)

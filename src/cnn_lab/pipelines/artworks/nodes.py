@@ -31,6 +31,7 @@ from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
 from cnn_lab.runtime.tracking import log_dict, log_figures, log_metrics, log_table
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds
+from cnn_lab.study.summary import PER_SAMPLE
 from cnn_lab.study.train import Job, outcome
 from cnn_lab.study.train import train_variant as train_in_run
 from cnn_lab.training.augment import BatchAugment
@@ -367,7 +368,7 @@ def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Fig
     """One row per variant and training seed, with each variant's mean and std across
     seeds beside it; the per-class reports side by side; and a comparison chart (means,
     error bars one std)."""
-    bulky = ("class_names", "test_rows", "y_true", "y_pred", "per_class", "history")
+    bulky = ("class_names", "test_rows", "y_true", "y_pred", "per_class", *PER_SAMPLE)
     summary = pd.DataFrame([{k: v for k, v in r.items() if k not in bulky} for r in results])
     summary = with_seed_statistics(summary, ["variant"], ARTWORKS_STATISTICS)
     per_class = pd.concat(

@@ -5,16 +5,12 @@ the report. The images, the split and the normalisation stay on ``seed``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
-from cnn_lab.study.shared_nodes import combine, wide_node
+from cnn_lab.study.frame import Frame, declare
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, ArtworksParams, nodes.variants)
@@ -63,18 +59,10 @@ def analysis(variants: list[Variant]) -> Pipeline:
     best variant's features beside the raw pixels."""
     inputs = [s + "images", s + "decoded", s + "split", s + "index_report", s + "config"]
     trained = [v.dataset(d) for v in first_seed(variants) for d in ("result", "weights")]
-    views = [
-        node(nodes.analysis_data, inputs, s + "analysis_data", name=s + "analysis_data"),
-        wide_node(
-            nodes.analysis_model,
-            [s + "config", s + "index_report", s + "normalisation", *trained],
-            s + "analysis_model",
-            name=s + "analysis_model",
-        ),
-    ]
-    return combine(
-        pipeline(views, tags=["analysis"]),
-        analysis_pipeline(nodes.STUDY, s + "analysis_model", dataset=s + "analysis_data"),
+    view = node(nodes.analysis_data, inputs, s + "analysis_data", name=s + "analysis_data")
+    picked = [s + "config", s + "index_report", s + "normalisation", *trained]
+    return pipeline([view], tags=["analysis"]) + model_analysis(
+        nodes.STUDY, nodes.analysis_model, picked, dataset=s + "analysis_data"
     )
 
 
@@ -107,5 +95,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

@@ -22,6 +22,7 @@ from cnn_lab.pipelines.cam.schema import PRETRAIN
 from cnn_lab.runtime.tracking import log_figures, log_metrics, log_table, log_to_run, tag_run
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
+from cnn_lab.study.summary import summary_row
 from cnn_lab.study.train import Job, outcome
 from cnn_lab.study.train import train_variant as train_in_run
 from cnn_lab.training.batching import DeviceBatches, Normalisation
@@ -577,7 +578,7 @@ def summarise(*results: dict[str, Any]) -> pd.DataFrame:
     """One row per model and seed (seed by seed): how it trained, from which weights, and
     how it scored; the report's model table, findings and weights statements read it."""
     rows = [
-        {k: v for k, v in r.items() if k not in ("pretraining", "normalisation", "history")}
+        {k: v for k, v in summary_row(r).items() if k not in ("pretraining", "normalisation")}
         | {"pretrain_status": (r["pretraining"] or {}).get("status")}
         for r in results
     ]

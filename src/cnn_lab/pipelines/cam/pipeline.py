@@ -11,9 +11,8 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.schema import CamParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, bind, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.frame import Frame, bind, declare
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
@@ -94,15 +93,8 @@ def analysis(variants: list[Variant]) -> Pipeline:
     """The shared dataset analysis, with the first model's features (first seed) mapped
     beside the raw pixels."""
     first = variants[0]
-    pick = node(
-        bind(nodes.analysis_model, variant=first),
-        ["cam.dataset", "cam.config", first.dataset("result"), first.dataset("weights")],
-        "cam.analysis_model",
-        name="cam.analysis_model",
-    )
-    return combine(
-        pipeline([pick], tags=["analysis"]), analysis_pipeline("cam", model="cam.analysis_model")
-    )
+    inputs = ["cam.dataset", "cam.config", first.dataset("result"), first.dataset("weights")]
+    return model_analysis("cam", bind(nodes.analysis_model, variant=first), inputs)
 
 
 FRAME = Frame(
@@ -130,5 +122,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

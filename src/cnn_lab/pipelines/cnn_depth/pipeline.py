@@ -4,16 +4,12 @@ orchestrator task; the dataset analysis maps the deepest variant of the first gr
 
 from __future__ import annotations
 
-from typing import Any
-
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline
 
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, bind, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
-from cnn_lab.study.shared_nodes import combine
+from cnn_lab.study.frame import Frame, bind, declare
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, CnnDepthParams, nodes.variants, nodes.check_config)
@@ -24,16 +20,9 @@ def analysis(variants: list[Variant]) -> Pipeline:
     family: the residual twin in the default grid) mapped beside the raw pixels."""
     first = [v for v in variants if v.group == variants[0].group and v.seed == variants[0].seed]
     deepest = max(first, key=lambda v: v["depth"])
-    pick = node(
-        bind(nodes.analysis_model, variant=deepest),
-        ["cnn_depth.dataset", "cnn_depth.config", deepest.dataset("weights")],
-        "cnn_depth.analysis_model",
-        name="cnn_depth.analysis_model",
-    )
-    return combine(
-        pipeline([pick], tags=["analysis"]),
-        analysis_pipeline(nodes.STUDY, model="cnn_depth.analysis_model"),
-    )
+    pick = bind(nodes.analysis_model, variant=deepest)
+    inputs = ["cnn_depth.dataset", "cnn_depth.config", deepest.dataset("weights")]
+    return model_analysis(nodes.STUDY, pick, inputs)
 
 
 FRAME = Frame(
@@ -56,5 +45,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

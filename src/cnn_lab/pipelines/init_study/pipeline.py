@@ -6,15 +6,12 @@ analysis and the report close it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, bind, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.frame import Frame, bind, declare
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
@@ -78,16 +75,8 @@ def analysis(variants: list[Variant]) -> Pipeline:
     """The shared dataset analysis, with the default-init NetA1 of the first seed mapped
     beside the raw pixels."""
     run = next(v for v in variants if (v.group, v["scheme"]) == nodes.ANALYSIS_RUN)
-    pick = node(
-        nodes.analysis_model,
-        ["init_study.dataset", run.dataset("weights")],
-        "init_study.analysis_model",
-        name="init_study.analysis_model",
-    )
-    return combine(
-        pipeline([pick], tags=["analysis"]),
-        analysis_pipeline(nodes.STUDY, model="init_study.analysis_model"),
-    )
+    inputs = ["init_study.dataset", run.dataset("weights")]
+    return model_analysis(nodes.STUDY, nodes.analysis_model, inputs)
 
 
 FRAME = Frame(
@@ -113,5 +102,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(nodes.STUDY))
+create_pipeline = declare(STUDY, FRAME)

@@ -30,6 +30,7 @@ from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
 from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
+from cnn_lab.evaluation.metrics import classification_metrics
 from cnn_lab.models import Head, build_model, count_parameters
 from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
 from cnn_lab.pipelines.transfer.findings import (
@@ -43,14 +44,15 @@ from cnn_lab.runtime import tracking
 from cnn_lab.study import reporting
 from cnn_lab.study.params import ParameterError
 from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
+from cnn_lab.study.summary import summary_row
 from cnn_lab.study.train import Job, outcome, train_variant
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import Callback, EarlyStopping
 from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.engine import evaluate
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
+from cnn_lab.training.scoring import predict
 from cnn_lab.training.search import (
     PruningCallback,
     SearchSpace,
@@ -579,12 +581,13 @@ def evaluate_on_test(
         device=device,
         normalisation=data.normalisation,
     )
+    k = len(test.class_names)
     for result, state in zip(variants[::2], variants[1::2], strict=True):
         model = build_target_model(config, result["preset"], result["dropout"])
         model.load_state_dict(state)
-        scores = evaluate(model.to(device), batches)
-        row = {k: v for k, v in result.items() if k != "history"}
-        rows.append(row | {"test_accuracy": scores["accuracy"]})
+        logits, targets = predict(model.to(device), batches)
+        scores = classification_metrics(targets, logits.argmax(dim=1), num_classes=k)
+        rows.append(summary_row(result) | {f"test_{m}": v for m, v in scores.items()})
     table = with_seed_statistics(compare.approach_table(rows), TRANSFER_KEYS, TRANSFER_STATISTICS)
     _log_test_scores(table)
     tracking.log_table(table, "tables/summary.csv")

@@ -13,9 +13,8 @@ from kedro.pipeline import Node, Pipeline, node
 from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY_FIGURES
 from cnn_lab.pipelines.transfer.schema import TransferParams
-from cnn_lab.runtime.hooks import run_parameters
-from cnn_lab.study.frame import Frame, names, study_pipeline
-from cnn_lab.study.reporting import analysis_pipeline
+from cnn_lab.study.frame import Frame, declare, names
+from cnn_lab.study.reporting import model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
@@ -92,34 +91,15 @@ def analysis(variants: list[Variant]) -> Pipeline:
     """Both tasks' dataset analyses: the source network's features beside the source
     images, the best fine-tuning preset's (of the first seed) beside the target's."""
     presets = [v for v in untuned(variants) if v.group == "finetune"]
-    pick = [
-        _node(
-            nodes.source_analysis_model,
-            ["config", "source_weights"],
-            ["source_analysis_model"],
-            "source_analysis_model",
-            "analysis",
-        ),
-        wide_node(
-            nodes.target_analysis_model,
-            [f"{S}.config", *(v.dataset(d) for v in presets for d in ("result", "weights"))],
-            f"{S}.target_analysis_model",
-            name=f"{S}.target_analysis_model",
-            tags=["analysis"],
-        ),
-    ]
+    trained = [v.dataset(d) for v in presets for d in ("result", "weights")]
+    source = [f"{S}.config", f"{S}.source_weights"]
+    picks = {"source": (nodes.source_analysis_model, source)}
+    picks["target"] = (nodes.target_analysis_model, [f"{S}.config", *trained])
     return combine(
-        pick,
-        *(
-            analysis_pipeline(
-                S,
-                f"{S}.{part}_analysis_model",
-                dataset=f"{S}.{part}_data",
-                split=f"{S}.{part}_split",
-                part=part,
-            )
-            for part in ("source", "target")
-        ),
+        model_analysis(
+            S, pick, inputs, part=part, dataset=f"{S}.{part}_data", split=f"{S}.{part}_split"
+        )
+        for part, (pick, inputs) in picks.items()
     )
 
 
@@ -159,5 +139,4 @@ FRAME = Frame(
 )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    return study_pipeline(STUDY, FRAME, run_parameters().get(S))
+create_pipeline = declare(STUDY, FRAME)
