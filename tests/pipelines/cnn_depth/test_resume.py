@@ -18,6 +18,7 @@ TWO = {
     "cnn_depth.groups.mlp.model.width": 16,
     "cnn_depth.training.epochs": 2,
 }
+PARENT = "mlflow.parentRunId"
 METRICS = ["best_val_accuracy", "final_val_accuracy", "test_accuracy", "test_loss", "steps"]
 
 
@@ -37,8 +38,13 @@ def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: 
     assert not finished.name.endswith(".prev.ckpt")
     assert len(list(checkpoints.glob("resmlp_d2-*.ckpt"))) == 1  # epoch 1 only
 
+    _, runs = mlflow_runs(kedro_project)
+    (killed,) = [r for r in runs if PARENT not in r.data.tags]
+    assert killed.info.status == "RUNNING"  # what the kill leaves behind
+
     run_kedro(["cnn_depth"], TWO)  # resumes resmlp_d2, reuses mlp_d2
     client, runs = mlflow_runs(kedro_project)
+    _assert_lineage(kedro_project, runs, killed.info.run_id)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert sorted(r.data.tags["mlflow.runName"] for r in children) == ["mlp_d2", "resmlp_d2"]
     resumed = next(r for r in children if r.data.tags["mlflow.runName"] == "resmlp_d2")
@@ -53,6 +59,29 @@ def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: 
     pd.testing.assert_frame_equal(resumed_summary[METRICS], fresh[METRICS])  # exact
     _, runs = mlflow_runs(kedro_project)
     assert sum("mlflow.parentRunId" in r.data.tags for r in runs) == 4  # fresh: 2 new runs
+
+
+def _assert_lineage(project: Path, runs: list, killed_id: str) -> None:
+    """After the rerun no run is left RUNNING, the killed parent is KILLED and names the
+    run that resumed it, and every variant of the final summary is a finished child of the
+    final parent (docs/resume.md, "What a kill leaves in MLflow")."""
+    by_id = {r.info.run_id: r for r in runs}
+    assert [r.data.tags.get("mlflow.runName") for r in runs if r.info.status == "RUNNING"] == []
+    (final,) = [r for r in runs if PARENT not in r.data.tags and r.info.status == "FINISHED"]
+    killed = by_id[killed_id]
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["cnn_lab.resumed_by"] == final.info.run_id
+    assert killed.data.tags["cnn_lab.closed_by"] == final.info.run_id
+    version = final.data.tags["run_id"]  # the Kedro session id names the summary's version
+    summary = pd.read_csv(
+        project / f"data/08_reporting/cnn_depth/summary.csv/{version}/summary.csv"
+    )
+    assert sorted(summary["variant"]) == ["mlp_d2", "resmlp_d2"]
+    for run_id in summary["mlflow_run_id"]:
+        variant = by_id[run_id]
+        assert variant.data.tags[PARENT] == final.info.run_id, variant.data.tags
+        assert variant.data.tags["cnn_lab.previous_parent"] == killed_id
+        assert variant.info.status == "FINISHED"
 
 
 def test_divergence_is_reported_and_other_variants_run(
