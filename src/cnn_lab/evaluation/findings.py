@@ -205,3 +205,14 @@ def near(stats: pd.Series, target: float, tolerance: float) -> str:
     if distance + std <= tolerance:
         return HOLDS
     return FAILS if distance - std > tolerance else WITHIN_SPREAD
+
+
+def reference_text(stats: pd.Series, reference: pd.Series, names: tuple[str, str]) -> str:
+    """``a 0.95 ± 0.01 over 3 seeds vs b 0.86 (exact): gap +0.09, which exceeds the
+    seed-to-seed std 0.01``: a repeated run against a reference fitted once."""
+    gap = stats["mean"] - reference["mean"]
+    clause = f", which {std_verdict(gap, stats)}" if stats["seeds"] > 1 else ""
+    return (
+        f"{names[0]} {mean_text(stats)} vs {names[1]} {fmt(reference['mean'])} (fitted once): "
+        f"gap {gap:+.4f}{clause}"
+    )
