@@ -48,6 +48,10 @@ def test_a_run_where_the_claims_fail_says_so() -> None:
 def test_within_the_spread_and_not_measured() -> None:
     close = {**LAB_LIKE, "scratch": ("none", [0.60, 0.80], 100.0)}  # 0.70 ± 0.14 vs 0.71
     assert verdicts(summary(close))[0] == WITHIN_SPREAD
-    assert verdicts(summary({"scratch": LAB_LIKE["scratch"]})) == [NOT_MEASURED] * 3
+    alone = claims_table(artworks_claims("x"), summary({"scratch": LAB_LIKE["scratch"]}))
+    assert alone["verdict"].tolist() == [NOT_MEASURED] * 3
+    assert alone.loc[0, "this run measured"] == "the finetune variant was not in this run's grid"
     unpretrained = {**LAB_LIKE, "finetune": ("none", [0.70, 0.72], 100.0)}
-    assert verdicts(summary(unpretrained)) == [NOT_MEASURED] * 3
+    without = claims_table(artworks_claims("x"), summary(unpretrained))
+    assert without["verdict"].tolist() == [NOT_MEASURED] * 3
+    assert "finetune ran without pretrained weights" in without.loc[0, "this run measured"]

@@ -113,7 +113,7 @@ def _variant(summary: pd.DataFrame, metric: str, variant: str) -> pd.Series:
 
 def _pretrained(summary: pd.DataFrame, variant: str) -> None:
     rows = summary[summary["variant"] == variant]
-    if "weights" in rows and (rows["weights"].astype(str) == "none").all():
+    if len(rows) and "weights" in rows and (rows["weights"].astype(str) == "none").all():
         raise NotMeasured(f"{variant} ran without pretrained weights in this run")
 
 
