@@ -61,3 +61,24 @@ def check_analysis(project: Path, study: str, counts: dict[str, int], part: str 
     assert {name: int(table[name].sum()) for name in counts} == counts
     for figure in ("class_counts", "samples", "tsne"):
         assert latest(folder, f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def claim_verdicts(markdown: str, html: str, claims: list) -> list[str]:
+    """The claims table comes first among the report's tables (open in the HTML), with one
+    row per claim of ``claims`` in the order declared; returns their verdicts."""
+    from cnn_lab.evaluation.findings import CLAIM_COLUMNS, VERDICTS
+
+    tables = markdown.split("\n## Tables\n", 1)[1].lstrip()
+    assert tables.startswith("### claims\n"), tables[:200]
+    assert f"| {' | '.join(CLAIM_COLUMNS)} |" in tables
+    assert "<details open>\n<summary>claims</summary>" in html
+    rows = [line for line in tables.split("\n### ", 1)[0].splitlines() if line.startswith("| ")]
+    rows = rows[1:]  # the header
+    assert len(rows) == len(claims)
+    verdicts = []
+    for row, claim in zip(rows, claims, strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split(" | ")]
+        assert cells[0] == claim.text and cells[1] == claim.source, cells
+        assert cells[3] in VERDICTS, cells
+        verdicts.append(cells[3])
+    return verdicts

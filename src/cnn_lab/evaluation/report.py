@@ -213,7 +213,7 @@ def render(report: Report) -> tuple[str, str]:
             float_format=format_number,
             na_rep="",
             border=0,
-            classes="table",
+            classes="table claims" if name == "claims" else "table",
         )
         for name, frame in tables.items()
     }

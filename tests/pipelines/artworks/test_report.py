@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cnn_lab.evaluation.findings import NOT_MEASURED
+from cnn_lab.pipelines.artworks.findings import artworks_claims
 from tests.pipelines.artworks.fake_download import make_download
 from tests.pipelines.artworks.test_pipeline import checkpoint, tiny  # noqa: F401
-from tests.pipelines.report_checks import check_analysis, latest, read_report
+from tests.pipelines.report_checks import check_analysis, claim_verdicts, latest, read_report
 
 
 def test_two_seed_report_states_the_best_variant_against_chance(
@@ -69,6 +71,10 @@ def test_two_seed_report_states_the_best_variant_against_chance(
     for model in ("scratch_s0", "scratch_s1", "freeze_1_4_s0", "freeze_1_4_s1"):
         assert (kedro_project / "data/06_models/artworks" / model / "weights.pt").is_dir(), model
     assert "chance for 3 artists is 1/K = 0.3333" in markdown
+    # Every claim of the lab is about the finetune variant, which this run left out.
+    claims = artworks_claims("the artworks set (3 artists)")
+    assert claim_verdicts(markdown, html, claims) == [NOT_MEASURED] * len(claims)
+    assert "the finetune variant was not in this run's grid" in markdown
     assert "unreadable image skipped:" in markdown and "Vincent_van_Gogh_11.jpg" in markdown
 
     # The analysis read the decoded store: its counts are the split's, by artist.

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnn_lab.evaluation.findings import NOT_MEASURED
+from cnn_lab.pipelines.cnn_depth.findings import depth_claims
 from tests.conftest import mlflow_runs
 from tests.pipelines.cnn_depth.test_pipeline import TINY, _latest
-from tests.pipelines.report_checks import Collect
+from tests.pipelines.report_checks import Collect, claim_verdicts
 
 FAST_ANALYSIS = {"dataset_analysis.subsample": 60, "dataset_analysis.perplexity": 5}
 
@@ -38,6 +40,10 @@ def test_report_states_the_run(run_kedro, kedro_project: Path) -> None:
     assert f"resmlp {deepest:.4f}" in markdown  # the finding quotes the table's number
     assert "cnn_depth.training.epochs" in markdown  # a parameter changed from conf/base
     assert "first-layer gradient norm" in markdown
+    # The lab's claims are about depths 8-56: none is in this depth-2 grid.
+    claims = depth_claims("digits", 10)
+    assert claim_verdicts(markdown, html, claims) == [NOT_MEASURED] * len(claims)
+    assert "mlp at depth 32 was not in this run's grid" in markdown
 
     artifacts = {
         a.path for a in mlflow_runs(kedro_project)[0].list_artifacts(parent.info.run_id, "report")

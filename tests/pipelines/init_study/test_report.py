@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnn_lab.evaluation.findings import NOT_MEASURED
+from cnn_lab.pipelines.init_study.findings import init_claims
 from tests.pipelines.init_study.test_pipeline import TINY
-from tests.pipelines.report_checks import check_analysis, latest, read_report
+from tests.pipelines.report_checks import check_analysis, claim_verdicts, latest, read_report
 
 
 def test_two_seed_report(run_kedro, kedro_project: Path) -> None:
@@ -37,6 +39,9 @@ def test_two_seed_report(run_kedro, kedro_project: Path) -> None:
     )
     assert "the seed-to-seed spread (sum of the stds" in markdown
     assert "init_study.seeds" in markdown  # a parameter changed from conf/base
+    # Every run of the report's claims ran: each is judged, against two seeds' spread.
+    assert NOT_MEASURED not in claim_verdicts(markdown, html, init_claims("digits"))
+    assert "on digits, max test accuracy: NetA1-DT" in markdown
 
     # Each seed starts from its own draw; within a seed the runs share theirs.
     differences = pd.read_csv(latest(reporting, "initial_differences.csv"))

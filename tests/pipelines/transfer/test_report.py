@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.pipelines.report_checks import check_analysis, latest, read_report
+from cnn_lab.evaluation.findings import NOT_MEASURED
+from cnn_lab.pipelines.transfer.findings import transfer_claims
+from tests.pipelines.report_checks import check_analysis, claim_verdicts, latest, read_report
 from tests.pipelines.transfer.test_pipeline import TINY
 
 
@@ -70,6 +72,10 @@ def test_two_seed_report_compares_baseline_and_fine_tuning(run_kedro, kedro_proj
     assert f"times the training time, which {verdict} the seed-to-seed std" in markdown
     assert "fine-tuning presets: " in markdown and "the seed-to-seed spread" in markdown
     assert "digits[0,1,2,3,4] → digits[5,6,7,8,9]" in markdown
+    # The lab's CIFAR-100 numbers are not judged on digits; its comparisons are.
+    verdicts = claim_verdicts(markdown, html, transfer_claims("digits[5,6,7,8,9]"))
+    assert verdicts[0] == NOT_MEASURED and NOT_MEASURED not in verdicts[1:]
+    assert "not CIFAR-100, so the 0.37 is not comparable" in markdown
     # The tuned model against the best untuned run, said plainly either way.
     untuned = means[means["group"].isin(["finetune", "optimizers"])]
     best_untuned = untuned["val_accuracy_mean"].idxmax()

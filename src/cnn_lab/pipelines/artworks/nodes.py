@@ -19,11 +19,17 @@ from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_stati
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.evaluation import class_plots
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
-from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
+from cnn_lab.evaluation.findings import (
+    across_seeds,
+    claims_table,
+    statistic_columns,
+    with_seed_statistics,
+)
 from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
 from cnn_lab.models import count_parameters
 from cnn_lab.pipelines.artworks.findings import (
     ARTWORKS_STATISTICS,
+    artworks_claims,
     artworks_findings,
     artworks_problems,
 )
@@ -492,6 +498,7 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables={
+            "claims": claims_table(artworks_claims(f"the artworks set ({k} artists)"), summary),
             "summary (test split)": reporting.with_integers(
                 summary.drop(columns=statistic_columns(ARTWORKS_STATISTICS)), COUNT_COLUMNS
             ),

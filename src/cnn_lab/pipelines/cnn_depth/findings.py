@@ -71,3 +71,137 @@ def depth_findings(summary: pd.DataFrame, history: pd.DataFrame) -> list[str]:
 def depth_problems(summary: pd.DataFrame) -> list[str]:
     """Variants that diverged, named with the epoch where they did."""
     return common.diverged(summary, "variant")
+
+
+# --- the depth lab's own claims, checked against this run --------------------------------
+
+CHANCE_FACTOR = 2  # "does not learn / train": test accuracy at most twice chance (0.20 of 10)
+MLP_DEPTH = 32  # the depth of the lab's MLP claims
+CNN_DEPTHS = (16, 56)  # "residual CNNs at 16-56 layers"
+RESMLP_MNIST, RESMLP_TOLERANCE = 0.94, 0.01  # "reaches 94% on MNIST": at least 0.93
+CNN8_CIFAR, CNN8_TOLERANCE = 0.7606, 0.02  # "76.06% on CIFAR-10": within 0.02
+CNN_TWINS = {"cnn": "rescnn", "cifar_plain": "cifar_resnet"}  # plain -> residual
+
+
+def _by_variant(summary: pd.DataFrame) -> pd.DataFrame:
+    return common.seed_statistics(summary, ["family", "depth"], "test_accuracy").set_index(
+        ["family", "depth"]
+    )
+
+
+def _variant(stats: pd.DataFrame, family: str, depth: int) -> pd.Series:
+    return common.statistics_of(stats, (family, depth), f"{family} at depth {depth}")
+
+
+def depth_claims(dataset: str, classes: int) -> list[common.Claim]:
+    """The depth lab's claims, judged on this run's summary (``dataset`` and its number of
+    ``classes`` say which data ran and where chance lies). Numbers the lab measured on
+    MNIST or CIFAR-10 are checked only when that dataset ran; elsewhere the claim's
+    relative part is judged and the text says which dataset ran."""
+    chance = 1.0 / classes
+    ceiling = CHANCE_FACTOR * chance
+    on = f"on {dataset}"
+    chance_words = (
+        f"chance 1/{classes} = {common.fmt(chance)}; learning read as test accuracy above "
+        f"{CHANCE_FACTOR}x chance ({common.fmt(ceiling)})"
+    )
+
+    def plain_mlp(summary: pd.DataFrame) -> tuple[str, str]:
+        plain = _variant(_by_variant(summary), "mlp", MLP_DEPTH)
+        measured = f"{on}: mlp_d{MLP_DEPTH} {common.mean_text(plain)}; {chance_words}"
+        return measured, common.versus(plain, ceiling, above=False)
+
+    def residual_mlp(summary: pd.DataFrame) -> tuple[str, str]:
+        stats = _by_variant(summary)
+        residual = _variant(stats, "resmlp", MLP_DEPTH)
+        if dataset == "mnist":
+            floor = RESMLP_MNIST - RESMLP_TOLERANCE
+            return (
+                f"{on}: resmlp_d{MLP_DEPTH} {common.mean_text(residual)} (claim read as at "
+                f"least {common.fmt(floor)}: 0.94 less a tolerance of {RESMLP_TOLERANCE})",
+                common.versus(residual, floor),
+            )
+        plain = _variant(stats, "mlp", MLP_DEPTH)
+        names = (f"resmlp_d{MLP_DEPTH}", f"mlp_d{MLP_DEPTH}")
+        return (
+            f"{on}, not MNIST, so the 94% is not comparable; judged relatively (the residual "
+            f"MLP learns where the plain one does not): {common.gap_text(residual, plain, names)}"
+            f"; {chance_words}",
+            common.worst(common.beats(residual, plain), common.versus(residual, ceiling)),
+        )
+
+    def batchnorm_mlp(summary: pd.DataFrame) -> tuple[str, str]:
+        stats = _by_variant(summary)
+        bn, plain = _variant(stats, "mlp_bn", MLP_DEPTH), _variant(stats, "mlp", MLP_DEPTH)
+        names = (f"mlp_bn_d{MLP_DEPTH}", f"mlp_d{MLP_DEPTH}")
+        return f"{on}: {common.gap_text(bn, plain, names)}", common.beats(bn, plain)
+
+    def best_plain_cnn(summary: pd.DataFrame) -> tuple[str, str]:
+        stats = _by_variant(summary)
+        eight = _variant(stats, "cnn", 8)
+        others = stats.loc["cnn"].drop(index=8) if "cnn" in stats.index else stats.iloc[:0]
+        if not len(others):
+            raise common.NotMeasured("no other depth of the plain cnn family ran beside 8")
+        runner_up = others.sort_values("mean", ascending=False).iloc[0]
+        names = ("cnn_d8", f"the best other depth, cnn_d{int(runner_up.name)}")
+        measured = f"{on}: {common.gap_text(eight, runner_up, names)}"
+        verdict = common.beats(eight, runner_up)
+        if dataset == "cifar10":
+            measured += f"; the lab's 0.7606 checked within {CNN8_TOLERANCE}"
+            verdict = common.worst(verdict, common.near(eight, CNN8_CIFAR, CNN8_TOLERANCE))
+        else:
+            measured += " (not CIFAR-10: the 76.06% is not comparable; the ranking is judged)"
+        return measured, verdict
+
+    def residual_cnns(summary: pd.DataFrame) -> tuple[str, str]:
+        stats = _by_variant(summary)
+        texts, verdicts = [], []
+        for plain_family, residual_family in CNN_TWINS.items():
+            for family, depth in stats.index:
+                if family != plain_family or not CNN_DEPTHS[0] <= depth <= CNN_DEPTHS[1]:
+                    continue
+                if (residual_family, depth) not in stats.index:
+                    continue
+                plain, residual = stats.loc[(family, depth)], stats.loc[(residual_family, depth)]
+                names = (f"{residual_family}_d{depth}", f"{family}_d{depth}")
+                texts.append(common.gap_text(residual, plain, names))
+                verdicts += [
+                    common.beats(residual, plain),
+                    common.versus(residual, ceiling),
+                    common.versus(plain, ceiling, above=False),
+                ]
+        if not texts:
+            raise common.NotMeasured(
+                f"no plain and residual CNN twins at depths {CNN_DEPTHS[0]}-{CNN_DEPTHS[1]} "
+                "in this run's grid"
+            )
+        return f"{on}: " + "; ".join(texts) + f"; {chance_words}", common.worst(*verdicts)
+
+    lab_mlp, lab_cnn = "depth lab, MLP half (MNIST)", "depth lab, CNN half (CIFAR-10)"
+    return [
+        common.Claim(
+            "the plain 32-layer MLP does not learn (accuracy ~ chance)",
+            f"{lab_mlp}: the plain 32-layer MLP stays at chance",
+            plain_mlp,
+        ),
+        common.Claim(
+            "the residual MLP at depth 32 reaches 94% on MNIST",
+            f"{lab_mlp}: 94% test accuracy",
+            residual_mlp,
+        ),
+        common.Claim(
+            "BatchNorm stabilises the deep MLP",
+            f"{lab_mlp}: the 32-layer MLP with BatchNorm learns where the plain one does not",
+            batchnorm_mlp,
+        ),
+        common.Claim(
+            "the 8-layer CNN is the best plain CNN",
+            f"{lab_cnn}: 76.06% test accuracy at 8 layers, the best plain depth",
+            best_plain_cnn,
+        ),
+        common.Claim(
+            "residual CNNs at 16-56 layers train where plain ones do not",
+            f"{lab_cnn}: at 16-56 layers the residual CNNs train, their plain twins do not",
+            residual_cnns,
+        ),
+    ]

@@ -17,8 +17,14 @@ from cnn_lab.data.sources import (
     load_torchvision_images,
 )
 from cnn_lab.evaluation import plots
+from cnn_lab.evaluation.findings import claims_table
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.pipelines.cnn_depth.findings import depth_findings, depth_problems, seed_statistics
+from cnn_lab.pipelines.cnn_depth.findings import (
+    depth_claims,
+    depth_findings,
+    depth_problems,
+    seed_statistics,
+)
 from cnn_lab.runtime.tracking import log_figures, log_metrics, log_text
 from cnn_lab.study import reporting
 from cnn_lab.study.params import ParameterError
@@ -341,7 +347,11 @@ def write_report(
         split_sizes=reporting.split_sizes(bundle, split),
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
-        tables={"summary": summary, "test accuracy across seeds": seed_statistics(summary)},
+        tables={
+            "claims": claims_table(depth_claims(bundle.name, bundle.train.num_classes), summary),
+            "summary": summary,
+            "test accuracy across seeds": seed_statistics(summary),
+        },
         figures=dict(zip(FIGURES, figures, strict=True)),
         findings=depth_findings(summary, history),
         problems=problems,

@@ -21,7 +21,12 @@ from cnn_lab.data.sources import (
 )
 from cnn_lab.data.transforms import resize_images
 from cnn_lab.evaluation import init_plots
-from cnn_lab.evaluation.findings import across_seeds, diverged, statistic_columns
+from cnn_lab.evaluation.findings import (
+    across_seeds,
+    claims_table,
+    diverged,
+    statistic_columns,
+)
 from cnn_lab.evaluation.init_check import pairwise_differences
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.models.tiny import (
@@ -31,7 +36,12 @@ from cnn_lab.models.tiny import (
     share_first_layer,
     should_share,
 )
-from cnn_lab.pipelines.init_study.findings import init_findings, init_problems, initial_check
+from cnn_lab.pipelines.init_study.findings import (
+    init_claims,
+    init_findings,
+    init_problems,
+    initial_check,
+)
 from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds
@@ -315,7 +325,10 @@ def write_report(
     """The run's report (HTML and Markdown), also logged to MLflow; ``kernels`` and
     ``figures`` are the saved study figures (base64 PNG), the latter in the order of
     :data:`FIGURES`."""
-    tables = {"summary": summary.drop(columns=statistic_columns(SEED_STATISTICS))}
+    tables = {
+        "claims": claims_table(init_claims(bundle.name), summary),
+        "summary": summary.drop(columns=statistic_columns(SEED_STATISTICS)),
+    }
     if summary["seeds"].max() > 1:
         tables["mean and std across seeds"] = across_seeds(summary, ["run"], SEED_STATISTICS)
     tables["initial tensors the runs must share (initial_differences.csv, by tensor)"] = (

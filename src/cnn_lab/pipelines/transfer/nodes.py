@@ -29,13 +29,19 @@ from cnn_lab.data.tasks import class_subset
 from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
-from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
+from cnn_lab.evaluation.findings import (
+    across_seeds,
+    claims_table,
+    statistic_columns,
+    with_seed_statistics,
+)
 from cnn_lab.evaluation.metrics import classification_metrics
 from cnn_lab.models import Head, build_model, count_parameters
 from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
 from cnn_lab.pipelines.transfer.findings import (
     TRANSFER_KEYS,
     TRANSFER_STATISTICS,
+    transfer_claims,
     transfer_findings,
     transfer_problems,
 )
@@ -691,7 +697,10 @@ def write_report(
         split_sizes=sizes,
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
-        tables=report_tables(summary, source_result, trials),
+        tables={
+            "claims": claims_table(transfer_claims(target.name), summary),
+            **report_tables(summary, source_result, trials),
+        },
         figures={name: drawn[name] for name in (*STUDY_FIGURES, *SEARCH_FIGURES)},
         findings=transfer_findings(summary, source_result, trials),
         problems=transfer_problems(summary),
