@@ -61,26 +61,28 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path, checkpoint: Path) -
     run_kedro(["artworks"], tiny(kedro_project, checkpoint))
 
     inter = kedro_project / "data/02_intermediate/artworks"
-    index = pd.read_csv(inter / "index.csv")
+    index = pd.read_csv(_latest(inter / "index.csv"))
     assert len(index) == 31  # 3 x 10 good + 1 truncated, Klee and the orphan left out
     assert sorted(index["artist"].unique()) == ["Albrecht Dürer", "Frida Kahlo", "Vincent van Gogh"]
-    report = json.loads((inter / "index_report.json").read_text())
+    report = json.loads(_latest(inter / "index_report.json").read_text())
     assert report["artists_without_images"] == ["Paul Klee"]
     assert report["folders_without_artist"] == ["Unknown_Painter"]
-    decoded = json.loads((inter / "decoded.json").read_text())
+    decoded = json.loads(_latest(inter / "decoded.json").read_text())
     assert decoded["unreadable_count"] == 1
     assert next(iter(decoded["unreadable"])).endswith("Vincent_van_Gogh_11.jpg")
     assert Path(decoded["cache_file"]).is_file()
-    images = pd.read_csv(inter / "images.csv")
+    images = pd.read_csv(_latest(inter / "images.csv"))
     assert len(images) == 30
 
-    split = json.loads((kedro_project / "data/05_model_input/artworks/split.json").read_text())
+    split = json.loads(
+        _latest(kedro_project / "data/05_model_input/artworks/split.json").read_text()
+    )
     parts = [set(split[p]) for p in ("train", "val", "test")]
     assert sum(map(len, parts)) == 30 and set.union(*parts) == set(range(30))
     for part in parts[1:]:
         assert sorted(images.loc[sorted(part), "label"]) == [0, 1, 2]  # one per artist each
     stats = json.loads(
-        (kedro_project / "data/05_model_input/artworks/normalisation.json").read_text()
+        _latest(kedro_project / "data/05_model_input/artworks/normalisation.json").read_text()
     )
     assert len(stats["mean"]) == len(stats["std"]) == 3 and stats["images"] == 24
 

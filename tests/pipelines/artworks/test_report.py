@@ -78,7 +78,9 @@ def test_two_seed_report_states_the_best_variant_against_chance(
     assert "unreadable image skipped:" in markdown and "Vincent_van_Gogh_11.jpg" in markdown
 
     # The analysis read the decoded store: its counts are the split's, by artist.
-    split = json.loads((kedro_project / "data/05_model_input/artworks/split.json").read_text())
+    split = json.loads(
+        latest(kedro_project / "data/05_model_input/artworks", "split.json").read_text()
+    )
     check_analysis(
         kedro_project, "artworks", {part: len(split[part]) for part in ("train", "val", "test")}
     )

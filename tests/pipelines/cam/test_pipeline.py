@@ -67,7 +67,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
         "gap_cnn", in_shape=(3, 32, 32), num_classes=3, widths=[4, 8], input_size=24
     )
     model.load_state_dict(torch.load(weights, weights_only=True))
-    boxes = pd.read_csv(kedro_project / "data/02_intermediate/cam/boxes.csv")
+    boxes = pd.read_csv(_latest(kedro_project / "data/02_intermediate/cam", "boxes.csv"))
     assert len(boxes) == 72 and set(boxes["split"]) == {"train", "test"}
 
     client, runs = mlflow_runs(kedro_project)

@@ -89,7 +89,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     split = json.loads(
-        (kedro_project / "data/05_model_input/transfer/target_split.json").read_text()
+        _latest(kedro_project / "data/05_model_input/transfer", "target_split.json").read_text()
     )
     assert set(split["train"]).isdisjoint(split["val"])
     assert set(split["train"]).isdisjoint(split["test"])
