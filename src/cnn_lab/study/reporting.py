@@ -7,6 +7,7 @@ these functions only read parameters, hand results to the catalog and log to MLf
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial, update_wrapper
 from typing import Any
@@ -143,6 +144,15 @@ def model_analysis(
     return pipeline([chooser]) + analysis_pipeline(
         study, model, dataset=dataset, split=split, part=part
     )
+
+
+def best_trained(metric: str, *variants: Any) -> tuple[dict[str, Any], Any] | None:
+    """The (result, weights) pair with the best finite ``metric`` among ``variants``, given
+    as a model-analysis node reads them: each variant's result, then its weights; None when
+    no variant has a finite score (every one diverged)."""
+    pairs = zip(variants[::2], variants[1::2], strict=True)
+    scored = [(r, w) for r, w in pairs if math.isfinite(r.get(metric, math.nan))]
+    return max(scored, key=lambda pair: pair[0][metric]) if scored else None
 
 
 def run_context(study: str, raw_params: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -426,14 +425,10 @@ def analysis_model(
     """The variant with the best validation accuracy (``variants`` alternate a result and
     its weights, the first training seed's), for the penultimate-feature map of the
     dataset analysis; no model when none has a finite validation accuracy."""
-    pairs = [
-        (result, state)
-        for result, state in zip(variants[::2], variants[1::2], strict=True)
-        if math.isfinite(result["best_val_accuracy"])
-    ]
-    if not pairs:
+    best = reporting.best_trained("best_val_accuracy", *variants)
+    if best is None:
         return {"model": None}
-    result, state = max(pairs, key=lambda pair: pair[0]["best_val_accuracy"])
+    result, state = best
     model = build_variant(
         result["variant"],
         num_classes=len(index_report["class_names"]),

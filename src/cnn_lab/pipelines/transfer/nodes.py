@@ -651,14 +651,10 @@ def target_analysis_model(config: dict[str, Any], *variants: Any) -> dict[str, A
     """The fine-tuning preset with the best validation accuracy (``variants`` alternate a
     preset's result and its weights), for the target task's dataset analysis; no model
     when none has a finite validation accuracy."""
-    pairs = [
-        (result, state)
-        for result, state in zip(variants[::2], variants[1::2], strict=True)
-        if math.isfinite(result["val_accuracy"])
-    ]
-    if not pairs:
+    best = reporting.best_trained("val_accuracy", *variants)
+    if best is None:
         return {"model": None}
-    result, state = max(pairs, key=lambda pair: pair[0]["val_accuracy"])
+    result, state = best
     model = build_target_model(config, result["preset"], result["dropout"])
     model.load_state_dict(state)
     return {"model": model, "input_size": None, "label": f"fine-tuned: {result['approach']}"}
