@@ -179,6 +179,9 @@ def test_missing_imagenet_weights(run_kedro, kedro_project: Path, monkeypatch) -
         ),
         ({"cam.pretrain.classes": ["star", "hexagon"]}, "cam.pretrain.classes"),
         ({"cam.models.resnet18.traning": {}}, "cam.models.resnet18.traning: unknown key"),
+        ({"cam.methods": ["cam", "gradcam+++"]}, "cam.methods"),
+        ({"cam.methods": ["cam", "cam"]}, "methods must be distinct"),
+        ({"cam.faithfulness_steps": 1}, "cam.faithfulness_steps: got 1"),
     ],
 )
 def test_bad_parameters_stop_before_training(

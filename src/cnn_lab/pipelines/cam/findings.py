@@ -92,7 +92,7 @@ def cam_findings(localisation: pd.DataFrame, models: pd.DataFrame, iou: float) -
                 f"{model}: the data has no object boxes, so localisation is not measured"
             )
         findings.append(_faithfulness_text(str(model), rows))
-        findings.append(f"{model}: test accuracy {mean_text(accuracy)}")
+        findings.append(f"{model}: accuracy on those test images {mean_text(accuracy)}")
     for _, row in models.drop_duplicates("model").iterrows():
         findings.append(
             f"{row['model']}: {int(row['trainable_parameters'])} of {int(row['parameters'])} "
