@@ -58,6 +58,9 @@ def _localisation_text(model: str, rows: pd.DataFrame, iou: float) -> str:
         text += f"; the better chance map ({top.name}) {fmt(top['mean'])}, gap {gap:+.4f}"
         if best["seeds"] > 1:  # chance maps do not vary with the model's seed
             text += f", which {std_verdict(gap, best)}"
+        aim = _stats(chance, "pointing_game").sort_values("mean", ascending=False).iloc[0]
+        verdict = "above" if pointing["mean"] > aim["mean"] else "not above"
+        text += f"; its pointing game is {verdict} the {aim.name} map's {fmt(aim['mean'])}"
     return text
 
 
