@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from unittest import mock
 
@@ -59,6 +60,10 @@ def _quiet_score_cam() -> Iterator[None]:
         yield
 
 
+def _cam_explain(model: nn.Module, layer: str, inputs: Tensor, classes: Tensor) -> Tensor:
+    return cam.class_activation_maps(model, inputs, classes=classes, layer=layer).maps[:, 0].cpu()
+
+
 def _library_explain(extractor: object) -> Explain:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -90,11 +95,7 @@ def explainer(
     model.eval()
     try:
         if method == "cam":
-            yield (
-                lambda x, c: (
-                    cam.class_activation_maps(model, x, classes=c, layer=layer).maps[:, 0].cpu()
-                )
-            )
+            yield partial(_cam_explain, model, layer)
         elif method in CHANCE_METHODS:
             yield lambda x, c: chance_map(method, *x.shape[-2:], sigma).expand(len(x), -1, -1)
         else:
