@@ -139,3 +139,39 @@ def top_k_grid(
     fig.suptitle(f"CAMs of the top-{k} predicted classes", fontsize=10)
     _tight(fig)
     return fig
+
+
+def methods_grid(
+    images: np.ndarray,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    rows: Sequence[tuple[str, str, np.ndarray]],
+    *,
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    boxes: np.ndarray | None = None,
+) -> Figure:
+    """Columns: one image per class; row 1 the images (true box in white), then one row
+    per (model, method, N x H x W maps of the true class), grouped by model."""
+    n = len(images)
+    fig, axes = plt.subplots(
+        1 + len(rows), n, figsize=(1.7 * n, 1.75 * (1 + len(rows))), squeeze=False
+    )
+    for col in range(n):
+        ax = axes[0][col]
+        ax.imshow(images[col].transpose(1, 2, 0).squeeze())
+        ax.set_title(class_names[labels[col]], fontsize=9)
+        if boxes is not None:
+            x0, y0, x1, y1 = boxes[col]
+            box = plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="white")
+            ax.add_patch(box)
+        _off(ax)
+        for row, (_, _, maps) in enumerate(rows, start=1):
+            axes[row][col].imshow(blend(images[col], maps[col], colormap, alpha))
+            _off(axes[row][col])
+    axes[0][0].set_ylabel("image", fontsize=9)
+    for row, (model, method, _) in enumerate(rows, start=1):
+        axes[row][0].set_ylabel(f"{model}\n{method}", fontsize=8)
+    fig.suptitle("Saliency of the true class, by model and method", fontsize=10)
+    _tight(fig)
+    return fig

@@ -28,6 +28,7 @@ TINY = {
     "cam.pretrain.test_size": 12,
     "cam.pretrain.training.epochs": 1,
     "cam.render.top_images": 2,
+    "cam.methods": ["cam", "gradcam", "uniform", "centred"],  # scorecam: tested on its own
 }
 
 
@@ -43,22 +44,25 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
 
     table = pd.read_csv(_latest(reporting, "localisation.csv"))
     assert_matches_snapshot("cam", "localisation_columns_tiny", list(table.columns))
-    assert table["method"].tolist() == [
-        "small_cnn",
-        "resnet18",
-        "chance_uniform",
-        "chance_centred",
+    methods = ["cam", "gradcam", "uniform", "centred"]
+    assert list(zip(table["model"], table["method"], strict=True)) == [
+        (model, method) for model in ("small_cnn", "resnet18") for method in methods
     ]
-    cams = table[table["kind"] == "cam"]
-    for column in ("accuracy", "localisation", "top1_localisation", "pointing_game", "mean_iou"):
-        assert cams[column].between(0, 1).all(), column
-    assert (cams["images"] == 12).all()
-    assert cams["feature_layer"].tolist() == ["features", "layer4"]
+    measures = ["accuracy", "localisation", "top1_localisation", "pointing_game", "mean_iou"]
+    measures += ["deletion_auc", "insertion_auc"]
+    for column in measures:
+        assert table[column].between(0, 1).all(), column
+    assert (table["ms_per_image"] >= 0).all()
+    assert (table["images"] == 12).all()
+    saliency = table[table["kind"] == "saliency"]
+    assert saliency["feature_layer"].tolist() == ["features", "features", "layer4", "layer4"]
     chance = table[table["kind"] == "chance"]
-    assert chance["accuracy"].isna().all()
-    assert chance[["localisation", "pointing_game", "mean_iou"]].notna().all().all()
+    assert chance["feature_layer"].isna().all()
+    # chance maps know nothing of the model: the same boxes, whichever model
+    by_model = chance.set_index(["method", "model"])["localisation"].unstack()
+    assert (by_model["small_cnn"] == by_model["resnet18"]).all()
 
-    for figure in ("cam_grid", "cam_top_k"):
+    for figure in ("cam_grid", "cam_top_k", "cam_methods"):
         png = _latest(reporting / "figures", f"{figure}.png")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -85,19 +89,29 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
         metrics = (
             ("test_accuracy",)
             if child.data.tags["mlflow.runName"] == "resnet18_pretrain"
-            else ("test_accuracy", "cam_localisation", "cam_pointing_game")
+            else (
+                "test_accuracy",
+                "cam_localisation",
+                "cam_pointing_game",
+                "saliency_gradcam_deletion_auc",
+                "saliency_centred_insertion_auc",
+            )
         )
         for metric in metrics:
             assert metric in child.data.metrics, metric
     parent = parents[0]
     artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "figures")]
-    assert sorted(artifacts) == ["figures/cam_grid.png", "figures/cam_top_k.png"]
+    assert sorted(artifacts) == [
+        "figures/cam_grid.png",
+        "figures/cam_methods.png",
+        "figures/cam_top_k.png",
+    ]
     tables = [a.path for a in client.list_artifacts(parent.info.run_id, "tables")]
     assert tables == ["tables/localisation.csv"]
-    assert parent.data.metrics["small_cnn_localisation"] == pytest.approx(
-        float(cams["localisation"].iloc[0])
+    assert parent.data.metrics["small_cnn_cam_localisation"] == pytest.approx(
+        float(saliency["localisation"].iloc[0])
     )
-    assert "chance_centred_pointing_game" in parent.data.metrics
+    assert "resnet18_centred_pointing_game" in parent.data.metrics
 
 
 def test_head_fine_tuning_from_a_checkpoint(run_kedro, kedro_project: Path) -> None:
@@ -165,6 +179,9 @@ def test_missing_imagenet_weights(run_kedro, kedro_project: Path, monkeypatch) -
         ),
         ({"cam.pretrain.classes": ["star", "hexagon"]}, "cam.pretrain.classes"),
         ({"cam.models.resnet18.traning": {}}, "cam.models.resnet18.traning: unknown key"),
+        ({"cam.methods": ["cam", "gradcam+++"]}, "cam.methods"),
+        ({"cam.methods": ["cam", "cam"]}, "methods must be distinct"),
+        ({"cam.faithfulness_steps": 1}, "cam.faithfulness_steps: got 1"),
     ],
 )
 def test_bad_parameters_stop_before_training(
@@ -208,10 +225,10 @@ def test_killed_study_resumes_and_matches_a_fresh_run(run_kedro, kedro_project: 
         {**TINY, "cam.models.small_cnn.training.epochs": 2},
         kill="small_cnn:1",
         summary="data/08_reporting/cam/localisation.csv",
-        key="method",
-        metrics=["accuracy", "localisation", "pointing_game", "mean_iou"],
+        key=["model", "method"],  # type: ignore[arg-type]
+        metrics=["accuracy", "localisation", "pointing_game", "mean_iou", "deletion_auc"],
     )
-    assert {"resnet18", "small_cnn"} <= set(table["method"])
+    assert {"resnet18", "small_cnn"} <= set(table["model"])
 
 
 # The default's pretraining (source task and its training, cam.pretrain) with the tiny
@@ -234,7 +251,7 @@ def test_pretrained_resnet_head_beats_chance(run_kedro, kedro_project: Path) -> 
     says which weights it started from."""
     run_kedro(["cam"], PRETRAINED)
     table = pd.read_csv(_latest(kedro_project / "data/08_reporting/cam", "localisation.csv"))
-    accuracy = table.set_index("method").loc["resnet18", "accuracy"]
+    accuracy = table.set_index(["model", "method"]).loc[("resnet18", "cam"), "accuracy"]
     assert accuracy >= 0.6, accuracy
 
     _, runs = mlflow_runs(kedro_project)

@@ -15,27 +15,28 @@ from tests.pipelines.report_checks import check_analysis, latest, read_report
 def test_two_seed_report_states_localisation_against_chance(run_kedro, kedro_project: Path) -> None:
     run_kedro(["cam"], {**TINY, "cam.seeds": [0, 1]})
     html, markdown, parsed = read_report(kedro_project, "cam")
-    assert len(parsed.images) == 2 + 3  # CAM grids + dataset analysis
+    assert len(parsed.images) == 3 + 3  # CAM grids, methods grid + dataset analysis
 
     table = pd.read_csv(latest(kedro_project / "data/08_reporting/cam", "localisation.csv"))
-    cams = table[table["kind"] == "cam"]
-    assert sorted(zip(cams["method"], cams["seed"], strict=True)) == [
+    cams = table[table["method"] == "cam"]
+    assert sorted(zip(cams["model"], cams["seed"], strict=True)) == [
         ("resnet18", 0),
         ("resnet18", 1),
         ("small_cnn", 0),
         ("small_cnn", 1),
     ]
-    for column in ("localisation", "pointing_game", "mean_iou", "accuracy"):
+    for column in ("localisation", "pointing_game", "mean_iou", "accuracy", "deletion_auc"):
         for value in table[column].dropna():
             assert f"{value:.4f}" in html and f"{value:.4f}" in markdown, column
-    chance = table[table["kind"] == "chance"].set_index("method")["localisation"]
-    small = cams[cams["method"] == "small_cnn"]["localisation"]
+    small = table[table["model"] == "small_cnn"]
+    local = small[small["kind"] == "saliency"].groupby("method")["localisation"]
+    best = local.mean().sort_values(ascending=False, kind="stable").index[0]
+    best_values = small[small["method"] == best]["localisation"]
     assert (
-        f"small_cnn (CAMs of layer features, 12 test images): localisation "
-        f"{small.mean():.4f} ± {small.std():.4f} over 2 seeds (share of CAM boxes with IoU >= "
-        f"0.5 with the object's box) vs {chance['chance_uniform']:.4f} for the uniform chance "
-        f"map, {chance['chance_centred']:.4f} for the centred chance map"
+        f"small_cnn (12 test images): best localisation by {best}, "
+        f"{best_values.mean():.4f} ± {best_values.std():.4f} over 2 seeds"
     ) in markdown
+    assert "small_cnn faithfulness: lowest deletion AUC" in markdown
     assert "the seed-to-seed std" in markdown
     assert "['circle', 'square', 'cross']" in markdown  # a changed list parameter, unescaped
     for model in ("small_cnn_s0", "small_cnn_s1", "resnet18_s0", "resnet18_s1"):

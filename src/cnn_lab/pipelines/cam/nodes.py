@@ -14,7 +14,7 @@ from torch import nn
 
 from cnn_lab.data.random_crops import RandomCrops
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
-from cnn_lab.evaluation import cam, cam_plots
+from cnn_lab.evaluation import cam, cam_plots, saliency
 from cnn_lab.evaluation.findings import diverged
 from cnn_lab.models import Weights, build_model, count_parameters
 from cnn_lab.pipelines.cam.findings import cam_findings, cam_seed_table
@@ -400,26 +400,28 @@ def explain_variant(
     *,
     variant: Variant,
 ) -> dict[str, Any]:
-    """CAM localisation on the test split, added to the model's MLflow run, plus the maps
-    the figures draw."""
+    """CAM localisation on the test split, added to the model's MLflow run, every saliency
+    method's scores on the compared images, and the maps the figures draw."""
     spec = config["models"][variant.name]
     device = resolve_device(config["device"])
     model = model.to(device).eval()
     norm = Normalisation(*(tuple(result["normalisation"][k]) for k in ("mean", "std")))
     test, test_boxes = _test_part(bundle, split, boxes, config["max_eval_images"])
-    batches = DeviceBatches(
-        test.images,
-        test.labels,
-        batch_size=spec["training"]["eval_batch_size"],
-        device=device,
-        normalisation=norm,
-    )
     evaluation = cam.evaluate_cams(
-        model, batches, test_boxes, layer=spec["feature_layer"], threshold=config["threshold"]
+        model,
+        _batches(test, spec, device, norm),
+        test_boxes,
+        layer=spec["feature_layer"],
+        threshold=config["threshold"],
     )
     scores, layer = evaluation.summary(config["iou"]), evaluation.layer
-    cam_scores = {f"cam_{k}": v for k, v in scores.items()}
-    log_to_run(result["mlflow_run_id"], cam_scores)
+    methods = _compare_methods(model, test, test_boxes, evaluation, config, spec, device, norm)
+    logged = {f"cam_{k}": v for k, v in scores.items()} | {
+        f"saliency_{saliency.metric_name(m)}_{k}": v
+        for m, row in methods.items()
+        for k, v in row.items()
+    }
+    log_to_run(result["mlflow_run_id"], logged)
     tag_run(result["mlflow_run_id"], {"feature_layer": layer})
     logger.info("[%s] CAM (layer %s): %s", variant.path, layer, scores)
     full, _ = _test_part(bundle, split, boxes)
@@ -430,26 +432,84 @@ def explain_variant(
         "seed": variant.seed,
         "layer": layer,
         "scores": scores,
+        "methods": methods,
         "grid": maps(full.images[grid], classes=full.labels[grid]),
         "top": maps(full.images[top], top_k=config["render"]["top_k"]),
+        "method_maps": _method_maps(model, full, grid, config, layer, device, norm),
     }
 
 
-def chance_levels(
-    bundle: DatasetBundle, split: dict[str, Any], boxes: pd.DataFrame, config: dict[str, Any]
-) -> dict[str, dict[str, float]]:
-    """Localisation of maps that know nothing (uniform) or only the centre bias (centred)."""
-    test, test_boxes = _test_part(bundle, split, boxes, config["max_eval_images"])
-    if test_boxes is None:
-        return {}
-    height, width = test.images.shape[-2:]
-    levels = cam.chance_scores(
-        test_boxes, height, width, threshold=config["threshold"], sigma=config["centre_sigma"]
+def _batches(
+    images: LabelledImages, spec: dict[str, Any], device: torch.device, norm: Normalisation
+) -> DeviceBatches:
+    return DeviceBatches(
+        images.images,
+        images.labels,
+        batch_size=spec["training"]["eval_batch_size"],
+        device=device,
+        normalisation=norm,
     )
-    return {kind: scores.summary(config["iou"]) for kind, scores in levels.items()}
+
+
+def _compare_methods(
+    model: nn.Module,
+    test: LabelledImages,
+    test_boxes: np.ndarray | None,
+    evaluation: cam.CamEvaluation,
+    config: dict[str, Any],
+    spec: dict[str, Any],
+    device: torch.device,
+    norm: Normalisation,
+) -> dict[str, dict[str, float]]:
+    """Each method's localisation, faithfulness and time per image on the first
+    ``method_images`` test images (the same images for every method and model)."""
+    n = min(config["method_images"] or len(test), len(test))
+    part = LabelledImages(test.images[:n], test.labels[:n], test.class_names)
+    part_boxes = None if test_boxes is None else test_boxes[:n]
+    correct = evaluation.predictions[:n] == evaluation.targets[:n]
+    rows = {}
+    for method in config["methods"]:
+        measured = saliency.evaluate_method(
+            model,
+            _batches(part, spec, device, norm),
+            part_boxes,
+            method=method,
+            layer=evaluation.layer,
+            threshold=config["threshold"],
+            steps=config["faithfulness_steps"],
+            batch_size=spec["training"]["eval_batch_size"],
+            sigma=config["centre_sigma"],
+        )
+        row = measured.summary(config["iou"]) | {"accuracy": float(correct.mean()), "images": n}
+        if measured.iou is not None:  # the paper's top-1: right class and a good box
+            row["top1_localisation"] = float(np.mean(correct & (measured.iou >= config["iou"])))
+        rows[method] = row
+    return rows
+
+
+def _method_maps(
+    model: nn.Module,
+    images: LabelledImages,
+    chosen: list[int],
+    config: dict[str, Any],
+    layer: str,
+    device: torch.device,
+    norm: Normalisation,
+) -> dict[str, np.ndarray]:
+    """Each (non-chance) method's maps of the true class of the grid's images."""
+    inputs = norm.apply(torch.as_tensor(images.images[chosen]).to(device))
+    labels = torch.as_tensor(images.labels[chosen], dtype=torch.long, device=device)
+    maps = {}
+    for method in config["methods"]:
+        if method in saliency.CHANCE_METHODS:
+            continue
+        with saliency.explainer(model, method, layer=layer) as explain:
+            maps[method] = explain(inputs, labels).numpy()
+    return maps
 
 
 TABLE_COLUMNS = [
+    "model",
     "method",
     "kind",
     "accuracy",
@@ -457,36 +517,43 @@ TABLE_COLUMNS = [
     "top1_localisation",
     "pointing_game",
     "mean_iou",
+    "deletion_auc",
+    "insertion_auc",
+    "ms_per_image",
     "images",
     "feature_layer",
 ]
 
 
-def localisation_table(
-    config: dict[str, Any], chance: dict[str, dict[str, float]], *explained: dict[str, Any]
-) -> pd.DataFrame:
-    """One row per model's CAMs (and seed, with ``seeds``: a ``seed`` column says which)
-    and per chance map: localisation at the IoU threshold, the pointing game, mean IoU and
-    classification accuracy, side by side. The metrics logged to the run are the means
-    over seeds."""
+def localisation_table(config: dict[str, Any], *explained: dict[str, Any]) -> pd.DataFrame:
+    """One row per model, saliency method and seed (with ``seeds``: a ``seed`` column says
+    which): localisation at the IoU threshold, the pointing game, mean IoU, deletion and
+    insertion AUC, milliseconds per image and the model's accuracy, side by side; chance
+    maps are methods of kind ``chance``. The metrics logged to the run are seed means."""
     rows = [
-        {"method": e["model"], "kind": "cam", "feature_layer": e["layer"], **e["scores"]}
-        | {"seed": e["seed"]}
+        {
+            "model": e["model"],
+            "method": method,
+            "kind": "chance" if method in saliency.CHANCE_METHODS else "saliency",
+            "feature_layer": None if method in saliency.CHANCE_METHODS else e["layer"],
+            **scores,
+            "seed": e["seed"],
+        }
         for e in sorted(explained, key=lambda e: e["seed"])  # seed by seed, as variants run
+        for method, scores in e["methods"].items()
     ]
-    rows += [{"method": f"chance_{kind}", "kind": "chance", **s} for kind, s in chance.items()]
     seeded = len(training_seeds(config)) > 1
     table = pd.DataFrame(rows).reindex(
         columns=[*TABLE_COLUMNS, "seed"] if seeded else TABLE_COLUMNS
     )
     log_table(table, "tables/localisation.csv")
-    means = table.groupby("method", sort=False)[
-        ["accuracy", "localisation", "pointing_game", "mean_iou"]
-    ].mean()
+    measures = ["accuracy", "localisation", "pointing_game", "mean_iou"]
+    measures += ["deletion_auc", "insertion_auc", "ms_per_image"]
+    means = table.groupby(["model", "method"], sort=False)[measures].mean()
     log_metrics(
         {
-            f"{method}_{col}": float(value)
-            for method, row in means.iterrows()
+            f"{model}_{saliency.metric_name(method)}_{col}": float(value)
+            for (model, method), row in means.iterrows()
             for col, value in row.items()
             if pd.notna(value)
         }
@@ -502,8 +569,9 @@ def render(
     examples: dict[str, list[int]],
     config: dict[str, Any],
     *explained: dict[str, Any],
-) -> tuple[Figure, Figure]:
-    """The per-class CAM grid and the top-k grid, saved by the catalog and logged."""
+) -> tuple[Figure, Figure, Figure]:
+    """The per-class CAM grid, the top-k grid and the methods grid (methods in rows,
+    classes in columns, for each model), saved by the catalog and logged."""
     test, test_boxes = _test_part(bundle, split, boxes)
     style = {"colormap": config["render"]["colormap"], "alpha": config["render"]["alpha"]}
     grid_idx, top_idx = examples["grid"], examples["top"]
@@ -523,9 +591,17 @@ def render(
             [e["top"] for e in explained],
             **style,
         ),
+        "cam_methods": cam_plots.methods_grid(
+            test.images[grid_idx],
+            test.labels[grid_idx],
+            test.class_names,
+            [(e["model"], m, maps) for e in explained for m, maps in e["method_maps"].items()],
+            boxes=None if test_boxes is None else test_boxes[grid_idx],
+            **style,
+        ),
     }
     log_figures(figures)
-    return figures["cam_grid"], figures["cam_top_k"]
+    return figures["cam_grid"], figures["cam_top_k"], figures["cam_methods"]
 
 
 # --- what people read: the dataset analysis's model and the report ------------------------
@@ -607,6 +683,7 @@ def write_report(
     analysis: dict[str, Any],
     cam_grid: str,
     cam_top_k: str,
+    cam_methods: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: localisation against
     chance, each model's training, the CAM figures and the dataset analysis."""
@@ -622,13 +699,13 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables={
-            "localisation (CAMs and chance maps)": reporting.with_integers(
+            "saliency methods (localisation, faithfulness, time)": reporting.with_integers(
                 localisation, ("images", "seed")
             ),
             **seed_table,
             "models": models,
         },
-        figures={"cam_grid": cam_grid, "cam_top_k": cam_top_k},
+        figures={"cam_grid": cam_grid, "cam_top_k": cam_top_k, "cam_methods": cam_methods},
         findings=cam_findings(localisation, models, config["iou"]),
         problems=diverged(models, "model") + _weights_problems(config, first),
         sections=(analysis,),

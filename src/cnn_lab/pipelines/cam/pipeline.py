@@ -1,7 +1,8 @@
 """The CAM study, declared: one namespaced training node per model and seed
 (``cam.small_cnn_s1`` with ``seeds``), a ``weights: pretrain`` model's source-task training
-once for all its seeds, each model explained beside its training, the localisation table
-against chance maps, the CAM figures, the dataset analysis and the report."""
+once for all its seeds, each model explained beside its training (CAM and the other saliency
+methods), the localisation table against chance maps, the figures, the dataset analysis
+and the report."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def pretraining(variants: list[Variant]) -> list[Any]:
 
 
 def explanations(variants: list[Variant]) -> Pipeline:
-    """The examples to draw, each model's CAMs, the chance maps, the localisation table and
-    the CAM figures (of the first seed's models)."""
+    """The examples to draw, each model's CAMs and saliency methods (chance maps among
+    them), the localisation table and the figures (of the first seed's models)."""
     explain = [
         node(
             bind(nodes.explain_variant, variant=v),
@@ -67,17 +68,16 @@ def explanations(variants: list[Variant]) -> Pipeline:
         name="cam.choose_examples",
     )
     report = [
-        node(nodes.chance_levels, [*data, "cam.config"], "cam.chance", name="cam.chance_levels"),
         wide_node(
             nodes.localisation_table,
-            ["cam.config", "cam.chance", *(v.dataset("explained") for v in variants)],
+            ["cam.config", *(v.dataset("explained") for v in variants)],
             "cam.localisation",
             name="cam.localisation_table",
         ),
         node(
             nodes.render,
             [*data, "cam.examples", "cam.config", *first],
-            ["cam.figures.cam_grid", "cam.figures.cam_top_k"],
+            ["cam.figures.cam_grid", "cam.figures.cam_top_k", "cam.figures.cam_methods"],
             name="cam.render",
         ),
     ]
@@ -116,6 +116,7 @@ FRAME = Frame(
         "analysis.section",
         "figures.cam_grid",
         "figures.cam_top_k",
+        "figures.cam_methods",
     ),
     analysis=analysis,
     extra=explanations,

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from cnn_lab.evaluation.saliency import METHODS
 from cnn_lab.study.params import Seeds, StrictModel, as_list
 from cnn_lab.study.training_params import CheckpointedRunParams, Threads
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
@@ -13,6 +14,9 @@ from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import SCHEDULERS
 
 DATA_SOURCES = ("shapes", "imagenette")
+# Our CAM, pytorch-grad-cam's methods and the chance maps.
+SALIENCY_METHODS = METHODS
+DEFAULT_METHODS = ["cam", "gradcam", "gradcam++", "scorecam", "layercam", "uniform", "centred"]
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 # A resnet's ``weights`` value: train it first on the study's own source task (``pretrain``).
@@ -154,6 +158,13 @@ class CamParams(CheckpointedRunParams):
     iou: float = Field(0.5, gt=0, le=1, description="IoU for a correct localisation")
     centre_sigma: float = Field(0.15, gt=0, description="centred chance map, share of a side")
     max_eval_images: int | None = Field(None, ge=1)
+    methods: Annotated[list[Literal[SALIENCY_METHODS]], BeforeValidator(as_list)] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(DEFAULT_METHODS), min_length=1
+    )
+    method_images: int | None = Field(
+        None, ge=1, description="test images every method is compared on (null: all)"
+    )
+    faithfulness_steps: int = Field(10, ge=2, description="deletion/insertion curve steps")
     render: RenderParams = Field(default_factory=lambda: RenderParams())
 
     @field_validator("models")
@@ -163,6 +174,13 @@ class CamParams(CheckpointedRunParams):
         if bad:
             raise ValueError(f"model names must be identifiers (letters, digits, _): {bad}")
         return models
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct(cls, methods: list[str]) -> list[str]:
+        if len(set(methods)) != len(methods):
+            raise ValueError("methods must be distinct")
+        return methods
 
     @model_validator(mode="after")
     def _pretrain_is_a_transfer(self) -> CamParams:
