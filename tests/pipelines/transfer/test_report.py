@@ -86,7 +86,7 @@ def test_two_seed_report_compares_baseline_and_fine_tuning(run_kedro, kedro_proj
     # Both tasks are analysed, each under its own folder.
     split_files = kedro_project / "data/05_model_input/transfer"
     for part in ("source", "target"):
-        split = json.loads((split_files / f"{part}_split.json").read_text())
+        split = json.loads(latest(split_files, f"{part}_split.json").read_text())
         counts = {name: len(split[name]) for name in ("train", "val", "test")}
         check_analysis(kedro_project, "transfer", counts, part=part)
         assert f"{part} data: images per class and split" in markdown
