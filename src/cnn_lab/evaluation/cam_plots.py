@@ -55,6 +55,17 @@ def _mark_wrong(ax) -> None:
         spine.set_linewidth(3)
 
 
+def _original(ax, image: np.ndarray, title: str, boxes: np.ndarray | None, index: int) -> None:
+    """An image as it went in, titled with its class, its true box drawn in white."""
+    ax.imshow(image.transpose(1, 2, 0).squeeze())
+    ax.set_title(title, fontsize=9)
+    if boxes is not None:
+        x0, y0, x1, y1 = boxes[index]
+        corner = (x0 - 0.5, y0 - 0.5)
+        ax.add_patch(plt.Rectangle(corner, x1 - x0, y1 - y0, fill=False, color="white", lw=1.2))
+    _off(ax)
+
+
 def cam_grid(
     images: np.ndarray,
     labels: Sequence[int],
@@ -73,17 +84,7 @@ def cam_grid(
         1 + len(models), n, figsize=(1.9 * n, 2.05 * (1 + len(models))), squeeze=False
     )
     for col in range(n):
-        ax = axes[0][col]
-        ax.imshow(images[col].transpose(1, 2, 0).squeeze())
-        ax.set_title(class_names[labels[col]], fontsize=9)
-        if boxes is not None:
-            x0, y0, x1, y1 = boxes[col]
-            ax.add_patch(
-                plt.Rectangle(
-                    (x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="white", lw=1.2
-                )
-            )
-        _off(ax)
+        _original(axes[0][col], images[col], class_names[labels[col]], boxes, col)
         for row, model in enumerate(models, start=1):
             ax = axes[row][col]
             ax.imshow(blend(images[col], model.maps[col], colormap, alpha))
@@ -158,14 +159,7 @@ def methods_grid(
         1 + len(rows), n, figsize=(1.7 * n, 1.75 * (1 + len(rows))), squeeze=False
     )
     for col in range(n):
-        ax = axes[0][col]
-        ax.imshow(images[col].transpose(1, 2, 0).squeeze())
-        ax.set_title(class_names[labels[col]], fontsize=9)
-        if boxes is not None:
-            x0, y0, x1, y1 = boxes[col]
-            box = plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="white")
-            ax.add_patch(box)
-        _off(ax)
+        _original(axes[0][col], images[col], class_names[labels[col]], boxes, col)
         for row, (_, _, maps) in enumerate(rows, start=1):
             axes[row][col].imshow(blend(images[col], maps[col], colormap, alpha))
             _off(axes[row][col])
