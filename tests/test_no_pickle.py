@@ -38,7 +38,6 @@ CIFAR_READER = SRC / "cnn_lab" / "data" / "cifar_files.py"
 # Every entry that was a PickleDataset, by a name its pattern resolves.
 FORMER_PICKLES = [
     "cnn_depth.config",
-    "cam.config_s1",
     "cnn_depth.analysis.section",
     "artworks.resnet18.result",
     "cam.dataset",

@@ -324,12 +324,6 @@ def log_history(epochs: list[dict[str, float]], logged_through: int) -> None:
             mlflow.log_metrics(dict(row), step=epoch)
 
 
-def set_tags(tags: Mapping[str, str]) -> None:
-    """Tags of the active run (a variant's status, a search trial's fate)."""
-    if is_main_process() and mlflow.active_run() is not None:
-        mlflow.set_tags(dict(tags))
-
-
 def log_to_run(run_id: str | None, metrics: Mapping[str, float]) -> None:
     """Metrics of another, finished run: scores a later node measures for a variant (its
     test set, its CAM localisation); a no-op without tracking or a run id."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import cached_property, partial, update_wrapper
+from functools import cached_property
 from typing import Any
 
-from kedro.pipeline import Node, Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline
 
 from cnn_lab.data.sources import DatasetBundle
 from cnn_lab.data.splits import stratified_split
-from cnn_lab.study.params import as_list
 
 
 class _WideNode(Node):
@@ -62,49 +61,6 @@ def combine(*parts: Pipeline | Node | Iterable[Pipeline | Node]) -> Pipeline:
     return Pipeline(list(flat))
 
 
-def grid_seeds(params: dict[str, Any]) -> list[int | None]:
-    """[None] (names without a seed) for one seed; the seeds when the study repeats them
-    (``<study>.seeds``, read when the pipeline is built)."""
-    seeds = as_list(params.get("seeds"))
-    if isinstance(seeds, list) and len(seeds) > 1 and all(isinstance(s, int) for s in seeds):
-        return list(dict.fromkeys(seeds))
-    return [None]  # the validation node reports malformed seeds
-
-
-def seed_suffix(seed: int | None) -> str:
-    """``_s1`` in the names of a repeated-seed variant; nothing for a single seed."""
-    return "" if seed is None else f"_s{seed}"
-
-
-def training_seeds(config: dict[str, Any]) -> list[int]:
-    """The seeds every variant trains with: ``seeds``, else the one ``seed``."""
-    return list(config.get("seeds") or [config["seed"]])
-
-
-def seed_config(config: dict[str, Any], *, seed: int) -> dict[str, Any]:
-    """The validated config with ``seed`` replaced: what one repeat of a study trains with
-    (the data split keeps the study's own ``seed``)."""
-    return {**config, "seed": seed}
-
-
-def seed_configs(study: str, seeds: list[int | None]) -> Pipeline:
-    """One config per repeated seed (``<study>.config_s1``, from ``<study>.config``): what
-    that seed's variants train with; data and split keep the study's own ``seed``."""
-    return pipeline(
-        [
-            node(
-                update_wrapper(partial(seed_config, seed=seed), seed_config),
-                f"{study}.config",
-                f"{study}.config{seed_suffix(seed)}",
-                name=f"{study}.seed_config{seed_suffix(seed)}",
-            )
-            for seed in seeds
-            if seed is not None
-        ],
-        tags=["data"],
-    )
-
-
 def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, Any]:
     """Stratified split from a validated study config (``seed``, ``data.val_ratio`` and,
     for sources without an official test set, ``data.test_ratio``)."""
@@ -114,29 +70,4 @@ def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, An
         val_ratio=data["val_ratio"],
         seed=config["seed"],
         test_ratio=None if bundle.test is not None else data["test_ratio"],
-    )
-
-
-def data_preparation(
-    study: str,
-    validate: Callable[[dict[str, Any]], dict[str, Any]],
-    prepare: Callable[[dict[str, Any]], DatasetBundle],
-) -> Pipeline:
-    """validate parameters -> ``<study>.config`` -> dataset -> saved split: the opening of
-    every study whose data is one :class:`DatasetBundle`; validation runs first, so a bad
-    parameter stops the run before anything is read."""
-    return pipeline(
-        [
-            node(
-                validate, f"params:{study}", f"{study}.config", name=f"{study}.validate_parameters"
-            ),
-            node(prepare, f"{study}.config", f"{study}.dataset", name=f"{study}.prepare_dataset"),
-            node(
-                split_dataset,
-                [f"{study}.dataset", f"{study}.config"],
-                f"{study}.split",
-                name=f"{study}.split_dataset",
-            ),
-        ],
-        tags=["data"],
     )

@@ -16,7 +16,6 @@ from cnn_lab.runtime.tracking import (
     claim_finished,
     last_logged_step,
     log_history,
-    set_tags,
 )
 from cnn_lab.training.callbacks import Callback
 from cnn_lab.training.checkpoint import CheckpointStore, fingerprint, parameters_key
@@ -108,11 +107,3 @@ def variant_run(
             resumed_from_epoch=resumed_epoch,
             callbacks=[MlflowMetrics(logged_through=logged)],
         )
-
-
-def log_status(result: Mapping[str, Any]) -> None:
-    """Tag the active variant run ``status`` (ok / diverged) and, when it diverged, the
-    epoch, so MLflow's run list shows which variants blew up and when."""
-    set_tags({"status": result["status"]})
-    if result.get("diverged_epoch") is not None:
-        set_tags({"diverged_epoch": str(result["diverged_epoch"])})

@@ -20,9 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from cnn_lab.training import distributed
 from cnn_lab.training.callbacks import Callback, EpochState
 from cnn_lab.training.performance import Performance
-from cnn_lab.training.scoring import _autocast, _device_of, evaluate, predict
-
-__all__ = ["History", "evaluate", "fit", "predict"]
+from cnn_lab.training.scoring import _autocast, _device_of, evaluate
 
 if TYPE_CHECKING:
     from cnn_lab.training.checkpoint import EpochCheckpoint

@@ -42,11 +42,11 @@ from cnn_lab.study.train import train_variant as train_in_run
 from cnn_lab.training.augment import BatchAugment
 from cnn_lab.training.batching import Normalisation
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.engine import predict
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.loss import balanced_class_weights
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Batches, Recipe, TrainedModel
+from cnn_lab.training.scoring import predict
 
 STUDY = "artworks"
 SPLITS = ("train", "val", "test")
