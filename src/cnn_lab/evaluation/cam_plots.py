@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from cnn_lab.evaluation.figure_layout import panel_grid  # noqa: E402
+
 WRONG = "tab:red"
 
 
@@ -39,9 +41,9 @@ def blend(image: np.ndarray, cam: np.ndarray, colormap: str, alpha: float) -> np
     return (1.0 - alpha) * rgb + alpha * heat
 
 
-def _tight(fig: Figure) -> None:
-    """tight_layout that leaves room for the suptitle."""
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))
+def _starts_band(ax) -> bool:
+    """True for the panels in a wrapped grid's first column, which carry the row labels."""
+    return ax.get_subplotspec().is_first_col()
 
 
 def _off(ax) -> None:
@@ -66,6 +68,25 @@ def _original(ax, image: np.ndarray, title: str, boxes: np.ndarray | None, index
     _off(ax)
 
 
+def _originals_grid(
+    images: np.ndarray,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    boxes: np.ndarray | None,
+    row_labels: Sequence[tuple[str, float]],
+    cell: tuple[float, float],
+) -> tuple[Figure, np.ndarray]:
+    """One column per image, wrapped to the page: row 0 the originals, then one empty row per
+    (label, font size) in ``row_labels``, each band's first column labelled."""
+    fig, axes = panel_grid(1 + len(row_labels), len(images), width=cell[0], height=cell[1])
+    for col in range(len(images)):
+        _original(axes[0][col], images[col], class_names[labels[col]], boxes, col)
+        if _starts_band(axes[0][col]):
+            for row, (label, size) in enumerate([("image", 9), *row_labels]):
+                axes[row][col].set_ylabel(label, fontsize=size)
+    return fig, axes
+
+
 def cam_grid(
     images: np.ndarray,
     labels: Sequence[int],
@@ -79,12 +100,9 @@ def cam_grid(
     """Columns: one image per class. Row 1: the originals (true box drawn when known); then
     one row per model: the CAM of the true class, titled with the predicted class and its
     probability, wrong predictions in red with a red frame."""
-    n = len(images)
-    fig, axes = plt.subplots(
-        1 + len(models), n, figsize=(1.9 * n, 2.05 * (1 + len(models))), squeeze=False
-    )
-    for col in range(n):
-        _original(axes[0][col], images[col], class_names[labels[col]], boxes, col)
+    names = [(model.name, 9) for model in models]
+    fig, axes = _originals_grid(images, labels, class_names, boxes, names, (1.9, 2.05))
+    for col in range(len(images)):
         for row, model in enumerate(models, start=1):
             ax = axes[row][col]
             ax.imshow(blend(images[col], model.maps[col], colormap, alpha))
@@ -97,11 +115,7 @@ def cam_grid(
             if wrong:
                 _mark_wrong(ax)
             _off(ax)
-            if col == 0:
-                ax.set_ylabel(model.name, fontsize=9)
-    axes[0][0].set_ylabel("image", fontsize=9)
     fig.suptitle(f"CAM of the true class (colormap {colormap}, alpha {alpha:g})", fontsize=10)
-    _tight(fig)
     return fig
 
 
@@ -118,9 +132,7 @@ def top_k_grid(
     predicted classes with their probabilities (the true class underlined by a frame)."""
     k = models[0].classes.shape[1]
     rows = [(i, m) for i in range(len(images)) for m in models]
-    fig, axes = plt.subplots(
-        len(rows), 1 + k, figsize=(1.9 * (1 + k), 2.0 * len(rows)), squeeze=False
-    )
+    fig, axes = panel_grid(len(rows), 1 + k, width=1.9, height=2.0)
     for row, (i, model) in enumerate(rows):
         ax = axes[row][0]
         ax.imshow(images[i].transpose(1, 2, 0).squeeze())
@@ -138,7 +150,6 @@ def top_k_grid(
                     spine.set_linewidth(3)
             _off(ax)
     fig.suptitle(f"CAMs of the top-{k} predicted classes", fontsize=10)
-    _tight(fig)
     return fig
 
 
@@ -154,18 +165,11 @@ def methods_grid(
 ) -> Figure:
     """Columns: one image per class; row 1 the images (true box in white), then one row
     per (model, method, N x H x W maps of the true class), grouped by model."""
-    n = len(images)
-    fig, axes = plt.subplots(
-        1 + len(rows), n, figsize=(1.7 * n, 1.75 * (1 + len(rows))), squeeze=False
-    )
-    for col in range(n):
-        _original(axes[0][col], images[col], class_names[labels[col]], boxes, col)
+    names = [(f"{model}\n{method}", 8) for model, method, _ in rows]
+    fig, axes = _originals_grid(images, labels, class_names, boxes, names, (1.7, 1.75))
+    for col in range(len(images)):
         for row, (_, _, maps) in enumerate(rows, start=1):
             axes[row][col].imshow(blend(images[col], maps[col], colormap, alpha))
             _off(axes[row][col])
-    axes[0][0].set_ylabel("image", fontsize=9)
-    for row, (model, method, _) in enumerate(rows, start=1):
-        axes[row][0].set_ylabel(f"{model}\n{method}", fontsize=8)
     fig.suptitle("Saliency of the true class, by model and method", fontsize=10)
-    _tight(fig)
     return fig

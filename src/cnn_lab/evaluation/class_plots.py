@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cnn_lab.evaluation import plots  # noqa: F401  (selects the headless backend first)
+from cnn_lab.evaluation.figure_layout import PAGE_WIDTH_IN
 
 
 def _figure(width: float, height: float) -> Figure:
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=(width, height), constrained_layout=True)
+    """No wider than the report's page, so its text is shown full size; outside pyplot's
+    registry, so it is freed once saved."""
+    return Figure(figsize=(min(width, PAGE_WIDTH_IN), height), layout="constrained")
 
 
 def class_counts(counts: pd.DataFrame) -> Figure:
@@ -40,12 +40,13 @@ def class_counts(counts: pd.DataFrame) -> Figure:
 def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
     """A row-normalised confusion matrix with class names on both axes."""
     k = len(class_names)
-    side = max(4.0, 0.28 * k + 2.5)
-    fig = _figure(side + 1.0, side)
+    # Room for the colour bar beside it within the page's width.
+    side = min(max(4.0, 0.28 * k + 2.5), PAGE_WIDTH_IN - 1.0)
+    fig = _figure(side + 1.0, side + 1.0)
     ax = fig.add_subplot()
     image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="Blues")
-    ax.set_xticks(range(k), class_names, rotation=90, fontsize="x-small" if k > 20 else "small")
-    ax.set_yticks(range(k), class_names, fontsize="x-small" if k > 20 else "small")
+    ax.set_xticks(range(k), class_names, rotation=90, fontsize="small")
+    ax.set_yticks(range(k), class_names, fontsize="small")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -57,7 +58,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str)
                 f"{value:.2f}",
                 ha="center",
                 va="center",
-                fontsize="x-small",
+                fontsize="small",
                 color="white" if value > 0.5 else "black",
             )
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
@@ -78,7 +79,7 @@ def image_grid(images: np.ndarray, captions: Sequence[str], title: str, columns:
     for index, (image, caption) in enumerate(zip(images, captions, strict=True)):
         ax = fig.add_subplot(rows, columns, index + 1)
         ax.imshow(image.transpose(1, 2, 0))
-        ax.set_title(caption, fontsize="x-small")
+        ax.set_title(caption, fontsize="small")
         ax.axis("off")
     fig.suptitle(title)
     return fig

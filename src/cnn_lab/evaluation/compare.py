@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cnn_lab.evaluation.plots import _panels, mean_line
+from cnn_lab.evaluation.figure_layout import panel_grid
+from cnn_lab.evaluation.plots import mean_line
 
 APPROACH_COLUMNS = [
     "approach",
@@ -57,7 +58,7 @@ def history_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def overlaid_curves(history: pd.DataFrame, title: str) -> Figure:
     """Training loss and validation accuracy by epoch, one line per approach: the mean
     over seeds, with a band one standard deviation either side when they repeat."""
-    fig, axes = _panels(2, width=5.0)
+    fig, axes = panel_grid(1, 2, width=5.0, height=3.4)
     loss_ax, acc_ax = axes[0]
     for approach, rows in history.groupby("approach", sort=False):
         mean_line(loss_ax, rows, "train_loss", approach, marker=".", markersize=None)
@@ -81,7 +82,7 @@ def accuracy_by_approach(summary: pd.DataFrame) -> Figure:
         ["mean", "std"]
     )
     stats = stats.fillna({(m, "std"): 0.0 for m in ("val_accuracy", "test_accuracy")})
-    fig, axes = _panels(1, width=max(6.0, 0.7 * len(stats)), height=4)
+    fig, axes = panel_grid(1, 1, width=max(6.0, 0.7 * len(stats)), height=4)
     ax = axes[0][0]
     positions = np.arange(len(stats))
     for offset, (metric, label) in (

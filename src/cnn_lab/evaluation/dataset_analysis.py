@@ -18,7 +18,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -27,6 +26,7 @@ from torch import nn  # noqa: E402
 
 from cnn_lab.data.image_cache import BatchedImages, DecodedImages  # noqa: E402
 from cnn_lab.data.sources import DatasetBundle, LabelledImages  # noqa: E402
+from cnn_lab.evaluation.figure_layout import panel_grid  # noqa: E402
 from cnn_lab.training.batching import DeviceBatches, Normalisation  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -207,16 +207,20 @@ def penultimate_features(
 
 def _counts_figure(counts: pd.DataFrame) -> Figure:
     splits = [c for c in counts.columns if c != "class"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(counts) * len(splits)), 3.5))
+    fig, axes = panel_grid(1, 1, width=max(5.0, 0.5 * len(counts) * len(splits)), height=3.5)
+    ax = axes[0][0]
     width = 0.8 / max(len(splits), 1)
     x = np.arange(len(counts))
     for i, name in enumerate(splits):
         ax.bar(x + i * width, counts[name], width, label=name)
-    ax.set_xticks(x + width * (len(splits) - 1) / 2, counts["class"], fontsize="small")
+    # Past a dozen classes the names no longer fit side by side on the page: upright.
+    rotation = 90 if len(counts) > 12 else 0
+    ax.set_xticks(
+        x + width * (len(splits) - 1) / 2, counts["class"], fontsize="small", rotation=rotation
+    )
     ax.set_ylabel("images")
     ax.set_title("images per class and split")
     ax.legend()
-    fig.tight_layout()
     return fig
 
 
@@ -224,9 +228,7 @@ def _samples_figure(data: ImageSplits, per_class: int, seed: int) -> Figure:
     rng = np.random.default_rng(seed)
     labels = data.labels["train"]
     n_classes = len(data.class_names)
-    fig, axes = plt.subplots(
-        n_classes, per_class, figsize=(0.9 * per_class, 0.9 * n_classes), squeeze=False
-    )
+    fig, axes = panel_grid(n_classes, per_class, width=0.9, height=0.9, layout=None)
     for c, row in enumerate(axes):
         chosen = rng.permutation(np.flatnonzero(labels == c))[:per_class]
         images = data.read_train(chosen) if len(chosen) else []
@@ -235,21 +237,20 @@ def _samples_figure(data: ImageSplits, per_class: int, seed: int) -> Figure:
             if j < len(chosen):
                 image = images[j].transpose(1, 2, 0)
                 ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
-        row[0].set_title(data.class_names[c], fontsize="x-small", loc="left")
+        row[0].set_title(data.class_names[c], fontsize="small", loc="left")
     fig.suptitle("samples per class (training split)")
     return fig
 
 
 def _tsne_figure(maps: dict[str, np.ndarray], labels: np.ndarray, names: list[str]) -> Figure:
-    fig, axes = plt.subplots(1, len(maps), figsize=(4.5 * len(maps), 4.2), squeeze=False)
+    fig, axes = panel_grid(1, len(maps), width=4.5, height=4.2)
     for ax, (title, points) in zip(axes[0], maps.items(), strict=True):
         scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6)
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
     handles, _ = scatter.legend_elements()
-    axes[0][-1].legend(handles, names[: len(handles)], fontsize="x-small", loc="best")
-    fig.tight_layout()
+    axes[0][-1].legend(handles, names[: len(handles)], fontsize="small", loc="best")
     return fig
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from cnn_lab.evaluation.plots import _panels, mean_line
+from cnn_lab.evaluation.figure_layout import panel_grid
+from cnn_lab.evaluation.plots import mean_line
 
 CURVE_METRICS = (("test_accuracy", "test accuracy"), ("train_loss", "training loss"))
 
@@ -31,7 +32,7 @@ def compare_runs(
     ``history`` is long: columns ``run``, ``epoch`` and the metrics (and ``seed`` when runs
     repeat: the line is then the mean over seeds, the band one standard deviation).
     """
-    fig, axes = _panels(len(panels), rows=len(metrics))
+    fig, axes = panel_grid(len(metrics), len(panels), width=3.6, height=3.2)
     for col, (panel, runs) in enumerate(panels.items()):
         for row, (metric, label) in enumerate(metrics):
             ax = axes[row][col]
@@ -58,7 +59,7 @@ def kernel_grid(rows: Mapping[str, Tensor], title: str = "") -> Figure:
     pattern and a small default draw are both readable. One axes per row (a mosaic of framed
     kernels) keeps the figure cheap to lay out.
     """
-    fig, axes = _panels(1, rows=len(rows), width=5.2, height=1.45)
+    fig, axes = panel_grid(len(rows), 1, width=6.2, height=1.0)
     for ax, (label, kernels) in zip(axes[:, 0], rows.items(), strict=True):
         values = kernels.detach().float().cpu().numpy()[:, 0]
         low, high = float(values.min()), float(values.max())
@@ -69,12 +70,22 @@ def kernel_grid(rows: Mapping[str, Tensor], title: str = "") -> Figure:
         cmap = plt.get_cmap("gray").with_extremes(bad="#5b84c4")
         ax.imshow(mosaic, cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
         side = framed.shape[2]
+        # Numbers alone: "kernel 1" ... "kernel 16" would not fit side by side at a
+        # readable size; the axis label says what they count.
         ax.set_xticks([c * side + side // 2 for c in range(len(values))])
-        ax.set_xticklabels([f"kernel {c + 1}" for c in range(len(values))], fontsize="x-small")
+        ax.set_xticklabels([str(c + 1) for c in range(len(values))], fontsize="small")
         ax.set_yticks([])
-        ax.set_ylabel(f"{label}\n[{low:.2f}, {high:.2f}]", fontsize="x-small")
+        # Upright, the two-line label would be taller than the one-kernel-high row.
+        ax.set_ylabel(
+            f"{label}\n[{low:.2f}, {high:.2f}]",
+            fontsize="small",
+            rotation=0,
+            ha="right",
+            va="center",
+        )
         for spine in ax.spines.values():
             spine.set_visible(False)
+    axes[-1][0].set_xlabel("kernel", fontsize="small")
     if title:
         fig.suptitle(title, fontsize="medium")
     return fig
@@ -84,7 +95,7 @@ def time_per_batch(summary: pd.DataFrame) -> Figure:
     """Seconds per training batch, one bar per run (the mean over seeds, error bars one
     standard deviation, when runs repeat)."""
     stats = summary.groupby("run", sort=False)["seconds_per_batch"].agg(["mean", "std"])
-    fig, axes = _panels(1, width=max(5.0, 0.8 * len(stats)), height=3.6)
+    fig, axes = panel_grid(1, 1, width=max(5.0, 0.8 * len(stats)), height=3.6)
     ax = axes[0][0]
     positions = np.arange(len(stats))
     ax.bar(

@@ -16,14 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from cnn_lab.evaluation.figure_layout import panel_grid  # noqa: E402
+
 GRAD_PREFIX = "grad_norm_"
-
-
-def _panels(n: int, rows: int = 1, width: float = 4.2, height: float = 3.4):
-    # Outside pyplot's registry: a figure is freed once the catalog, MLflow and the report
-    # have it, where pyplot would keep every one of a run open (and warn past 20).
-    fig = Figure(figsize=(width * n, height * rows), layout="constrained")
-    return fig, fig.subplots(rows, n, squeeze=False)
 
 
 def diverged_at(line: pd.DataFrame) -> int | None:
@@ -62,7 +57,7 @@ def curves_by_depth(
     seeds the line is their mean and the band one standard deviation either side. A
     diverged variant keeps its line, ends in a cross and says so in the legend."""
     families = list(dict.fromkeys(history["family"]))
-    fig, axes = _panels(len(families))
+    fig, axes = panel_grid(1, len(families), width=3.6, height=3.2)
     for ax, family in zip(axes[0], families, strict=True):
         rows = history[history["family"] == family]
         for depth, runs in rows.groupby("depth", sort=True):
@@ -89,7 +84,7 @@ def gradient_norms_by_layer(history: pd.DataFrame) -> Figure:
     rows are those two moments, panels are families, lines are depths (mean over seeds)."""
     families = list(dict.fromkeys(history["family"]))
     columns = sorted(c for c in history.columns if c.startswith(GRAD_PREFIX))
-    fig, axes = _panels(len(families), rows=2)
+    fig, axes = panel_grid(2, len(families), width=3.6, height=3.2)
     for col, family in enumerate(families):
         rows = history[history["family"] == family]
         for depth, runs in rows.groupby("depth", sort=True):
@@ -123,7 +118,7 @@ def _over_seeds(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
     """Test accuracy by depth per family: the mean over seeds, error bars one std."""
-    fig, axes = _panels(1, width=5.5, height=4)
+    fig, axes = panel_grid(1, 1, width=5.5, height=4)
     ax = axes[0][0]
     for family, rows in _over_seeds(summary, "test_accuracy").groupby("family", sort=False):
         rows = rows.sort_values("depth")
@@ -140,7 +135,7 @@ def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
                 (row["depth"], y),
                 textcoords="offset points",
                 xytext=(4, 6),
-                fontsize="x-small",
+                fontsize="small",
                 color=drawn.get_color(),
             )
     ax.set_xscale("log", base=2)
@@ -157,19 +152,22 @@ def accuracy_vs_depth(summary: pd.DataFrame) -> Figure:
 def training_time(summary: pd.DataFrame) -> Figure:
     """Training time per variant: the mean over seeds, error bars one std."""
     stats = _over_seeds(summary, "train_seconds")
-    fig, axes = _panels(1, width=max(5.0, 0.45 * len(stats)), height=4)
+    # Horizontal bars, one line per variant: labels stay readable however many variants
+    # the grid has, where vertical ones would have to shrink to fit the page's width.
+    fig, axes = panel_grid(1, 1, width=7.0, height=max(3.0, 0.28 * len(stats) + 1.0))
     ax = axes[0][0]
-    labels = [f"{f}\nd{d}" for f, d in zip(stats["family"], stats["depth"], strict=True)]
-    ax.bar(range(len(stats)), stats["mean"], yerr=stats["std"], color="tab:blue", capsize=2)
-    ax.set_xticks(range(len(stats)), labels, fontsize="x-small")
-    ax.set_ylabel("training time (s)")
-    ax.grid(alpha=0.3, axis="y")
+    labels = [f"{f} d{d}" for f, d in zip(stats["family"], stats["depth"], strict=True)]
+    ax.barh(range(len(stats)), stats["mean"], xerr=stats["std"], color="tab:blue", capsize=2)
+    ax.set_yticks(range(len(stats)), labels, fontsize="small")
+    ax.invert_yaxis()  # first variant on top, as in the tables
+    ax.set_xlabel("training time (s)")
+    ax.grid(alpha=0.3, axis="x")
     return fig
 
 
 def variant_curves(history: pd.DataFrame, title: str) -> Figure:
     """One variant's losses and validation accuracy by epoch."""
-    fig, axes = _panels(2, width=4.5)
+    fig, axes = panel_grid(1, 2, width=4.5, height=3.4)
     loss_ax, acc_ax = axes[0]
     loss_ax.plot(history["epoch"], history["train_loss"], label="train")
     if "val_loss" in history:
