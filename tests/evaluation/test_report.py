@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cnn_lab.evaluation.figure_layout import PAGE_WIDTH_PX
 from cnn_lab.evaluation.report import Report, caption, headline, render, tidy
 
 
@@ -74,5 +75,7 @@ def test_report_opens_with_results_and_captions_its_figures() -> None:
     assert "diverged_epoch" not in html.split("<h2>Tables</h2>")[1]
     assert caption("loss_curves") in html and "My custom plot" in html
     assert "@media print" in html
+    # The page is as wide as the figures are drawn for (their text then shows at >= 10 px).
+    assert f"max-width: {PAGE_WIDTH_PX}px" in html
     assert "## Results" in markdown and "| resmlp_d32 | 504970 | 0.9600 ± 0.0141 |" in markdown
     assert caption("cnn_depth.gradient_norms").startswith("Weight-gradient norm")

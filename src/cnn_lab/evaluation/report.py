@@ -19,6 +19,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
+from cnn_lab.evaluation.figure_layout import PAGE_WIDTH_PX
 from cnn_lab.evaluation.figure_png import png_bytes
 
 FLOAT_FORMAT = "{:.4f}"
@@ -221,7 +222,7 @@ def render(report: Report) -> tuple[str, str]:
     captions = {name: caption(name) for name in report.figures}
     context = {"report": report, "captions": captions}
     html = env.get_template("report.html.j2").render(
-        **context, tables=html_tables, headline=html_headline
+        **context, tables=html_tables, headline=html_headline, page_width_px=PAGE_WIDTH_PX
     )
     markdown = env.get_template("report.md.j2").render(
         **context, tables=markdown_tables, headline=md_headline
