@@ -61,6 +61,7 @@ def test_within_the_spread_and_not_measured() -> None:
     unpretrained = {**LAB_LIKE, "finetune": ("none", [0.70, 0.72], 100.0)}
     without = claims(summary(unpretrained))
     assert without["verdict"].tolist() == [NOT_MEASURED] * 3
-    assert "no weights not none in this run's summary among the rows with variant finetune" in (
-        without.loc[0, "this run measured"]
+    assert (
+        "no weights not none in this run's summary among the rows with variant finetune"
+        in (without.loc[0, "this run measured"])
     )
