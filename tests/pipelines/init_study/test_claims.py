@@ -22,7 +22,7 @@ def summary(runs: dict, spread: float = 0.0, seeds: int = 1) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "run": run,
-            "network": run.split("-")[0],
+            "network": {"NetA1": "net_a1", "NetA2": "net_a2"}[run.split("-")[0]],
             "scheme": run.split("-")[1],
             "seed": seed,
             "max_test_accuracy": accuracy + spread * (seed - 1),
