@@ -91,6 +91,24 @@ def test_closing_block_names_the_report_the_best_rows_and_the_run() -> None:
     ]
 
 
+def test_closing_block_ends_with_the_labs_claims_and_their_verdicts() -> None:
+    summary = pd.DataFrame({"variant": ["mlp_d2"], "test_accuracy": [0.5]})
+    claims = pd.DataFrame(
+        {
+            "claim": ["a beats b", "b reaches 90%"],
+            "lab reports": ["lab 1", "lab 2"],
+            "this run measured": ["...", "..."],
+            "verdict": ["holds", "does not hold"],
+        }
+    )
+    lines = console.closing_block("s", None, summary, None, None, claims=claims)
+    assert lines[-3:] == [
+        "the lab's claims (the report's claims table):",
+        "  holds: a beats b",
+        "  does not hold: b reaches 90%",
+    ]
+
+
 def _kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
     """``kedro run --pipelines=cnn_depth ARGS`` in ``project``, its output piped."""
     return subprocess.run(

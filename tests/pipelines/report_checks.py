@@ -63,11 +63,15 @@ def check_analysis(project: Path, study: str, counts: dict[str, int], part: str 
         assert latest(folder, f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def claim_verdicts(markdown: str, html: str, claims: list) -> list[str]:
+def claim_verdicts(markdown: str, html: str, study: str) -> list[str]:
     """The claims table comes first among the report's tables (open in the HTML), with one
-    row per claim of ``claims`` in the order declared; returns their verdicts."""
-    from cnn_lab.evaluation.findings import CLAIM_COLUMNS, VERDICTS
+    row per claim of ``study``'s conf/base YAML in the order declared; returns their
+    verdicts, checked to be those of the claims table the run saved."""
 
+    from cnn_lab.evaluation.claims import CLAIM_COLUMNS, VERDICTS, parse_claims
+    from cnn_lab.runtime.hooks import default_parameters
+
+    claims = list(parse_claims(default_parameters(study)["claims"]).values())
     tables = markdown.split("\n## Tables\n", 1)[1].lstrip()
     assert tables.startswith("### claims\n"), tables[:200]
     assert f"| {' | '.join(CLAIM_COLUMNS)} |" in tables
@@ -78,7 +82,25 @@ def claim_verdicts(markdown: str, html: str, claims: list) -> list[str]:
     verdicts = []
     for row, claim in zip(rows, claims, strict=True):
         cells = [cell.strip() for cell in row.strip("|").split(" | ")]
-        assert cells[0] == claim.text and cells[1] == claim.source, cells
+        assert cells[0] == claim.claim and cells[1] == claim.source, cells
         assert cells[3] in VERDICTS, cells
         verdicts.append(cells[3])
     return verdicts
+
+
+def check_claims_file(project: Path, study: str, verdicts: list[str]) -> None:
+    """The claims table the run saved (what `kedro run` ends with) has the report's verdicts."""
+    import pandas as pd
+
+    saved = pd.read_csv(latest(project / "data/08_reporting" / study, "claims.csv"))
+    assert saved["verdict"].tolist() == verdicts
+
+
+def check_best_confusion(markdown: str, html: str) -> None:
+    """The report shows the best variant's test confusion matrix, captioned in words."""
+    from cnn_lab.evaluation.report import CAPTIONS
+
+    words = CAPTIONS["confusion_matrix_best"]
+    assert f"- confusion_matrix_best: {words}" in markdown
+    escaped = words.replace("'", "&#39;")  # the HTML template escapes its text
+    assert f"<figcaption>{escaped} <code>confusion_matrix_best</code>" in html

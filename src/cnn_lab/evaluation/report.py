@@ -68,6 +68,9 @@ CAPTIONS = {
     "samples": "Sample images of each class (training split)",
     "tsne": "t-SNE of the raw pixels beside the deepest model's features",
     "confusion_matrix": "Confusion matrix of the best variant on the test split",
+    "confusion_matrix_best": "Test confusion matrix of the variant with the best test "
+    "accuracy (named in its title), each row divided by its class's count: the diagonal "
+    "is each class's recall, so a good mean accuracy cannot hide a class it never gets right",
 }
 # Columns of the headline table, first found wins: the variant's name, then its size.
 NAME_COLUMNS = ("variant", "model", "name", "run", "approach")

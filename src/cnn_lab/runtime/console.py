@@ -169,9 +169,11 @@ def closing_block(
     *,
     rows: int = 3,
     view: str | None = None,
+    claims: Any = None,
 ) -> list[str]:
     """The lines that end a run of ``study``: where its report is, the summary's best rows
-    by test accuracy, and the MLflow run with the command that opens it."""
+    by test accuracy, the lab's claims with their verdicts (``claims``: the run's claims
+    table), and the MLflow run with the command that opens it."""
     lines = [f"== {study} =="]
     if report:
         lines.append(f"report: {report}")
@@ -184,6 +186,9 @@ def closing_block(
         lines += [
             f"  {row[name]}: {row['test accuracy']}" for _, row in table.head(rows).iterrows()
         ]
+    if claims is not None and len(claims):
+        lines.append("the lab's claims (the report's claims table):")
+        lines += [f"  {row['verdict']}: {row['claim']}" for _, row in claims.iterrows()]
     if run_id:
         lines.append(
             f"MLflow run {run_id}: `kedro mlflow ui`, then "
@@ -381,6 +386,8 @@ class RunPresentation:
             report = _saved_path(catalog, name)
             summary_path = _saved_path(catalog, f"{study}.summary")
             summary = pd.read_csv(summary_path) if summary_path and summary_path.is_file() else None
+            claims_path = _saved_path(catalog, f"{study}.claims")
+            claims = pd.read_csv(claims_path) if claims_path and claims_path.is_file() else None
             view = None
             if run is not None and summary is not None:
                 view = _table_view(run, study, summary)
@@ -391,6 +398,7 @@ class RunPresentation:
                 run.info.run_id if run else None,
                 run.info.experiment_id if run else None,
                 view=view,
+                claims=claims,
             )
             print("\n".join(lines), flush=True)
 

@@ -8,7 +8,8 @@ these functions only read parameters, hand results to the catalog and log to MLf
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial, update_wrapper
 from typing import Any
 
@@ -155,6 +156,82 @@ def best_trained(metric: str, *variants: Any) -> tuple[dict[str, Any], Any] | No
     return max(scored, key=lambda pair: pair[0][metric]) if scored else None
 
 
+@dataclass(frozen=True)
+class ClaimSource:
+    """A table the study's claims may query (``table:`` in a claim): the dataset holding
+    it, the columns naming a variant (rows sharing them are its seeds) and how a
+    variant's name is written from them (``"{family}_d{depth}"``)."""
+
+    dataset: str
+    by: tuple[str, ...]
+    label: str | None = None
+
+
+def check_claims(
+    config: dict[str, Any],
+    *inputs: Any,
+    sources: Mapping[str, ClaimSource],
+    data: bool,
+) -> pd.DataFrame:
+    """The claims table of ``config["claims"]`` against the run's tables (``inputs``: the
+    data bundle first when ``data``, then one frame per source), judged for the run's env
+    and logged to the study's run."""
+    from cnn_lab.evaluation.claims import Table, claims_table, parse_claims
+    from cnn_lab.runtime.hooks import run_env
+    from cnn_lab.runtime.tracking import log_table
+
+    bundle, frames = (inputs[0], inputs[1:]) if data else (None, inputs)
+    tables = {
+        name: Table(frame, source.by, source.label)
+        for (name, source), frame in zip(sources.items(), frames, strict=True)
+    }
+    classes = getattr(getattr(bundle, "train", None), "num_classes", None)
+    table = claims_table(
+        parse_claims(config.get("claims")),
+        tables,
+        env=run_env(),
+        chance=1.0 / classes if classes else None,
+        on=getattr(bundle, "name", None),
+    )
+    log_table(table, "tables/claims.csv")
+    return table
+
+
+def claims_pipeline(
+    study: str, sources: Mapping[str, ClaimSource], data: str | None = None
+) -> Pipeline:
+    """The node that checks the study's claims (``<study>.claims``, read by its report and
+    the run's closing lines); ``data`` names the data bundle whose class count sets chance
+    and whose name starts each measurement."""
+    inputs = [f"{study}.config", *([f"{study}.{data}"] if data else [])]
+    inputs += [f"{study}.{source.dataset}" for source in sources.values()]
+    function = update_wrapper(
+        partial(check_claims, sources=dict(sources), data=data is not None), check_claims
+    )
+    return pipeline(
+        [wide_node(function, inputs, f"{study}.claims", name=f"{study}.check_claims")],
+        tags=["report"],
+    )
+
+
+def confusion_pipeline(study: str, variants: Sequence[Any]) -> Pipeline:
+    """The node that draws the best variant's test confusion matrix from every variant's
+    result (``<study>.figures.confusion_matrix_best``), for the study's run and report."""
+    from cnn_lab.study.summary import BEST_CONFUSION, best_confusion_figure
+
+    return pipeline(
+        [
+            wide_node(
+                best_confusion_figure,
+                [v.dataset("result") for v in variants],
+                f"{study}.figures.{BEST_CONFUSION}",
+                name=f"{study}.best_confusion",
+            )
+        ],
+        tags=["report"],
+    )
+
+
 def run_context(study: str, raw_params: dict[str, Any]) -> dict[str, Any]:
     """What ran, as a report states it: env, git commit, MLflow run id, changed parameters."""
     from cnn_lab.evaluation.report import changed_parameters, git_commit
@@ -233,10 +310,19 @@ def write_report(
     problems: list[str],
     sections: tuple[dict[str, Any] | None, ...] = (),
     settings: dict[str, str] | None = None,
+    claims: pd.DataFrame | None = None,
+    confusion: str | None = None,
 ) -> tuple[str, str]:
-    """Assemble a study's report (its own tables and figures, then the dataset-analysis
-    sections), render it and log it: what every study's report node ends with."""
+    """Assemble a study's report (the lab's claims checked, its own tables and figures,
+    the best variant's confusion matrix, then the dataset-analysis sections), render it
+    and log it: what every study's report node ends with."""
     from cnn_lab.evaluation.report import Report
+    from cnn_lab.study.summary import BEST_CONFUSION
+
+    if claims is not None:
+        tables = {"claims": claims, **tables}
+    if confusion is not None:
+        figures = {**figures, BEST_CONFUSION: confusion}
 
     for section in sections:
         tables = {**tables, **section_tables(section)}

@@ -15,6 +15,8 @@ from cnn_lab.evaluation.metrics import confusion
 from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study.train import history_table
 
+BEST_CONFUSION = "confusion_matrix_best"
+
 # Per-epoch and per-sample columns of a result: tables of their own, not summary columns.
 PER_SAMPLE = ("history", "test_labels")
 
@@ -37,9 +39,6 @@ def summarise(
     ``history_keys``, its ``history_leading`` columns first and the rest sorted."""
     rows = [summary_row(r) for r in results]
     summary = with_seed_statistics(pd.DataFrame(rows), by, statistics)
-    best = best_confusion(results)
-    if best:
-        log_figures(best)
     history = history_table(results, history_keys)
     first = [c for c in (*history_keys, "epoch", *history_leading) if c in history]
     history = history[list(dict.fromkeys(first)) + sorted(c for c in history if c not in first)]
@@ -59,4 +58,17 @@ def best_confusion(results: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
     matrix = confusion(labels["true"], labels["predicted"], len(labels["classes"]))
     name = best.get("variant", best.get("model", best.get("run", "best")))
     title = f"best variant {name} (test, rows normalised)"
-    return {"confusion_matrix_best": confusion_matrix(matrix, labels["classes"], title)}
+    return {BEST_CONFUSION: confusion_matrix(matrix, labels["classes"], title)}
+
+
+def best_confusion_figure(*results: Mapping[str, Any]) -> Figure:
+    """The study's node behind :func:`best_confusion`: the figure, logged to the study's
+    run and saved for its report; a figure saying so when no variant was scored on a
+    test split here (the report then says it instead of leaving a gap)."""
+    best = best_confusion(results)
+    if best:
+        log_figures(best)
+        return best[BEST_CONFUSION]
+    figure = Figure(figsize=(5, 1.2))
+    figure.text(0.5, 0.5, "no variant was scored on a test split in this run", ha="center")
+    return figure

@@ -1,11 +1,12 @@
-"""The artworks lab's claims, judged on small synthetic summaries."""
+"""The artworks lab's claims (conf/base/parameters_artworks.yml), judged on small
+synthetic summaries."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import FAILS, HOLDS, NOT_MEASURED, WITHIN_SPREAD, claims_table
-from cnn_lab.pipelines.artworks.findings import artworks_claims
+from cnn_lab.evaluation.claims import FAILS, HOLDS, NOT_MEASURED, WITHIN_SPREAD
+from tests.pipelines.claims_support import judge
 
 LAB_LIKE = {  # variant -> (weights, macro-F1 per seed, training seconds)
     "scratch": ("none", [0.30, 0.32], 100.0),
@@ -28,8 +29,12 @@ def summary(variants: dict) -> pd.DataFrame:
     )
 
 
+def claims(frame: pd.DataFrame) -> pd.DataFrame:
+    return judge("artworks", {"summary": frame})
+
+
 def verdicts(frame: pd.DataFrame) -> list[str]:
-    return claims_table(artworks_claims("the artworks set (50 artists)"), frame)["verdict"].tolist()
+    return claims(frame)["verdict"].tolist()
 
 
 def test_a_run_like_the_lab_holds_every_claim() -> None:
@@ -48,10 +53,15 @@ def test_a_run_where_the_claims_fail_says_so() -> None:
 def test_within_the_spread_and_not_measured() -> None:
     close = {**LAB_LIKE, "scratch": ("none", [0.60, 0.80], 100.0)}  # 0.70 ± 0.14 vs 0.71
     assert verdicts(summary(close))[0] == WITHIN_SPREAD
-    alone = claims_table(artworks_claims("x"), summary({"scratch": LAB_LIKE["scratch"]}))
+    alone = claims(summary({"scratch": LAB_LIKE["scratch"]}))
     assert alone["verdict"].tolist() == [NOT_MEASURED] * 3
-    assert alone.loc[0, "this run measured"] == "the finetune variant was not in this run's grid"
+    assert alone.loc[0, "this run measured"] == (
+        "variant finetune was not in this run's summary (there: scratch)"
+    )
     unpretrained = {**LAB_LIKE, "finetune": ("none", [0.70, 0.72], 100.0)}
-    without = claims_table(artworks_claims("x"), summary(unpretrained))
+    without = claims(summary(unpretrained))
     assert without["verdict"].tolist() == [NOT_MEASURED] * 3
-    assert "finetune ran without pretrained weights" in without.loc[0, "this run measured"]
+    assert (
+        "no weights not none in this run's summary among the rows with variant finetune"
+        in (without.loc[0, "this run measured"])
+    )

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from cnn_lab.evaluation.findings import NOT_MEASURED
+from cnn_lab.evaluation.claims import NOT_MEASURED
 from cnn_lab.models.resnet import build_resnet
-from cnn_lab.pipelines.artworks.findings import artworks_claims
 from tests.conftest import mlflow_runs
 from tests.pipelines.artworks.fake_download import make_download
 from tests.pipelines.report_checks import claim_verdicts
@@ -106,8 +105,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path, checkpoint: Path) -
     # Every variant ran, finetune from a checkpoint: each of the lab's claims is judged.
     markdown = _latest(reporting / "report.md").read_text(encoding="utf-8")
     html = _latest(reporting / "report.html").read_text(encoding="utf-8")
-    claims = artworks_claims("the artworks set (3 artists)")
-    assert NOT_MEASURED not in claim_verdicts(markdown, html, claims)
+    assert NOT_MEASURED not in claim_verdicts(markdown, html, "artworks")
     per_class = pd.read_csv(_latest(reporting / "per_class_report.csv"))
     assert {"Albrecht Dürer", "macro avg", "accuracy"} <= set(per_class["class"])
 

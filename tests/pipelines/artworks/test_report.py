@@ -9,11 +9,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cnn_lab.evaluation.findings import NOT_MEASURED
-from cnn_lab.pipelines.artworks.findings import artworks_claims
+from cnn_lab.evaluation.claims import NOT_MEASURED
 from tests.pipelines.artworks.fake_download import make_download
 from tests.pipelines.artworks.test_pipeline import checkpoint, tiny  # noqa: F401
-from tests.pipelines.report_checks import check_analysis, claim_verdicts, latest, read_report
+from tests.pipelines.report_checks import (
+    check_analysis,
+    check_best_confusion,
+    claim_verdicts,
+    latest,
+    read_report,
+)
 
 
 def test_two_seed_report_states_the_best_variant_against_chance(
@@ -30,7 +35,7 @@ def test_two_seed_report_states_the_best_variant_against_chance(
     run_kedro(["artworks"], params)
     html, markdown, parsed = read_report(kedro_project, "artworks")
     # class counts + comparison, two figures per variant (first seed), dataset analysis
-    assert len(parsed.images) == 2 + 2 * 2 + 3
+    assert len(parsed.images) == 2 + 2 * 2 + 1 + 3
 
     summary = pd.read_csv(latest(kedro_project / "data/08_reporting/artworks", "summary.csv"))
     assert list(zip(summary["variant"], summary["seed"], strict=True)) == [
@@ -72,9 +77,9 @@ def test_two_seed_report_states_the_best_variant_against_chance(
         assert (kedro_project / "data/06_models/artworks" / model / "weights.pt").is_dir(), model
     assert "chance for 3 artists is 1/K = 0.3333" in markdown
     # Every claim of the lab is about the finetune variant, which this run left out.
-    claims = artworks_claims("the artworks set (3 artists)")
-    assert claim_verdicts(markdown, html, claims) == [NOT_MEASURED] * len(claims)
-    assert "the finetune variant was not in this run's grid" in markdown
+    assert claim_verdicts(markdown, html, "artworks") == [NOT_MEASURED] * 3
+    assert "variant finetune was not in this run's summary" in markdown
+    check_best_confusion(markdown, html)
     assert "unreadable image skipped:" in markdown and "Vincent_van_Gogh_11.jpg" in markdown
 
     # The analysis read the decoded store: its counts are the split's, by artist.

@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnn_lab.evaluation.claims import NOT_MEASURED, OTHER_ENV
 from tests.pipelines.cam.test_pipeline import TINY
-from tests.pipelines.report_checks import check_analysis, latest, read_report
+from tests.pipelines.report_checks import (
+    check_analysis,
+    check_best_confusion,
+    check_claims_file,
+    claim_verdicts,
+    latest,
+    read_report,
+)
 
 
 def test_two_seed_report_states_localisation_against_chance(run_kedro, kedro_project: Path) -> None:
     run_kedro(["cam"], {**TINY, "cam.seeds": [0, 1]})
     html, markdown, parsed = read_report(kedro_project, "cam")
-    assert len(parsed.images) == 3 + 3  # CAM grids, methods grid + dataset analysis
+    assert len(parsed.images) == 3 + 1 + 3  # CAM figures, confusion, dataset analysis
 
     table = pd.read_csv(latest(kedro_project / "data/08_reporting/cam", "localisation.csv"))
     cams = table[table["method"] == "cam"]
@@ -37,6 +45,12 @@ def test_two_seed_report_states_localisation_against_chance(run_kedro, kedro_pro
         f"{best_values.mean():.4f} ± {best_values.std():.4f} over 2 seeds"
     ) in markdown
     assert "small_cnn faithfulness: lowest deletion AUC" in markdown
+    # Shapes have boxes: the localisation and accuracy claims are judged; the lab's
+    # Imagenette accuracies are checked with --env=paper only.
+    verdicts = claim_verdicts(markdown, html, "cam")
+    assert NOT_MEASURED not in verdicts and verdicts[3:] == [OTHER_ENV] * 2
+    check_claims_file(kedro_project, "cam", verdicts)
+    check_best_confusion(markdown, html)
     assert "the seed-to-seed std" in markdown
     assert "['circle', 'square', 'cross']" in markdown  # a changed list parameter, unescaped
     for model in ("small_cnn_s0", "small_cnn_s1", "resnet18_s0", "resnet18_s1"):

@@ -1,11 +1,12 @@
-"""The depth lab's claims, judged on small synthetic summaries."""
+"""The depth lab's claims (conf/base/parameters_cnn_depth.yml), judged on small synthetic
+summaries; numeric claims only in the env of the lab's setting."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import FAILS, HOLDS, NOT_MEASURED, WITHIN_SPREAD, claims_table
-from cnn_lab.pipelines.cnn_depth.findings import depth_claims
+from cnn_lab.evaluation.claims import FAILS, HOLDS, NOT_MEASURED, OTHER_ENV, WITHIN_SPREAD
+from tests.pipelines.claims_support import judge
 
 LAB_LIKE = {  # (family, depth) -> test accuracy per seed, shaped like the README's run
     ("mlp", 32): [0.100, 0.102, 0.104],
@@ -16,6 +17,8 @@ LAB_LIKE = {  # (family, depth) -> test accuracy per seed, shaped like the READM
     ("cnn", 16): [0.12, 0.11, 0.13],
     ("rescnn", 16): [0.90, 0.92, 0.89],
 }
+# The claims in their YAML order; the third and sixth are numeric (paper / paper_cnn).
+PLAIN_MLP, RESMLP, RESMLP_94, BN, CNN8, CNN8_7606, RESCNN, HE = range(8)
 
 
 def summary(accuracies: dict, seeds: int = 3) -> pd.DataFrame:
@@ -26,15 +29,31 @@ def summary(accuracies: dict, seeds: int = 3) -> pd.DataFrame:
     )
 
 
-def verdicts(table: pd.DataFrame) -> list[str]:
-    return table["verdict"].tolist()
+def verdicts(accuracies: dict, env: str = "local", seeds: int = 3) -> list[str]:
+    return claims(accuracies, env, seeds)["verdict"].tolist()
 
 
-def test_a_run_like_the_lab_holds_every_claim_and_names_the_dataset() -> None:
-    table = claims_table(depth_claims("digits", 10), summary(LAB_LIKE))
-    assert verdicts(table) == [HOLDS] * 5
-    assert table["this run measured"].str.startswith("on digits").all()
-    assert "not MNIST" in table.loc[1, "this run measured"]  # the 94% judged relatively
+def claims(accuracies: dict, env: str = "local", seeds: int = 3) -> pd.DataFrame:
+    return judge(
+        "cnn_depth", {"summary": summary(accuracies, seeds)}, env=env, chance=0.1, on="digits"
+    )
+
+
+def test_a_run_like_the_lab_holds_every_qualitative_claim_and_names_the_dataset() -> None:
+    table = claims(LAB_LIKE)
+    assert table["verdict"].tolist() == [
+        HOLDS,
+        HOLDS,
+        OTHER_ENV,  # 94%: checked with --env=paper only
+        HOLDS,
+        HOLDS,
+        OTHER_ENV,  # 76.06%: checked with --env=paper_cnn only
+        HOLDS,
+        NOT_MEASURED,  # He et al.'s cifar_plain / cifar_resnet did not run
+    ]
+    assert table["this run measured"].str.contains("on digits").all()
+    assert "checked with --env=paper," in table.loc[RESMLP_94, "this run measured"]
+    assert "resmlp_d32 0.9650 ± 0.0050 over 3 seeds" in table.loc[RESMLP_94, "this run measured"]
 
 
 def test_a_run_where_the_claims_fail_says_so() -> None:
@@ -47,25 +66,48 @@ def test_a_run_where_the_claims_fail_says_so() -> None:
         ("cnn", 16): [0.85, 0.86, 0.85],  # the plain 16-layer CNN trains
         ("rescnn", 16): [0.50, 0.52, 0.51],
     }
-    assert verdicts(claims_table(depth_claims("digits", 10), summary(failing))) == [FAILS] * 5
+    result = verdicts(failing)
+    assert [result[i] for i in (PLAIN_MLP, RESMLP, BN, CNN8, RESCNN)] == [FAILS] * 5
+    assert verdicts(failing, "paper")[RESMLP_94] == FAILS
 
 
-def test_numbers_are_checked_on_the_labs_dataset_only() -> None:
+def test_numbers_are_checked_in_the_labs_env_only() -> None:
     low = {**LAB_LIKE, ("resmlp", 32): [0.91, 0.90, 0.92]}  # learns, but below 0.94
-    assert verdicts(claims_table(depth_claims("digits", 10), summary(low)))[1] == HOLDS
-    assert verdicts(claims_table(depth_claims("mnist", 10), summary(low)))[1] == FAILS
+    assert verdicts(low)[RESMLP] == HOLDS
+    assert verdicts(low)[RESMLP_94] == OTHER_ENV
+    assert verdicts(low, "paper")[RESMLP_94] == FAILS
+    assert verdicts(LAB_LIKE, "paper")[RESMLP_94] == HOLDS
     eight = {**LAB_LIKE, ("cnn", 8): [0.76, 0.761, 0.762]}
-    assert verdicts(claims_table(depth_claims("cifar10", 10), summary(eight)))[3] == HOLDS
-    assert verdicts(claims_table(depth_claims("cifar10", 10), summary(LAB_LIKE)))[3] == FAILS
+    assert verdicts(eight, "paper_cnn")[CNN8_7606] == HOLDS
+    assert verdicts(LAB_LIKE, "paper_cnn")[CNN8_7606] == FAILS
+    assert verdicts(LAB_LIKE, "paper")[CNN8_7606] == OTHER_ENV
 
 
 def test_a_gap_inside_the_seed_spread_is_not_called_a_hold() -> None:
     close = {**LAB_LIKE, ("cnn", 4): [0.70, 0.80, 0.90], ("cnn", 8): [0.78, 0.82, 0.86]}
-    assert verdicts(claims_table(depth_claims("digits", 10), summary(close)))[3] == WITHIN_SPREAD
+    assert verdicts(close)[CNN8] == WITHIN_SPREAD
 
 
 def test_variants_outside_the_grid_are_not_measured() -> None:
     tiny = {("mlp", 2): [0.5], ("resmlp", 2): [0.6]}
-    table = claims_table(depth_claims("digits", 10), summary(tiny, seeds=1))
-    assert verdicts(table) == [NOT_MEASURED] * 5
-    assert "mlp at depth 32" in table.loc[0, "this run measured"]
+    table = claims(tiny, "paper", seeds=1)
+    expected = [NOT_MEASURED] * 8
+    expected[CNN8_7606] = OTHER_ENV  # a paper_cnn claim in env paper
+    assert table["verdict"].tolist() == expected
+    assert "depth 32 was not in this run's summary" in table.loc[PLAIN_MLP, "this run measured"]
+    assert "(there: 2)" in table.loc[PLAIN_MLP, "this run measured"]
+
+
+def test_he_et_al_resnets_against_their_plain_twins_by_depth() -> None:
+    cifar = {
+        ("cifar_plain", 20): [0.90, 0.91],
+        ("cifar_resnet", 20): [0.92, 0.93],
+        ("cifar_plain", 56): [0.85, 0.86],
+        ("cifar_resnet", 56): [0.93, 0.94],
+        ("cifar_resnet", 110): [0.94, 0.95],  # no plain twin: not compared
+    }
+    table = claims(cifar, "paper_he", seeds=2)
+    assert table.loc[HE, "verdict"] == HOLDS
+    measured = table.loc[HE, "this run measured"]
+    assert "cifar_resnet_d20" in measured and "cifar_resnet_d56" in measured
+    assert "d110" not in measured

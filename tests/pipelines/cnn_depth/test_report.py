@@ -6,11 +6,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import NOT_MEASURED
-from cnn_lab.pipelines.cnn_depth.findings import depth_claims
+from cnn_lab.evaluation.claims import NOT_MEASURED, OTHER_ENV
 from tests.conftest import mlflow_runs
 from tests.pipelines.cnn_depth.test_pipeline import TINY, _latest
-from tests.pipelines.report_checks import Collect, claim_verdicts
+from tests.pipelines.report_checks import (
+    Collect,
+    check_best_confusion,
+    check_claims_file,
+    claim_verdicts,
+)
 
 FAST_ANALYSIS = {"dataset_analysis.subsample": 60, "dataset_analysis.perplexity": 5}
 
@@ -26,7 +30,7 @@ def test_report_states_the_run(run_kedro, kedro_project: Path) -> None:
     assert {"html", "body", "table", "img"} <= set(parsed.tags)
     # Self-contained: every figure is embedded, nothing is fetched.
     assert parsed.images and all(s.startswith("data:image/png;base64,") for s in parsed.images)
-    assert len(parsed.images) == 5 + 3  # study figures + dataset analysis
+    assert len(parsed.images) == 5 + 1 + 3  # study figures, confusion, dataset analysis
 
     _, runs = mlflow_runs(kedro_project)
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
@@ -40,10 +44,16 @@ def test_report_states_the_run(run_kedro, kedro_project: Path) -> None:
     assert f"resmlp {deepest:.4f}" in markdown  # the finding quotes the table's number
     assert "cnn_depth.training.epochs" in markdown  # a parameter changed from conf/base
     assert "first-layer gradient norm" in markdown
-    # The lab's claims are about depths 8-56: none is in this depth-2 grid.
-    claims = depth_claims("digits", 10)
-    assert claim_verdicts(markdown, html, claims) == [NOT_MEASURED] * len(claims)
-    assert "mlp at depth 32 was not in this run's grid" in markdown
+    # The lab's claims are about depths 8-56: none is in this depth-2 grid; the numeric
+    # ones are checked with --env=paper / paper_cnn only.
+    verdicts = claim_verdicts(markdown, html, "cnn_depth")
+    assert (
+        verdicts
+        == [NOT_MEASURED] * 2 + [OTHER_ENV] + [NOT_MEASURED] * 2 + [OTHER_ENV] + [NOT_MEASURED] * 2
+    )
+    check_claims_file(kedro_project, "cnn_depth", verdicts)
+    assert "depth 32 was not in this run's summary among the rows with family mlp" in markdown
+    check_best_confusion(markdown, html)
 
     artifacts = {
         a.path for a in mlflow_runs(kedro_project)[0].list_artifacts(parent.info.run_id, "report")

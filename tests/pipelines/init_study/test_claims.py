@@ -1,11 +1,12 @@
-"""The init lab report's claims, judged on small synthetic summaries."""
+"""The init lab report's claims (conf/base/parameters_init_study.yml), judged on small
+synthetic summaries."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import FAILS, HOLDS, NOT_MEASURED, WITHIN_SPREAD, claims_table
-from cnn_lab.pipelines.init_study.findings import init_claims
+from cnn_lab.evaluation.claims import FAILS, HOLDS, NOT_MEASURED, WITHIN_SPREAD
+from tests.pipelines.claims_support import judge
 
 LAB_LIKE = {  # run -> (max test accuracy, seconds per batch)
     "NetA1-HF": (0.349, 0.004),
@@ -21,6 +22,8 @@ def summary(runs: dict, spread: float = 0.0, seeds: int = 1) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "run": run,
+            "network": {"NetA1": "net_a1", "NetA2": "net_a2"}[run.split("-")[0]],
+            "scheme": run.split("-")[1],
             "seed": seed,
             "max_test_accuracy": accuracy + spread * (seed - 1),
             "seconds_per_batch": seconds,
@@ -30,8 +33,8 @@ def summary(runs: dict, spread: float = 0.0, seeds: int = 1) -> pd.DataFrame:
     )
 
 
-def verdicts(frame: pd.DataFrame, dataset: str = "mnist") -> list[str]:
-    return claims_table(init_claims(dataset), frame)["verdict"].tolist()
+def verdicts(frame: pd.DataFrame, env: str = "paper") -> list[str]:
+    return judge("init_study", {"summary": frame}, env=env)["verdict"].tolist()
 
 
 def test_the_reports_own_numbers_hold_every_claim() -> None:
@@ -47,7 +50,7 @@ def test_reversed_rankings_and_a_slower_frozen_layer_do_not_hold() -> None:
         "NetA2-HT": (0.89, 0.005),
         "NetA2-DT": (0.88, 0.005),
     }
-    assert verdicts(summary(reversed_runs), "digits") == [FAILS] * 4
+    assert verdicts(summary(reversed_runs), "local") == [FAILS] * 4
 
 
 def test_gaps_inside_the_seed_spread() -> None:
@@ -59,4 +62,7 @@ def test_gaps_inside_the_seed_spread() -> None:
 
 def test_a_network_outside_the_run_is_not_measured() -> None:
     only_a1 = {k: v for k, v in LAB_LIKE.items() if k.startswith("NetA1")}
-    assert verdicts(summary(only_a1)) == [HOLDS, NOT_MEASURED, NOT_MEASURED, NOT_MEASURED]
+    table = judge("init_study", {"summary": summary(only_a1)}, env="local")
+    assert table["verdict"].tolist() == [HOLDS, NOT_MEASURED, NOT_MEASURED, NOT_MEASURED]
+    assert "run NetA2-DT was not in this run's summary" in table.loc[1, "this run measured"]
+    assert "NetA1-DT 0.3940 vs NetA1-HT 0.3800: gap +0.0140" in table.loc[0, "this run measured"]

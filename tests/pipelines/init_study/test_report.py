@@ -7,17 +7,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import NOT_MEASURED
-from cnn_lab.pipelines.init_study.findings import init_claims
+from cnn_lab.evaluation.claims import NOT_MEASURED
 from tests.pipelines.init_study.test_pipeline import TINY
-from tests.pipelines.report_checks import check_analysis, claim_verdicts, latest, read_report
+from tests.pipelines.report_checks import (
+    check_analysis,
+    check_best_confusion,
+    check_claims_file,
+    claim_verdicts,
+    latest,
+    read_report,
+)
 
 
 def test_two_seed_report(run_kedro, kedro_project: Path) -> None:
     run_kedro(["init_study"], {**TINY, "init_study.seeds": [0, 1]})
     reporting = kedro_project / "data/08_reporting/init_study"
     html, markdown, parsed = read_report(kedro_project, "init_study")
-    assert len(parsed.images) == 5 + 3  # study figures + dataset analysis
+    assert len(parsed.images) == 5 + 1 + 3  # study figures, confusion, dataset analysis
 
     summary = pd.read_csv(latest(reporting, "summary.csv"))
     assert len(summary) == 12 and sorted(set(summary["seed"])) == [0, 1]
@@ -40,8 +46,11 @@ def test_two_seed_report(run_kedro, kedro_project: Path) -> None:
     assert "the seed-to-seed spread (sum of the stds" in markdown
     assert "init_study.seeds" in markdown  # a parameter changed from conf/base
     # Every run of the report's claims ran: each is judged, against two seeds' spread.
-    assert NOT_MEASURED not in claim_verdicts(markdown, html, init_claims("digits"))
-    assert "on digits, max test accuracy: NetA1-DT" in markdown
+    verdicts = claim_verdicts(markdown, html, "init_study")
+    assert NOT_MEASURED not in verdicts
+    check_claims_file(kedro_project, "init_study", verdicts)
+    assert "on digits: max_test_accuracy: NetA1-DT" in markdown
+    check_best_confusion(markdown, html)
 
     # Each seed starts from its own draw; within a seed the runs share theirs.
     differences = pd.read_csv(latest(reporting, "initial_differences.csv"))

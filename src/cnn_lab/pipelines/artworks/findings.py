@@ -9,16 +9,11 @@ from typing import Any
 import pandas as pd
 
 from cnn_lab.evaluation.findings import (
-    Claim,
-    NotMeasured,
-    beats,
     diverged,
     fmt,
-    gap_text,
     mean_text,
     seed_statistics,
     spread_verdict,
-    statistics_of,
 )
 
 ARTWORKS_STATISTICS = (
@@ -99,54 +94,3 @@ def artworks_problems(
         f"duplicate file counted once: {path}" for path in index_report.get("duplicate_files", [])
     ]
     return problems
-
-
-# --- the artworks lab's own claims, checked against this run ------------------------------
-
-LAB = "artworks lab (ResNet-50, Best Artworks of All Time)"
-
-
-def _variant(summary: pd.DataFrame, metric: str, variant: str) -> pd.Series:
-    stats = seed_statistics(summary, ["variant"], metric).set_index("variant")
-    return statistics_of(stats, variant, f"the {variant} variant")
-
-
-def _pretrained(summary: pd.DataFrame, variant: str) -> None:
-    rows = summary[summary["variant"] == variant]
-    if len(rows) and "weights" in rows and (rows["weights"].astype(str) == "none").all():
-        raise NotMeasured(f"{variant} ran without pretrained weights in this run")
-
-
-def artworks_claims(dataset: str) -> list[Claim]:
-    """The lab's comparisons of its variants, judged on this run's summary by test
-    macro-F1 (the study's ranking metric on an imbalanced set) and training time."""
-    on = f"on {dataset}"
-
-    def pairwise(better: str, worse: str, metric: str, *, lower: bool = False):
-        def check(summary: pd.DataFrame) -> tuple[str, str]:
-            _pretrained(summary, "finetune")
-            a, b = _variant(summary, metric, better), _variant(summary, metric, worse)
-            if lower:  # the claim is that ``better`` is below ``worse``
-                return f"{on}, {metric}: {gap_text(b, a, (worse, better))}", beats(b, a)
-            return f"{on}, {metric}: {gap_text(a, b, (better, worse))}", beats(a, b)
-
-        return check
-
-    return [
-        Claim(
-            "fine-tuning a pretrained ResNet beats training from scratch",
-            f"{LAB}: the ImageNet-initialised ResNet fine-tuned at 3e-4 above the one "
-            "trained from scratch",
-            pairwise("finetune", "scratch", "test_macro_f1"),
-        ),
-        Claim(
-            "fine-tuning every layer beats training the head alone on frozen features",
-            f"{LAB}: variants finetune (all layers) and freeze_1_4 (head only)",
-            pairwise("finetune", "freeze_1_4", "test_macro_f1"),
-        ),
-        Claim(
-            "freezing the pretrained stages lowers the training time",
-            f"{LAB}: variants freeze_1_4 (head only) and finetune (all layers)",
-            pairwise("freeze_1_4", "finetune", "train_seconds", lower=True),
-        ),
-    ]

@@ -20,7 +20,6 @@ from cnn_lab.evaluation import class_plots
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
 from cnn_lab.evaluation.findings import (
     across_seeds,
-    claims_table,
     statistic_columns,
     with_seed_statistics,
 )
@@ -28,7 +27,6 @@ from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_cl
 from cnn_lab.models import count_parameters
 from cnn_lab.pipelines.artworks.findings import (
     ARTWORKS_STATISTICS,
-    artworks_claims,
     artworks_findings,
     artworks_problems,
 )
@@ -468,8 +466,10 @@ def write_report(
     summary: pd.DataFrame,
     per_class: pd.DataFrame,
     analysis: dict[str, Any],
+    claims: pd.DataFrame,
     class_counts: str,
     variant_comparison: str,
+    confusion: str,
     *variant_figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: the best variant
@@ -493,7 +493,6 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables={
-            "claims": claims_table(artworks_claims(f"the artworks set ({k} artists)"), summary),
             "summary (test split)": reporting.with_integers(
                 summary.drop(columns=statistic_columns(ARTWORKS_STATISTICS)), COUNT_COLUMNS
             ),
@@ -504,4 +503,6 @@ def write_report(
         findings=artworks_findings(summary, k),
         problems=artworks_problems(summary, decoded, index_report),
         sections=(analysis,),
+        claims=claims,
+        confusion=confusion,
     )

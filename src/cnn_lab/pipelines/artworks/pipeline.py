@@ -10,11 +10,18 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.study.frame import Frame, declare
-from cnn_lab.study.reporting import model_analysis
+from cnn_lab.study.reporting import (
+    ClaimSource,
+    claims_pipeline,
+    confusion_pipeline,
+    model_analysis,
+)
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, ArtworksParams, nodes.variants)
 s = f"{nodes.STUDY}."  # the study's dataset and node names: s + "split"
+# The table the lab's claims query: a variant over seeds.
+CLAIM_TABLES = {"summary": ClaimSource("summary", ("variant",))}
 
 
 def data(variants: list[Variant]) -> Pipeline:
@@ -48,6 +55,13 @@ def data(variants: list[Variant]) -> Pipeline:
     return pipeline(steps, tags=["data"])
 
 
+def extra(variants: list[Variant]) -> Pipeline:
+    """The data steps, the lab's claims checked on the summary, and the best variant's
+    confusion matrix."""
+    claims = claims_pipeline(nodes.STUDY, CLAIM_TABLES)
+    return data(variants) + claims + confusion_pipeline(nodes.STUDY, variants)
+
+
 def first_seed(variants: list[Variant]) -> list[Variant]:
     """The variants of the first training seed: their figures are the ones the report shows
     and the best of them is mapped in the dataset analysis."""
@@ -67,8 +81,8 @@ def analysis(variants: list[Variant]) -> Pipeline:
 
 
 DATA = ("config", "images", "split", "index_report", "decoded")
-RESULTS = ("summary", "per_class_report", "analysis.section")
-FIGURES = ("figures.class_counts", "figures.variant_comparison")
+RESULTS = ("summary", "per_class_report", "analysis.section", "claims")
+FIGURES = ("figures.class_counts", "figures.variant_comparison", "figures.confusion_matrix_best")
 
 
 def report_inputs(variants: list[Variant]) -> list[str]:
@@ -91,7 +105,7 @@ FRAME = Frame(
     report=nodes.write_report,
     report_inputs=report_inputs,
     analysis=analysis,
-    extra=data,
+    extra=extra,
 )
 
 

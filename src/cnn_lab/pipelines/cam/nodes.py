@@ -684,6 +684,8 @@ def write_report(
     cam_grid: str,
     cam_top_k: str,
     cam_methods: str,
+    claims: pd.DataFrame,
+    confusion: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: localisation against
     chance, each model's training, the CAM figures and the dataset analysis."""
@@ -710,6 +712,8 @@ def write_report(
         problems=diverged(models, "model") + _weights_problems(config, first),
         sections=(analysis,),
         settings={f"{r['model']} weights": weights_statement(r) for _, r in first.iterrows()},
+        claims=claims,
+        confusion=confusion,
     )
 
 

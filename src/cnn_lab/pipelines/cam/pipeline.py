@@ -13,7 +13,12 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.schema import CamParams
 from cnn_lab.study.frame import Frame, bind, declare
-from cnn_lab.study.reporting import model_analysis
+from cnn_lab.study.reporting import (
+    ClaimSource,
+    claims_pipeline,
+    confusion_pipeline,
+    model_analysis,
+)
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
@@ -42,6 +47,13 @@ def pretraining(variants: list[Variant]) -> list[Any]:
         )
         for source in sources.values()
     ]
+
+
+# The tables the lab's claims query: a model's seeds, and a model's and method's seeds.
+CLAIM_TABLES = {
+    "summary": ClaimSource("summary", ("model",)),
+    "localisation": ClaimSource("localisation", ("model", "method")),
+}
 
 
 def explanations(variants: list[Variant]) -> Pipeline:
@@ -86,6 +98,8 @@ def explanations(variants: list[Variant]) -> Pipeline:
         pretraining(variants),
         explain,
         pipeline(report, tags=["report"]),
+        claims_pipeline(nodes.STUDY, CLAIM_TABLES, "dataset"),
+        confusion_pipeline(nodes.STUDY, variants),
     )
 
 
@@ -117,6 +131,8 @@ FRAME = Frame(
         "figures.cam_grid",
         "figures.cam_top_k",
         "figures.cam_methods",
+        "claims",
+        "figures.confusion_matrix_best",
     ),
     analysis=analysis,
     extra=explanations,

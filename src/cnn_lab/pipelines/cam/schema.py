@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from cnn_lab.evaluation.claims import Claims
 from cnn_lab.evaluation.saliency import METHODS
 from cnn_lab.study.params import Seeds, StrictModel, as_list
 from cnn_lab.study.training_params import CheckpointedRunParams, Threads
@@ -166,6 +167,7 @@ class CamParams(CheckpointedRunParams):
     )
     faithfulness_steps: int = Field(10, ge=2, description="deletion/insertion curve steps")
     render: RenderParams = Field(default_factory=lambda: RenderParams())
+    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
     @field_validator("models")
     @classmethod

@@ -17,10 +17,8 @@ from cnn_lab.data.sources import (
     load_torchvision_images,
 )
 from cnn_lab.evaluation import plots
-from cnn_lab.evaluation.findings import claims_table
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.pipelines.cnn_depth.findings import (
-    depth_claims,
     depth_findings,
     depth_problems,
     seed_statistics,
@@ -331,6 +329,8 @@ def write_report(
     summary: pd.DataFrame,
     history: pd.DataFrame,
     analysis: dict[str, Any],
+    claims: pd.DataFrame,
+    confusion: str,
     *figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
@@ -348,7 +348,6 @@ def write_report(
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
         tables={
-            "claims": claims_table(depth_claims(bundle.name, bundle.train.num_classes), summary),
             "summary": summary,
             "test accuracy across seeds": seed_statistics(summary),
         },
@@ -357,6 +356,8 @@ def write_report(
         problems=problems,
         sections=(analysis,),
         settings=group_settings(config),
+        claims=claims,
+        confusion=confusion,
     )
 
 

@@ -9,7 +9,7 @@ from kedro.pipeline import Pipeline
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.study.frame import Frame, bind, declare
-from cnn_lab.study.reporting import model_analysis
+from cnn_lab.study.reporting import ClaimSource, claims_pipeline, confusion_pipeline, model_analysis
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, CnnDepthParams, nodes.variants, nodes.check_config)
@@ -23,6 +23,18 @@ def analysis(variants: list[Variant]) -> Pipeline:
     pick = bind(nodes.analysis_model, variant=deepest)
     inputs = ["cnn_depth.dataset", "cnn_depth.config", deepest.dataset("weights")]
     return model_analysis(nodes.STUDY, pick, inputs)
+
+
+# The tables the lab's claims query: a variant is a (group, family, depth), over seeds.
+CLAIM_TABLES = {
+    "summary": ClaimSource("summary", ("group", "family", "depth"), "{family}_d{depth}")
+}
+
+
+def report_parts(variants: list[Variant]) -> Pipeline:
+    """The lab's claims checked on the summary, and the best variant's confusion matrix."""
+    claims = claims_pipeline(nodes.STUDY, CLAIM_TABLES, data="dataset")
+    return claims + confusion_pipeline(nodes.STUDY, variants)
 
 
 FRAME = Frame(
@@ -40,8 +52,11 @@ FRAME = Frame(
         "summary",
         "history",
         "analysis.section",
+        "claims",
+        "figures.confusion_matrix_best",
     ),
     analysis=analysis,
+    extra=report_parts,
 )
 
 

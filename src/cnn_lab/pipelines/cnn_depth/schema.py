@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from cnn_lab.evaluation.claims import Claims
 from cnn_lab.study.params import Seeds, StrictModel, as_list, key_error, unknown_option
 from cnn_lab.study.training_params import CheckpointedRunParams, Threads
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
@@ -121,6 +122,7 @@ class CnnDepthParams(CheckpointedRunParams):
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)
     training: TrainingParams = TrainingParams()
+    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
     @model_validator(mode="before")
     @classmethod

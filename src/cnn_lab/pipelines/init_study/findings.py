@@ -3,19 +3,12 @@ none of them knows a result in advance, so a report can only say what its run me
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
 from cnn_lab.evaluation.findings import (
-    Claim,
-    beats,
-    gap_text,
     mean_text,
     seed_statistics,
     spread_verdict,
-    statistics_of,
-    worst,
 )
 
 SCHEME_WORDS = {
@@ -106,97 +99,4 @@ def init_problems(differences: pd.DataFrame) -> list[str]:
         + (f", seed {row.seed}" if "seed" in differences else "")
         + ")"
         for row in differing.itertuples()
-    ]
-
-
-# --- the lab report's own claims, checked against this run --------------------------------
-
-LAB = "init lab report (MNIST, Adam 3.35e-4, batch 128, 60 epochs)"
-LAB_MAX_ACCURACY = {  # the report's maximum test accuracy, % (HF, HT, DT)
-    "NetA1": {"HF": 34.9, "HT": 38.0, "DT": 39.4},
-    "NetA2": {"HF": 70.3, "HT": 70.6, "DT": 79.6},
-}
-ORDER = ("DT", "HT", "HF")  # the report's ranking, best first
-
-
-def _by_run(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return seed_statistics(summary, ["run"], metric).set_index("run")
-
-
-def _run(stats: pd.DataFrame, run: str) -> pd.Series:
-    return statistics_of(stats, run, run)
-
-
-def init_claims(dataset: str) -> list[Claim]:
-    """The report's claims on the schemes, the second network and the frozen layer's speed,
-    judged on this run's summary. The report's levels (34.9-79.6 %) came from a loss with a
-    bug (docs/init_study.md), so only its rankings are checked, on any dataset."""
-    on = f"on {dataset}"
-
-    def ranking(network: str) -> Callable[[pd.DataFrame], tuple[str, str]]:
-        def check(summary: pd.DataFrame) -> tuple[str, str]:
-            stats = _by_run(summary, "max_test_accuracy")
-            runs = [_run(stats, f"{network}-{scheme}") for scheme in ORDER]
-            pairs = list(zip(runs, runs[1:], strict=False))
-            names = [f"{network}-{scheme}" for scheme in ORDER]
-            texts = [
-                gap_text(a, b, names_of)
-                for (a, b), names_of in zip(pairs, zip(names, names[1:], strict=False), strict=True)
-            ]
-            return (
-                f"{on}, max test accuracy: " + "; ".join(texts),
-                worst(*(beats(a, b) for a, b in pairs)),
-            )
-
-        return check
-
-    def second_convolution(summary: pd.DataFrame) -> tuple[str, str]:
-        stats = _by_run(summary, "max_test_accuracy")
-        texts, verdicts = [], []
-        for scheme in reversed(ORDER):
-            a2, a1 = _run(stats, f"NetA2-{scheme}"), _run(stats, f"NetA1-{scheme}")
-            texts.append(gap_text(a2, a1, (f"NetA2-{scheme}", f"NetA1-{scheme}")))
-            verdicts.append(beats(a2, a1))
-        return f"{on}, max test accuracy: " + "; ".join(texts), worst(*verdicts)
-
-    def frozen_speed(summary: pd.DataFrame) -> tuple[str, str]:
-        stats = _by_run(summary, "seconds_per_batch")
-        texts, verdicts = [], []
-        for network in LAB_MAX_ACCURACY:
-            trained, frozen = _run(stats, f"{network}-HT"), _run(stats, f"{network}-HF")
-            texts.append(gap_text(trained, frozen, (f"{network}-HT", f"{network}-HF")))
-            verdicts.append(beats(trained, frozen))
-        return (
-            f"{on}, seconds per batch (median over epochs; HT does the same arithmetic with "
-            "the first layer trained): " + "; ".join(texts),
-            worst(*verdicts),
-        )
-
-    def lab(network: str) -> str:
-        scores = LAB_MAX_ACCURACY[network]
-        return f"{LAB}: {network} max accuracy " + " > ".join(
-            f"{scheme} {scores[scheme]}%" for scheme in ORDER
-        )
-
-    return [
-        Claim(
-            "DT > HT > HF in maximum accuracy for NetA1",
-            lab("NetA1"),
-            ranking("NetA1"),
-        ),
-        Claim(
-            "DT > HT > HF in maximum accuracy for NetA2",
-            lab("NetA2"),
-            ranking("NetA2"),
-        ),
-        Claim(
-            "the second convolution lifts every scheme: NetA2 > NetA1",
-            f"{LAB}: NetA2 70.3-79.6% against NetA1 34.9-39.4%",
-            second_convolution,
-        ),
-        Claim(
-            "freezing the first layer lowers the time per batch",
-            f"{LAB}: the frozen first layer (HF) trains fastest",
-            frozen_speed,
-        ),
     ]

@@ -23,7 +23,6 @@ from cnn_lab.data.transforms import resize_images
 from cnn_lab.evaluation import init_plots
 from cnn_lab.evaluation.findings import (
     across_seeds,
-    claims_table,
     diverged,
     statistic_columns,
 )
@@ -37,7 +36,6 @@ from cnn_lab.models.tiny import (
     should_share,
 )
 from cnn_lab.pipelines.init_study.findings import (
-    init_claims,
     init_findings,
     init_problems,
     initial_check,
@@ -320,13 +318,14 @@ def write_report(
     differences: pd.DataFrame,
     analysis: dict[str, Any],
     kernels: str,
+    claims: pd.DataFrame,
+    confusion: str,
     *figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow; ``kernels`` and
     ``figures`` are the saved study figures (base64 PNG), the latter in the order of
     :data:`FIGURES`."""
     tables = {
-        "claims": claims_table(init_claims(bundle.name), summary),
         "summary": summary.drop(columns=statistic_columns(SEED_STATISTICS)),
     }
     if summary["seeds"].max() > 1:
@@ -346,4 +345,6 @@ def write_report(
         findings=init_findings(summary, differences),
         problems=diverged(summary, "run") + init_problems(differences),
         sections=(analysis,),
+        claims=claims,
+        confusion=confusion,
     )

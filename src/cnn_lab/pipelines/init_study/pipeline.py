@@ -11,11 +11,18 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.pipelines.init_study import nodes
 from cnn_lab.pipelines.init_study.schema import InitStudyParams
 from cnn_lab.study.frame import Frame, bind, declare
-from cnn_lab.study.reporting import model_analysis
+from cnn_lab.study.reporting import (
+    ClaimSource,
+    claims_pipeline,
+    confusion_pipeline,
+    model_analysis,
+)
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, InitStudyParams, nodes.variants)
+# The table the lab's claims query: a run (NetA1-DT) over seeds.
+CLAIM_TABLES = {"summary": ClaimSource("summary", ("run",))}
 
 
 def _seeded(name: str, variant: Variant) -> str:
@@ -68,7 +75,10 @@ def initialisation(variants: list[Variant]) -> Pipeline:
         name="init_study.plot_kernels",
         tags=["report"],
     )
-    return combine(pipeline([*draws, *starts], tags=["initialisation"]), check, kernels)
+    claims = claims_pipeline(nodes.STUDY, CLAIM_TABLES, "dataset")
+    confusion = confusion_pipeline(nodes.STUDY, variants)
+    initial = pipeline([*draws, *starts], tags=["initialisation"])
+    return combine(initial, check, kernels, claims, confusion)
 
 
 def analysis(variants: list[Variant]) -> Pipeline:
@@ -96,6 +106,8 @@ FRAME = Frame(
         "initial_differences",
         "analysis.section",
         "figures.kernels",
+        "claims",
+        "figures.confusion_matrix_best",
     ),
     analysis=analysis,
     extra=initialisation,

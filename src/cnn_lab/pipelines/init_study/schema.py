@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from cnn_lab.evaluation.claims import Claims
 from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
 from cnn_lab.study.params import Seeds, StrictModel
 from cnn_lab.study.training_params import CheckpointedRunParams, Threads
@@ -35,3 +36,4 @@ class InitStudyParams(CheckpointedRunParams):
     probe_batch_size: int = Field(256, ge=1)
     data: InitDataParams = InitDataParams()
     training: TrainingParams = TrainingParams()
+    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md

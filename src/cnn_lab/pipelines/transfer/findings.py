@@ -14,19 +14,12 @@ from typing import Any
 import pandas as pd
 
 from cnn_lab.evaluation.findings import (
-    Claim,
-    NotMeasured,
     diverged,
     fmt,
     mean_text,
-    near,
-    reference_text,
     seed_statistics,
     spread_verdict,
-    statistics_of,
     std_verdict,
-    versus,
-    worst,
 )
 
 TRANSFER_KEYS = ("group", "approach")
@@ -202,102 +195,3 @@ def transfer_problems(summary: pd.DataFrame) -> list[str]:
             if row.converged is False or row.converged == "False"
         ]
     return problems
-
-
-# --- the transfer lab's own claims, checked against this run ------------------------------
-
-LAB = "transfer lab (ResNet-18, CIFAR-10 -> CIFAR-100)"
-LAB_DATASET = "cifar100"
-TOLERANCE = 0.03  # "~0.37": within 0.03 of the lab's number, on CIFAR-100 only
-LAB_BASELINE, LAB_HEAD, LAB_TUNED = 0.37, 0.29, 0.51
-
-
-def _best(ranked: pd.DataFrame, test: pd.DataFrame, what: str) -> pd.Series:
-    """Test statistics of the best approach of ``ranked`` (by validation accuracy)."""
-    if not len(ranked):
-        raise NotMeasured(f"no {what} in this run's grid")
-    return statistics_of(test, ranked["approach"].iloc[0], what)
-
-
-def _number(stats: pd.Series, claimed: float) -> str:
-    return f"{stats.name} {mean_text(stats)} (the lab's {claimed}, tolerance {TOLERANCE})"
-
-
-def transfer_claims(target: str) -> list[Claim]:
-    """The lab's claims on baselines, head-only fine-tuning, fine-tuning and the tuned
-    model, judged on this run's summary; its CIFAR-100 numbers only when ``target`` is
-    CIFAR-100, the relative part on any target (the text says which ran). The baselines
-    are fitted once, so a fine-tuned model's gap to them is judged against its own std."""
-    on = f"on {target}"
-    numbers = target == LAB_DATASET
-
-    def baselines(summary: pd.DataFrame) -> tuple[str, str]:
-        test = Scores(summary).test
-        runs = [statistics_of(test, name, f"the {name} baseline") for name in ("svm", "logistic")]
-        if not numbers:
-            raise NotMeasured(
-                f"{on}, not CIFAR-100, so the 0.37 is not comparable: "
-                + ", ".join(f"{s.name} {mean_text(s)}" for s in runs)
-            )
-        return (
-            f"{on}: " + "; ".join(_number(s, LAB_BASELINE) for s in runs),
-            worst(*(near(s, LAB_BASELINE, TOLERANCE) for s in runs)),
-        )
-
-    def head_only(summary: pd.DataFrame) -> tuple[str, str]:
-        scores = Scores(summary)
-        baseline = _best(scores.baselines, scores.test, "feature baseline")
-        head = statistics_of(scores.test, "head", "the head-only preset")
-        names = ("head", f"best baseline {baseline.name}")
-        text = f"{on}: {reference_text(head, baseline, names)}"
-        verdict = versus(head, baseline["mean"], above=False)
-        if numbers:
-            text += f"; {_number(head, LAB_HEAD)}"
-            verdict = worst(verdict, near(head, LAB_HEAD, TOLERANCE))
-        return text, verdict
-
-    def finetuning(summary: pd.DataFrame) -> tuple[str, str]:
-        scores = Scores(summary)
-        baseline = _best(scores.baselines, scores.test, "feature baseline")
-        preset = _best(scores.presets, scores.test, "fine-tuning preset")
-        names = (f"best preset {preset.name}", f"best baseline {baseline.name}")
-        return (
-            f"{on} (bests by validation accuracy): {reference_text(preset, baseline, names)}",
-            versus(preset, baseline["mean"]),
-        )
-
-    def tuned(summary: pd.DataFrame) -> tuple[str, str]:
-        scores = Scores(summary)
-        model = statistics_of(scores.test, "tuned", "the tuned model")
-        if numbers:
-            return f"{on}: {_number(model, LAB_TUNED)}", near(model, LAB_TUNED, TOLERANCE)
-        baseline = _best(scores.baselines, scores.test, "feature baseline")
-        names = ("tuned", f"best baseline {baseline.name}")
-        return (
-            f"{on}, not CIFAR-100, so the 0.51 is not comparable; judged relatively (the lab's "
-            f"tuned model is 0.14 above its baselines): {reference_text(model, baseline, names)}",
-            versus(model, baseline["mean"]),
-        )
-
-    return [
-        Claim(
-            "SVM and logistic regression on frozen ResNet-18 features reach ~0.37",
-            f"{LAB}: about 0.37 test accuracy on CIFAR-100",
-            baselines,
-        ),
-        Claim(
-            "fine-tuning only the head is below the feature baseline",
-            f"{LAB}: head only about 0.29, below the baselines' 0.37",
-            head_only,
-        ),
-        Claim(
-            "fine-tuning beats the linear baseline",
-            f"{LAB}: fine-tuned networks above the baselines' 0.37",
-            finetuning,
-        ),
-        Claim(
-            "the tuned model reaches ~0.51 test accuracy",
-            f"{LAB}: about 0.51 test accuracy after the sweep",
-            tuned,
-        ),
-    ]

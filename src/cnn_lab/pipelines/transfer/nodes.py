@@ -31,7 +31,6 @@ from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
 from cnn_lab.evaluation.findings import (
     across_seeds,
-    claims_table,
     statistic_columns,
     with_seed_statistics,
 )
@@ -41,7 +40,6 @@ from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
 from cnn_lab.pipelines.transfer.findings import (
     TRANSFER_KEYS,
     TRANSFER_STATISTICS,
-    transfer_claims,
     transfer_findings,
     transfer_problems,
 )
@@ -675,6 +673,7 @@ def write_report(
     trials: pd.DataFrame,
     source_analysis: dict[str, Any],
     target_analysis: dict[str, Any],
+    claims: pd.DataFrame,
     *figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: every approach on the
@@ -693,14 +692,12 @@ def write_report(
         split_sizes=sizes,
         device=str(resolve_device(config["device"])),
         precision=reporting.precision_that_ran(summary),
-        tables={
-            "claims": claims_table(transfer_claims(target.name), summary),
-            **report_tables(summary, source_result, trials),
-        },
+        tables=report_tables(summary, source_result, trials),
         figures={name: drawn[name] for name in (*STUDY_FIGURES, *SEARCH_FIGURES)},
         findings=transfer_findings(summary, source_result, trials),
         problems=transfer_problems(summary),
         sections=(source_analysis, target_analysis),
+        claims=claims,
     )
 
 

@@ -14,13 +14,14 @@ from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY_FIGURES
 from cnn_lab.pipelines.transfer.schema import TransferParams
 from cnn_lab.study.frame import Frame, declare, names
-from cnn_lab.study.reporting import model_analysis
+from cnn_lab.study.reporting import ClaimSource, claims_pipeline, model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 
 S = nodes.STUDY
 STUDY = Study(S, TransferParams, nodes.variants, nodes.check_config)
 SHARED = ("source_weights", "target_trainval", "config")
+CLAIM_TABLES = {"summary": ClaimSource("summary", nodes.TRANSFER_KEYS, "{approach}")}
 
 
 def _node(func: Any, inputs: list[str], outputs: list[str], name: str, tag: str) -> Node:
@@ -67,6 +68,9 @@ def extra(variants: list[Variant]) -> Pipeline:
                 f"{S}.summary",
                 name=f"{S}.evaluate_on_test",
                 tags=["report"],
+            ),
+            claims_pipeline(
+                S, {"summary": ClaimSource("summary", nodes.TRANSFER_KEYS)}, "target_data"
             ),
         ]
     )
@@ -132,6 +136,7 @@ FRAME = Frame(
         "search.trials",
         "analysis.source.section",
         "analysis.target.section",
+        "claims",
         *(f"figures.{f}" for f in SEARCH_FIGURES),
     ),
     analysis=analysis,
