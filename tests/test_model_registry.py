@@ -79,7 +79,7 @@ def test_registered_best_variant_reproduces_its_test_accuracy(
     client, runs = mlflow_runs(kedro_project)
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert loaded.tags["cnn_lab.study_run"] == parent.info.run_id
-    assert parent.data.tags[tracking.REGISTERED_TAG] == "models:/cnn_lab.cnn_depth/1"
+    assert parent.data.tags[tracking.REGISTERED_TAG + "cnn_depth"] == "models:/cnn_lab.cnn_depth/1"
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     files = ["model/build_spec.json", "model/inputs.json", "model/model.pt"]
     assert all(_model_files(client, r.info.run_id) == files for r in children)
@@ -143,3 +143,25 @@ def test_the_best_finite_score_with_weights_is_registered(
     assert loaded.inputs == {"in_shape": [1, 4, 4]}
     state = {k: v.tolist() for k, v in net.state_dict().items()}
     assert {k: v.tolist() for k, v in loaded.model.state_dict().items()} == state
+
+
+def test_worker_processes_log_the_weights_and_register_the_best(
+    run_kedro, kedro_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--runner=ParallelRunner``: variants and the summary node run in workers, which
+    log to the runs the main process opened."""
+    from kedro.runner import ParallelRunner
+
+    from tests.pipelines.test_parallel_runner import TINY as TWO_VARIANTS
+
+    monkeypatch.setenv("KEDRO_MP_CONTEXT", "fork")
+    run_kedro(["cnn_depth"], TWO_VARIANTS, runner=ParallelRunner(max_workers=2))
+    summary = pd.read_csv(_latest(kedro_project / "data/08_reporting/cnn_depth", "summary.csv"))
+    best = summary.loc[summary["test_accuracy"].idxmax()]
+    loaded = load_registered("cnn_lab.cnn_depth")
+    assert (loaded.version, loaded.run_id) == ("1", best["mlflow_run_id"])
+    assert _test_accuracy(kedro_project, loaded) == best["test_accuracy"]
+    client, runs = mlflow_runs(kedro_project)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2
+    assert all(_model_files(client, r.info.run_id) for r in children)

@@ -349,7 +349,8 @@ def tag_run(run_id: str | None, tags: Mapping[str, Any]) -> None:
 MODEL_FOLDER = "model"  # a variant run's artifacts: model.pt, build_spec.json, inputs.json
 MODEL_FILE = "model.pt"
 REGISTERED_PREFIX = "cnn_lab."  # registered model of a study: cnn_lab.<study>
-REGISTERED_TAG = "cnn_lab.registered_model"  # on a study's parent run: models:/<name>/<v>
+# On a study's parent run (one per study: a run may hold several): models:/<name>/<v>
+REGISTERED_TAG = "cnn_lab.registered_model."  # + study
 # What picks a study run's best variant, the first a result has: the score of the weights
 # that were saved (init_study scores every epoch; its last one is what the weights give).
 HEADLINE_METRICS = ("test_accuracy", "final_test_accuracy")
@@ -447,7 +448,7 @@ def register_best(study: str, results: Iterable[Mapping[str, Any]]) -> str | Non
         description=f"best of {len(ranked)} by {metric} ({best[metric]:.4f}) in run {parent}",
     )
     uri = f"models:/{name}/{version.version}"
-    client.set_tag(parent, REGISTERED_TAG, uri)
+    client.set_tag(parent, REGISTERED_TAG + study, uri)
     return uri
 
 
