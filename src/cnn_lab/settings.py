@@ -7,6 +7,7 @@ from kedro.config import OmegaConfigLoader
 from cnn_lab.runtime import console
 from cnn_lab.runtime.distributed_hooks import DistributedRunHooks, plugins_to_disable
 from cnn_lab.runtime.hooks import (
+    ModelRegistry,
     RunIsolation,
     StudyGridHook,
     TrackingStoreCheck,
@@ -23,6 +24,7 @@ HOOKS = (
     StudyGridHook(),
     DistributedRunHooks(),
     WorkerProcesses(),
+    ModelRegistry(),
     console.RunPresentation(),
 )
 # torchrun: kedro-mlflow runs on rank 0 only (one MLflow run per launch; distributed_hooks.py).

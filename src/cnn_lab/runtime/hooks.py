@@ -211,6 +211,41 @@ class StudyGridHook:
                 catalog[f"params:{study}"] = None
 
 
+class ModelRegistry:
+    """Registers the best variant of each study run in MLflow's Model Registry as a new
+    version of ``cnn_lab.<study>`` (runtime/tracking.py ``register_best``), from the
+    results its ``<study>.summarise`` node reads: every study's frame has that node, so
+    no study registers anything itself.
+
+    A registry that refuses (a store without one) is a warning, not a failed run: the
+    results and weights are saved by then, and the variant runs hold the weights."""
+
+    @hook_impl
+    def after_node_run(self, node: Any, inputs: dict[str, Any]) -> None:
+        study = node.name.removesuffix(".summarise")
+        if study == node.name or study not in _study_names():
+            return
+        import logging
+
+        import mlflow
+
+        from cnn_lab.runtime import tracking
+
+        logger = logging.getLogger(__name__)
+        try:
+            uri = tracking.register_best(study, [v for v in inputs.values() if isinstance(v, dict)])
+        except mlflow.exceptions.MlflowException as error:
+            logger.warning(
+                "MLflow: could not register the best %s variant (%s); its run still holds "
+                "the weights under model/",
+                study,
+                error.message,
+            )
+            return
+        if uri is not None:
+            logger.info("MLflow: registered the best %s variant as %s", study, uri)
+
+
 def _study_names() -> list[str]:
     import pkgutil
 

@@ -8,12 +8,14 @@ them, so the parent of the run that completes a study shows every variant of it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +342,203 @@ def tag_run(run_id: str | None, tags: Mapping[str, Any]) -> None:
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_tag(run_id, key, str(value))
+
+
+# --- trained weights and the model registry -----------------------------------------
+
+MODEL_FOLDER = "model"  # a variant run's artifacts: model.pt, build_spec.json, inputs.json
+MODEL_FILE = "model.pt"
+REGISTERED_PREFIX = "cnn_lab."  # registered model of a study: cnn_lab.<study>
+# On a study's parent run (one per study: a run may hold several): models:/<name>/<v>
+REGISTERED_TAG = "cnn_lab.registered_model."  # + study
+# What picks a study run's best variant, the first a result has: the score of the weights
+# that were saved (init_study scores every epoch; its last one is what the weights give).
+HEADLINE_METRICS = ("test_accuracy", "final_test_accuracy")
+
+
+def log_model(run_id: str | None, model: Any, inputs: Mapping[str, Any]) -> bool:
+    """Log ``model``'s weights to the variant run ``run_id`` as ``model/``: ``model.pt``
+    (its build spec and state dict in the catalog's ModelDataset format, read back with
+    ``torch.load(weights_only=True)``: no pickle, no code), ``build_spec.json`` and
+    ``inputs.json`` (what the network takes: shape, resize, normalisation, class names).
+
+    Once per run: a resumed run, or a reused one whose run got no weights when it
+    finished (trained before weights were logged), gets them here; a run that has them
+    is left alone. False when nothing was logged (tracking off, no run, already there,
+    a network without a build spec)."""
+    if run_id is None or not is_main_process() or current_run_id() is None:
+        return False
+    if not _run_exists(run_id) or _has_model(run_id):
+        return False
+    spec = getattr(model, "build_spec", None)
+    if not isinstance(spec, Mapping):
+        return False  # not built by build_model: nothing could rebuild it
+    import json
+
+    import torch
+
+    from cnn_lab.runtime.datasets import to_torch_tree
+
+    with tempfile.TemporaryDirectory() as staging:
+        torch.save(to_torch_tree(model), Path(staging, MODEL_FILE))
+        Path(staging, "build_spec.json").write_text(json.dumps(spec, indent=2))
+        Path(staging, "inputs.json").write_text(json.dumps(dict(inputs), indent=2))
+        mlflow.MlflowClient().log_artifacts(run_id, staging, MODEL_FOLDER)
+    return True
+
+
+def _has_model(run_id: str) -> bool:
+    listed = mlflow.MlflowClient().list_artifacts(run_id, MODEL_FOLDER)
+    return any(a.path == f"{MODEL_FOLDER}/{MODEL_FILE}" for a in listed)
+
+
+def register_best(study: str, results: Iterable[Mapping[str, Any]]) -> str | None:
+    """Register the best variant of this study run (by the first of
+    :data:`HEADLINE_METRICS` its results have, among those whose run holds weights) as a
+    new version of ``cnn_lab.<study>``: its source is the variant run's ``model/``, its
+    tags the variant's numeric results (the summary row) and which run it came from.
+    Returns ``models:/<name>/<version>``, also tagged on the study's parent run; None when
+    tracking is off or no variant has a finite score and weights."""
+    if not is_main_process():  # torchrun: only rank 0 tracks
+        return None
+    parent = current_run_id()
+    if parent is None:
+        return None
+    scored = [r for r in results if isinstance(r, Mapping) and r.get("mlflow_run_id")]
+    metric = next((m for m in HEADLINE_METRICS if any(_finite(r.get(m)) for r in scored)), None)
+    if metric is None:
+        return None
+    ranked = sorted(
+        (r for r in scored if _finite(r.get(metric))), key=lambda r: -float(r[metric])
+    )  # stable: among equal scores the first variant wins, as max() picks it
+    best = next(
+        (r for r in ranked if _run_exists(r["mlflow_run_id"]) and _has_model(r["mlflow_run_id"])),
+        None,
+    )
+    if best is None:
+        return None
+    client = mlflow.MlflowClient()
+    name = REGISTERED_PREFIX + study
+    run_id = best["mlflow_run_id"]
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(
+            name,
+            description=f"The best variant of each {study} run (load: "
+            "cnn_lab.runtime.tracking.load_registered).",
+        )
+    numbers = {k: v for k, v in best.items() if _finite(v) and k != "mlflow_run_id"}
+    tags = {
+        **{k: str(v) for k, v in numbers.items()},
+        "cnn_lab.study": study,
+        "cnn_lab.selected_by": metric,
+        "cnn_lab.study_run": parent,
+        "cnn_lab.variants_compared": str(len(ranked)),
+    }
+    label = best.get("variant") or best.get("model") or best.get("run")
+    if label is not None:
+        tags["cnn_lab.variant"] = str(label)
+    source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_FOLDER}"
+    version = client.create_model_version(
+        name,
+        source,
+        run_id=run_id,
+        tags=tags,
+        description=f"best of {len(ranked)} by {metric} ({best[metric]:.4f}) in run {parent}",
+    )
+    uri = f"models:/{name}/{version.version}"
+    client.set_tag(parent, REGISTERED_TAG + study, uri)
+    return uri
+
+
+def _finite(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+@dataclass
+class RegisteredModel:
+    """A registered model version, loaded: the network (on the CPU, in eval mode), what it
+    takes (``inputs.json``: in_shape, input_size, normalisation, class_names), and the
+    version's number, source run and tags (the variant's results)."""
+
+    model: Any
+    inputs: dict[str, Any]
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str]
+
+
+def load_registered(
+    name: str, version: str | int = "latest", *, tracking_uri: str | None = None
+) -> RegisteredModel:
+    """The network registered as ``name`` (e.g. ``cnn_lab.cnn_depth``, or a
+    ``models:/<name>/<version>`` URI) at ``version`` (a number or ``latest``), rebuilt
+    from its build spec and loaded with ``torch.load(weights_only=True)``.
+    ``tracking_uri``: the store (default: ``MLFLOW_TRACKING_URI``, else the project's
+    ``mlflow.db``)."""
+    import json
+
+    import torch
+
+    from cnn_lab.runtime.datasets import from_torch_tree
+    from cnn_lab.runtime.project import tracking_uri as project_uri
+
+    if name.startswith("models:/"):  # the URI MLflow's UI shows: models:/<name>/<version>
+        name, _, version = name.removeprefix("models:/").partition("/")
+        version = version or "latest"
+    uri = tracking_uri or project_uri()
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    found = _model_version(client, name, str(version), uri)
+    with tempfile.TemporaryDirectory() as staging:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=found.source, dst_path=staging, tracking_uri=uri
+            )
+        )
+        weights = folder / MODEL_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"version {found.version} of {name!r} has no {MODEL_FILE} in {found.source}: "
+                "it was not registered by a cnn_lab study run (load it with MLflow's own "
+                "loaders), or its run's artifacts were deleted (rerun the study)"
+            )
+        model = from_torch_tree(torch.load(weights, map_location="cpu", weights_only=True))
+        inputs_file = folder / "inputs.json"
+        inputs = json.loads(inputs_file.read_text()) if inputs_file.is_file() else {}
+    return RegisteredModel(
+        model.eval(), inputs, name, str(found.version), found.run_id, dict(found.tags)
+    )
+
+
+def _model_version(client: Any, name: str, version: str, uri: str) -> Any:
+    """The ModelVersion ``version`` (``latest``: the highest number) of ``name``, or an
+    error that names what is registered in the store at ``uri``."""
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        known = sorted(m.name for m in client.search_registered_models(max_results=1000))
+        raise LookupError(
+            f"no registered model {name!r} in the MLflow store {uri}; registered: "
+            f"{', '.join(known) or 'none'}. A study run registers its best variant as "
+            f"{REGISTERED_PREFIX}<study> (e.g. kedro run --pipelines cnn_depth); "
+            "MLFLOW_TRACKING_URI or tracking_uri= names another store"
+        ) from None
+    versions = client.search_model_versions(f"name = '{name}'", max_results=1000)
+    if version == "latest":
+        if not versions:
+            raise LookupError(f"registered model {name!r} has no versions in {uri}")
+        return max(versions, key=lambda v: int(v.version))
+    match = [v for v in versions if str(v.version) == version]
+    if not match:
+        numbers = ", ".join(sorted((str(v.version) for v in versions), key=int)) or "none"
+        raise LookupError(
+            f"registered model {name!r} has no version {version!r}; versions: {numbers} "
+            "(or 'latest')"
+        )
+    return match[0]

@@ -125,8 +125,31 @@ def train_variant(
                 status=result.get("status", "ok"),
                 diverged_epoch=result.get("diverged_epoch"),
             )
+        if job.checkpointed:  # a search trial's weights are not kept: it is rerun whole
+            # Also for a reused variant: its run gets the weights if it has none yet.
+            tracking.log_model(run.run_id, trained.model, model_inputs(job))
     logger.info("[%s] %s", variant.path, outcome_line(result, list(logged.values())))
     return result, trained.model.cpu()
+
+
+def model_inputs(job: Job) -> dict[str, Any]:
+    """What the trained network takes, logged beside its weights: the stored images'
+    shape, then (in this order) ``x / 255``, normalised by the training split's mean and
+    std, resized bilinearly to ``input_size`` when set; and the class of each output.
+    A study feeding its own batches (a DataLoader) says only the shape."""
+    data = job.data
+    if not isinstance(data, SplitData):
+        return {"in_shape": list(data.in_shape), "input_size": job.input_size}
+    return {
+        "in_shape": list(data.train.images.shape[1:]),
+        "dtype": "uint8",
+        "input_size": job.input_size,
+        "normalisation": {
+            "mean": list(data.normalisation.mean),
+            "std": list(data.normalisation.std),
+        },
+        "class_names": list(data.train.class_names),
+    }
 
 
 def history_records(trained: TrainedModel) -> list[dict[str, Any]]:
