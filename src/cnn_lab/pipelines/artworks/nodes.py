@@ -408,8 +408,7 @@ def write_report(
         dataset=f"Best Artworks of All Time ({k} artists, {len(images)} readable images, "
         f"{decoded['image_size']} px)",
         split_sizes=reporting.split_sizes(None, split),
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables={
             "claims": claims_table(artworks_claims(f"the artworks set ({k} artists)"), summary),
             "summary (test split)": reporting.with_integers(

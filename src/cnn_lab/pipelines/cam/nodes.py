@@ -494,8 +494,7 @@ def write_report(
         raw_params,
         dataset=bundle.name,
         split_sizes=reporting.split_sizes(bundle, split),
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables={
             "saliency methods (localisation, faithfulness, time)": reporting.with_integers(
                 localisation, ("images", "seed")

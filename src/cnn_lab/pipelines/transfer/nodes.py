@@ -20,8 +20,7 @@ from torch import nn
 from cnn_lab.data.sources import (
     DatasetBundle,
     LabelledImages,
-    load_digits_images,
-    load_torchvision_images,
+    load_named_images,
 )
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.data.tasks import class_subset
@@ -114,13 +113,8 @@ def _load(task: dict[str, Any], config: dict[str, Any], cache: dict[str, Dataset
     name = task["dataset"]
     if name not in cache:
         data = config["data"]
-        cache[name] = (
-            load_digits_images()
-            if name == "digits"
-            else load_torchvision_images(
-                name, data["root"], download=data["download"], key=f"{STUDY}.data"
-            )
-        )
+        key = f"{STUDY}.data"
+        cache[name] = load_named_images(name, data["root"], download=data["download"], key=key)
     return class_subset(cache[name], task["classes"])
 
 
@@ -652,8 +646,7 @@ def write_report(
         raw_params,
         dataset=f"{source.name} → {target.name}",
         split_sizes=sizes,
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables={
             "claims": claims_table(transfer_claims(target.name), summary),
             **compare.report_tables(
