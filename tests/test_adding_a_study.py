@@ -19,20 +19,17 @@ from torch import nn
 from cnn_lab.data.sources import DatasetBundle, load_digits_images
 from cnn_lab.models import build_model
 from cnn_lab.study.frame import Frame, study_pipeline
-from cnn_lab.study.params import Seeds
-from cnn_lab.study.reporting import split_sizes, write_report
+from cnn_lab.study.reporting import confusion_pipeline, split_sizes, write_report
 from cnn_lab.study.spec import Study, Variant, repeat_over_seeds
 from cnn_lab.study.summary import summarise
 from cnn_lab.study.train import Job, outcome, train_variant
-from cnn_lab.study.training_params import CheckpointedRunParams
+from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 
 
 # --- the toy study: a schema, a grid, a training node, a summary and a report -------------
-class WidthParams(CheckpointedRunParams):
+class WidthParams(StudyRunParams):
     widths: list[int] = Field(min_length=1)
-    seed: int = 0
-    seeds: Seeds = None
     threads: int = 1
     data: dict[str, float] = {"val_ratio": 0.2, "test_ratio": 0.2}
 
@@ -98,6 +95,7 @@ FRAME = Frame(
     summarise=summary,
     report=report,
     report_inputs=["params:widths", "dataset", "split", "summary"],
+    extra=lambda variants: confusion_pipeline("widths", variants),
 )
 # -----------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from cnn_lab.training.checkpoint import (
     CheckpointDiskFullError,
     CheckpointStore,
     EpochCheckpoint,
+    TrainingState,
 )
 from cnn_lab.training.engine import History
 
@@ -116,7 +117,7 @@ def test_other_write_errors_are_not_called_disk_full(tmp_path: Path, monkeypatch
 def _trained_epoch(store: CheckpointStore, epoch: int) -> None:
     model = nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    EpochCheckpoint(store, {}).save(epoch, model, optimizer, None, History())
+    EpochCheckpoint(store, {}).save(epoch, TrainingState(model, optimizer, None, History()))
 
 
 def test_resume_log_names_the_file_actually_used(tmp_path: Path, caplog) -> None:
@@ -128,8 +129,9 @@ def test_resume_log_names_the_file_actually_used(tmp_path: Path, caplog) -> None
     resumed = CheckpointStore(tmp_path, "k", label="v")
     model = nn.Linear(2, 2)
     with caplog.at_level(logging.INFO):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         epoch = EpochCheckpoint(resumed, {}).restore(
-            model, torch.optim.SGD(model.parameters(), lr=0.1), None, History()
+            TrainingState(model, optimizer, None, History())
         )
     assert epoch == 1
     assert "resuming after epoch 1 from v-k.prev.ckpt" in caplog.text

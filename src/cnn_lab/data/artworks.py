@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from cnn_lab.data.splits import stratified_split
+
 logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("id", "name", "years", "genre", "nationality", "bio", "wikipedia", "paintings")
@@ -240,3 +242,40 @@ def index_artworks(
         excluded_artists=excluded,
         expected_counts={a: expected[a] for a in class_names if a in expected},
     )
+
+
+def check_class_sizes(images: pd.DataFrame, class_names: list[str], minimum: int) -> None:
+    """Every indexed artist needs ``minimum`` readable images (an artist whose files were
+    all unreadable counts as 0, not as absent)."""
+    counts = images["artist"].value_counts().reindex(class_names, fill_value=0)
+    small = counts[counts < minimum]
+    if len(small):
+        listed = ", ".join(f"{artist!r} has {n}" for artist, n in small.sort_values().items())
+        raise ValueError(
+            f"artworks: too few readable images for a stratified train/val/test split "
+            f"(artworks.data.min_images_per_class = {minimum}): {listed}. Add images, or "
+            f"leave the artist out with artworks.data.exclude_artists."
+        )
+
+
+def split_artworks(
+    images: pd.DataFrame, class_names: list[str], data: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """Stratified train/val/test indices into the readable-image table, by the study's
+    ``data`` settings (ratios, ``min_images_per_class``)."""
+    check_class_sizes(images, class_names, data["min_images_per_class"])
+    labels = images["label"].to_numpy()
+    try:
+        split = stratified_split(
+            labels,
+            val_ratio=data["val_ratio"] / (1.0 - data["test_ratio"]),  # a share of the rest
+            test_ratio=data["test_ratio"],
+            seed=seed,
+        )
+    except ValueError as err:  # scikit-learn: a split smaller than the number of classes
+        raise ValueError(
+            f"artworks: cannot split {len(labels)} images of {len(set(labels))} artists "
+            f"with val_ratio {data['val_ratio']} and test_ratio {data['test_ratio']}: {err}"
+        ) from err
+    split["val_ratio"] = data["val_ratio"]
+    return split

@@ -116,6 +116,15 @@ def _read_cifar(name: str, root: Path, key: str) -> dict[bool, LabelledImages]:
     return splits
 
 
+def load_named_images(
+    name: str, root: str | Path, *, download: bool, key: str = "data"
+) -> DatasetBundle:
+    """scikit-learn's ``digits`` (bundled), else :func:`load_torchvision_images`."""
+    if name == "digits":
+        return load_digits_images()
+    return load_torchvision_images(name, root, download=download, key=key)
+
+
 def load_torchvision_images(
     name: str, root: str | Path, *, download: bool, key: str = "data"
 ) -> DatasetBundle:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cnn_lab.evaluation.figure_layout import panel_grid
+from cnn_lab.evaluation.findings import across_seeds, statistic_columns
 from cnn_lab.evaluation.plots import mean_line
 
 APPROACH_COLUMNS = [
@@ -103,3 +104,32 @@ def accuracy_by_approach(summary: pd.DataFrame) -> Figure:
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
     return fig
+
+
+COUNTS = ("seed", "batch_size", "trainable_parameters", "epochs_run", "best_epoch", "stopped_epoch")
+
+
+def report_tables(
+    summary: pd.DataFrame,
+    source_result: Mapping[str, Any],
+    trials: pd.DataFrame,
+    keys: Sequence[str],
+    statistics: Sequence[str],
+) -> dict[str, pd.DataFrame]:
+    """Every approach, the spread across seeds (when repeated, by ``keys`` and
+    ``statistics``), the source network and the search's trials."""
+    across = across_seeds(summary, keys, statistics)
+    seeds = {"mean and std across seeds": across} if across["seeds"].max() > 1 else {}
+    trial_columns = ["number", "state", "value", "duration"]
+    trial_columns += [c for c in trials.columns if c.startswith(("params_", "user_attrs_"))]
+    every = summary.drop(columns=statistic_columns(statistics))
+    counts = [c for c in COUNTS if c in every]
+    every = every.astype({c: "Int64" for c in counts})
+    return {
+        "every approach (test accuracy scored once, at the end)": every,
+        **seeds,
+        "source network": pd.DataFrame([source_result]),
+        "hyper-parameter search trials (value: validation accuracy)": trials.reindex(
+            columns=[c for c in trial_columns if c in trials]
+        ),
+    }

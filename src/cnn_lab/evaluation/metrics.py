@@ -6,6 +6,7 @@ report and the confusion matrix."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,3 +119,12 @@ def confusion(
         totals = matrix.sum(axis=1, keepdims=True)
         matrix = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
     return matrix
+
+
+def model_scores(model: Any, batches: Any, num_classes: int) -> dict[str, float]:
+    """:func:`classification_metrics` of ``model``'s top class on every batch of ``batches``
+    (scored on the batches' device)."""
+    from cnn_lab.training.scoring import predict
+
+    logits, targets = predict(model, batches)
+    return classification_metrics(targets, logits.argmax(dim=1), num_classes=num_classes)

@@ -270,6 +270,17 @@ def precision_that_ran(summary: pd.DataFrame) -> str:
     return ", ".join(sorted({str(p) for p in summary["precision"].dropna()})) or "fp32"
 
 
+def what_ran(config: dict[str, Any], summary: pd.DataFrame) -> dict[str, str]:
+    """The report's device and precision: the device the study resolved and what its
+    variants trained in."""
+    from cnn_lab.training.device import resolve_device
+
+    return {
+        "device": str(resolve_device(config["device"])),
+        "precision": precision_that_ran(summary),
+    }
+
+
 def publish(report: Any) -> tuple[str, str]:
     """Render ``report`` to (HTML, Markdown) and log both to the run's MLflow artifacts."""
     from cnn_lab.evaluation.report import render

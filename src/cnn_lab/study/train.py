@@ -24,6 +24,7 @@ from cnn_lab.study.spec import Variant
 from cnn_lab.study.variant_run import checkpoint_store, data_fingerprint, variant_run
 from cnn_lab.training.batching import BatchTransform
 from cnn_lab.training.callbacks import Callback
+from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Batches, Recipe, SplitData, TrainedModel, train_model
 from cnn_lab.training.threads import use_threads
 
@@ -56,6 +57,20 @@ class Job:
     checkpointed: bool = True
     run_name: str | None = None
     loss: nn.Module | None = None
+
+
+def study_recipe(
+    config: Mapping[str, Any], training: Mapping[str, Any], seed: int, **options: Any
+) -> Recipe:
+    """A variant's recipe: its ``training`` block and ``options`` on the study's device and
+    performance settings."""
+    return Recipe(
+        **training,
+        seed=seed,
+        device=config["device"],
+        performance=PerformanceOptions(**config["performance"]),
+        **options,
+    )
 
 
 Describe = Callable[[TrainedModel], dict[str, Any]]

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from cnn_lab.study.params import ParameterError, StrictModel
+from cnn_lab.study.params import ParameterError, Seeds, StrictModel
+from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
 from cnn_lab.training.performance import PRECISIONS, SWITCHES
 from cnn_lab.training.threads import check_threads
@@ -66,6 +67,16 @@ class CheckpointedRunParams(StrictModel):
     # None: data/06_models/checkpoints/<study>
     checkpoint_dir: str | None = Field(None, min_length=1)
     performance: PerformanceParams = PerformanceParams()
+
+
+class StudyRunParams(CheckpointedRunParams):
+    """The top-level keys every study has: its seed, the training seeds, the device and
+    the threads, besides checkpoints and performance."""
+
+    seed: int = 0
+    seeds: Seeds = None  # every variant once per seed: mean and std across seeds in the report
+    device: Literal[DEVICE_CHOICES] = "auto"  # type: ignore[valid-type]
+    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
 
 
 def check_precision(config: dict[str, Any], study: str) -> None:

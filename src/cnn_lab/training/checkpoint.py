@@ -398,6 +398,19 @@ def record_finished(
     )
 
 
+@dataclass
+class TrainingState:
+    """The live objects of a training run that a checkpoint saves and puts back
+    (callbacks' state too, e.g. early stopping's best score, and fp16's loss scale)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    history: History
+    callbacks: Sequence[Callback] = ()
+    scaler: torch.amp.GradScaler | None = None
+
+
 class EpochCheckpoint:
     """What :func:`~cnn_lab.training.engine.fit` calls to resume and to save each epoch.
 
@@ -409,29 +422,21 @@ class EpochCheckpoint:
         self.store = store
         self.generators = generators
 
-    def restore(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        history: History,
-        callbacks: Sequence[Callback] = (),
-        scaler: torch.amp.GradScaler | None = None,
-    ) -> int:
-        """Put the state after the last complete epoch back (callbacks' too, e.g. early
-        stopping's best score, and fp16's loss scale); returns that epoch (0: none)."""
+    def restore(self, state: TrainingState) -> int:
+        """Put ``state`` back as it was after the last complete epoch; returns that epoch
+        (0: none)."""
         checkpoint = self.store.load()
         if checkpoint is None or checkpoint.finished:
             return 0
-        model.load_state_dict(checkpoint.model)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        if scheduler is not None and checkpoint.scheduler is not None:
-            scheduler.load_state_dict(checkpoint.scheduler)
-        restore_history(checkpoint, history)
+        state.model.load_state_dict(checkpoint.model)
+        state.optimizer.load_state_dict(checkpoint.optimizer)
+        if state.scheduler is not None and checkpoint.scheduler is not None:
+            state.scheduler.load_state_dict(checkpoint.scheduler)
+        restore_history(checkpoint, state.history)
         restore_rng_states(checkpoint.rng, self.generators)
-        load_callback_states(callbacks, checkpoint.extra.get("callbacks", {}))
-        if scaler is not None and checkpoint.extra.get("scaler"):
-            scaler.load_state_dict(checkpoint.extra["scaler"])
+        load_callback_states(state.callbacks, checkpoint.extra.get("callbacks", {}))
+        if state.scaler is not None and checkpoint.extra.get("scaler"):
+            state.scaler.load_state_dict(checkpoint.extra["scaler"])
         logger.info(
             "[%s] resuming after epoch %d from %s",
             self.store.label,
@@ -440,20 +445,19 @@ class EpochCheckpoint:
         )
         return checkpoint.epoch
 
-    def save(
-        self,
-        epoch: int,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        history: History,
-        callbacks: Sequence[Callback] = (),
-        scaler: torch.amp.GradScaler | None = None,
-    ) -> None:
-        states = callback_states(callbacks)
-        extra: dict[str, Any] = {"history": history_state(history), "callbacks": states}
-        if scaler is not None:  # fp16: without its scale a resumed run skips other steps
-            extra["scaler"] = scaler.state_dict()
+    def save(self, epoch: int, state: TrainingState) -> None:
+        model, optimizer, scheduler, history = (
+            state.model,
+            state.optimizer,
+            state.scheduler,
+            state.history,
+        )
+        extra: dict[str, Any] = {
+            "history": history_state(history),
+            "callbacks": callback_states(state.callbacks),
+        }
+        if state.scaler is not None:  # fp16: without its scale a resumed run skips other steps
+            extra["scaler"] = state.scaler.state_dict()
         self.store.save(
             Checkpoint(
                 epoch=epoch,

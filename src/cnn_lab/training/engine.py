@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -19,11 +18,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cnn_lab.training import distributed
 from cnn_lab.training.callbacks import Callback, EpochState
+from cnn_lab.training.checkpoint import EpochCheckpoint, TrainingState
 from cnn_lab.training.performance import Performance
 from cnn_lab.training.scoring import _autocast, _device_of, evaluate
-
-if TYPE_CHECKING:
-    from cnn_lab.training.checkpoint import EpochCheckpoint
 
 
 @dataclass
@@ -92,7 +89,8 @@ def fit(
         cb.on_train_start(model, epochs)
     # Resume after the last complete epoch.
     if checkpoint is not None:
-        restored = checkpoint.restore(model, optimizer, scheduler, history, callbacks, scaler)
+        live = TrainingState(model, optimizer, scheduler, history, callbacks, scaler)
+        restored = checkpoint.restore(live)
         first_epoch = restored + 1
         if history.stopped_epoch is not None or history.diverged:
             first_epoch = epochs + 1  # that run had ended; nothing left to train
@@ -174,7 +172,7 @@ def fit(
             if checkpoint is not None:  # -- checkpoint: save the epoch just finished --
                 history.steps = steps
                 history.train_seconds = seconds_before + time.perf_counter() - started
-                checkpoint.save(epoch, model, optimizer, scheduler, history, callbacks, scaler)
+                checkpoint.save(epoch, live)
             if stop:
                 break
         history.train_seconds = seconds_before + time.perf_counter() - started

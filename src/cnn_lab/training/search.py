@@ -10,10 +10,12 @@ function that trains one configuration and reports each epoch through
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -36,6 +38,16 @@ class SearchSpace:
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
     dropout: tuple[float, float] = (0.0, 0.5)
     optimizers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, s: Mapping[str, Any]) -> SearchSpace:
+        """The space a ``search`` block describes (``lr`` and ``dropout`` ranges)."""
+        return cls(
+            lr=(s["lr"]["low"], s["lr"]["high"]),
+            batch_sizes=tuple(s["batch_sizes"]),
+            dropout=(s["dropout"]["low"], s["dropout"]["high"]),
+            optimizers=tuple(s["optimizers"] or ()),
+        )
 
     def __post_init__(self) -> None:
         for name, (low, high) in (("lr", self.lr), ("dropout", self.dropout)):
@@ -90,6 +102,19 @@ def enqueue_untuned(
     return True
 
 
+def best_untuned(
+    results: Sequence[dict[str, Any]], space: SearchSpace, preset: str
+) -> dict[str, Any] | None:
+    """The untuned run (``results``) with the best validation accuracy among those the
+    search can represent (its ``preset``, a point of its space): its first trial."""
+    fits = [
+        r
+        for r in results
+        if r["preset"] == preset and math.isfinite(r["val_accuracy"]) and space.contains(r)
+    ]
+    return max(fits, key=lambda r: r["val_accuracy"], default=None)
+
+
 def build_pruner(name: str, *, startup_trials: int = 2, warmup_epochs: int = 1):
     """``none`` | ``median`` | ``successive_halving`` | ``hyperband``."""
     if name == "none":
@@ -138,6 +163,9 @@ def _storage(url: str) -> optuna.storages.RDBStorage | None:
     """
     if url == IN_MEMORY:
         return None
+    prefix = "sqlite:///"  # SQLite creates its file, but not the folder it goes in
+    if url.startswith(prefix):
+        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     engine_kwargs = (

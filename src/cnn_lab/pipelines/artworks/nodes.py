@@ -9,21 +9,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from cnn_lab.data.artworks import index_artworks
+from cnn_lab.data.artworks import index_artworks, split_artworks
 from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_statistics, decode_all
-from cnn_lab.data.splits import stratified_split
-from cnn_lab.evaluation import class_plots
+from cnn_lab.evaluation import class_plots, class_report
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
 from cnn_lab.evaluation.findings import (
     across_seeds,
     statistic_columns,
     with_seed_statistics,
 )
-from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
+from cnn_lab.evaluation.metrics import per_class_report
 from cnn_lab.models import count_parameters
 from cnn_lab.pipelines.artworks.findings import (
     ARTWORKS_STATISTICS,
@@ -35,16 +33,14 @@ from cnn_lab.runtime.tracking import log_dict, log_figures, log_metrics, log_tab
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds
 from cnn_lab.study.summary import PER_SAMPLE
-from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import Job, outcome, study_recipe
 from cnn_lab.study.train import train_variant as train_in_run
 from cnn_lab.training.augment import BatchAugment
 from cnn_lab.training.batching import Normalisation
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.loader import LoaderBatches
 from cnn_lab.training.loss import balanced_class_weights
-from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Batches, Recipe, TrainedModel
-from cnn_lab.training.scoring import predict
 
 STUDY = "artworks"
 SPLITS = ("train", "val", "test")
@@ -109,41 +105,11 @@ def open_store(images: pd.DataFrame, decoded: dict[str, Any], config: dict) -> D
     )
 
 
-def check_class_sizes(images: pd.DataFrame, class_names: list[str], minimum: int) -> None:
-    """Every indexed artist needs ``minimum`` readable images (an artist whose files were
-    all unreadable counts as 0, not as absent)."""
-    counts = images["artist"].value_counts().reindex(class_names, fill_value=0)
-    small = counts[counts < minimum]
-    if len(small):
-        listed = ", ".join(f"{artist!r} has {n}" for artist, n in small.sort_values().items())
-        raise ValueError(
-            f"artworks: too few readable images for a stratified train/val/test split "
-            f"(artworks.data.min_images_per_class = {minimum}): {listed}. Add images, or "
-            f"leave the artist out with artworks.data.exclude_artists."
-        )
-
-
 def split_images(
     images: pd.DataFrame, index_report: dict[str, Any], config: dict[str, Any]
 ) -> dict[str, Any]:
     """Stratified train/val/test indices into the readable-image table."""
-    data = config["data"]
-    check_class_sizes(images, index_report["class_names"], data["min_images_per_class"])
-    labels = images["label"].to_numpy()
-    try:
-        split = stratified_split(
-            labels,
-            val_ratio=data["val_ratio"] / (1.0 - data["test_ratio"]),  # a share of the rest
-            test_ratio=data["test_ratio"],
-            seed=config["seed"],
-        )
-    except ValueError as err:  # scikit-learn: a split smaller than the number of classes
-        raise ValueError(
-            f"artworks: cannot split {len(labels)} images of {len(set(labels))} artists "
-            f"with val_ratio {data['val_ratio']} and test_ratio {data['test_ratio']}: {err}"
-        ) from err
-    split["val_ratio"] = data["val_ratio"]
-    return split
+    return split_artworks(images, index_report["class_names"], config["data"], config["seed"])
 
 
 def normalisation_stats(
@@ -200,14 +166,9 @@ def _batches(store, images, split, normalisation, config, part: str, seed: int) 
 def recipe(config: dict[str, Any], variant: Variant) -> Recipe:
     """The variant's training recipe: the shared ``training`` block at its own ``lr``."""
     training = {k: v for k, v in config["training"].items() if k != "class_weights"}
-    return Recipe(
-        **training,
-        lr=config["variants"][variant.name]["lr"],
-        seed=variant.seed,
-        device=config["device"],
-        probe_gradients=False,  # frozen stages have no gradients to probe
-        performance=PerformanceOptions(**config["performance"]),
-    )
+    lr = config["variants"][variant.name]["lr"]
+    # Frozen stages have no gradients to probe.
+    return study_recipe(config, training | {"lr": lr}, variant.seed, probe_gradients=False)
 
 
 def trainable(model: nn.Module) -> list[dict[str, Any]]:
@@ -316,7 +277,9 @@ def summary_row(
     """The variant's result: ``first`` (what it is), how training went, its test scores
     and, for the per-class report and the figures, its test predictions."""
     row, started = outcome(trained), time.perf_counter()
-    y_true, y_pred, scores = test_predictions(trained.model, test, len(class_names), top_k)
+    y_true, y_pred, scores = class_report.test_predictions(
+        trained.model, test, len(class_names), top_k
+    )
     return {
         **first,
         **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
@@ -331,40 +294,14 @@ def summary_row(
     }
 
 
-def test_predictions(
-    model: nn.Module, test: LoaderBatches, k: int, top_k: int
-) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """True and predicted classes of the test split, and its ``test_*`` metrics."""
-    logits, targets = predict(model, test)
-    scores = torch.softmax(logits, dim=1).numpy()
-    y_true, y_pred = targets.numpy(), scores.argmax(axis=1)
-    metrics = classification_metrics(y_true, y_pred, num_classes=k, scores=scores, k=top_k)
-    return y_true, y_pred, {f"test_{name}": value for name, value in metrics.items()}
-
-
 def variant_figures(
     store: DecodedImages, result: dict[str, Any], config: dict[str, Any], variant: Variant
 ) -> dict[str, Figure]:
     """The variant's test confusion matrix (rows normalised) and a grid of paintings it
     got wrong (a seeded sample of ``report.misclassified`` of them)."""
-    names = result["class_names"]
-    y_true, y_pred = np.asarray(result["y_true"]), np.asarray(result["y_pred"])
-    title = f"{STUDY}: {variant.label}"
-    wrong = np.flatnonzero(y_true != y_pred)
-    rng = np.random.default_rng(variant.seed)
-    chosen = np.sort(rng.permutation(wrong)[: config["report"]["misclassified"]])
-    rows = np.asarray(result["test_rows"], dtype=np.int64)[chosen]
-    captions = [f"true: {names[y_true[i]]}\npredicted: {names[y_pred[i]]}" for i in chosen]
-    return {
-        "confusion_matrix": class_plots.confusion_matrix(
-            confusion(y_true, y_pred, len(names)), names, f"{title} (test, rows normalised)"
-        ),
-        "misclassified": class_plots.image_grid(
-            store.read(rows),
-            captions,
-            f"{title}, {len(chosen)} of {len(wrong)} misclassified test paintings",
-        ),
-    }
+    read = store.read
+    count, title = config["report"]["misclassified"], f"{STUDY}: {variant.label}"
+    return class_report.mistake_figures(read, result, title, count, variant.seed)
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Figure]:
@@ -374,15 +311,7 @@ def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Fig
     bulky = ("class_names", "test_rows", "y_true", "y_pred", "per_class", *PER_SAMPLE)
     summary = pd.DataFrame([{k: v for k, v in r.items() if k not in bulky} for r in results])
     summary = with_seed_statistics(summary, ["variant"], ARTWORKS_STATISTICS)
-    per_class = pd.concat(
-        [
-            pd.DataFrame(r["per_class"]).assign(variant=r["variant"], seed=r["seed"])
-            for r in results
-        ],
-        ignore_index=True,
-    )
-    leading = ["variant", "seed"]
-    per_class = per_class[[*leading, *[c for c in per_class.columns if c not in leading]]]
+    per_class = class_report.per_class_table(results)
     metrics = [f"test_{m}" for m in HEADLINE] + [
         c for c in summary.columns if c.startswith("test_top") and not c.endswith(("_mean", "_std"))
     ]
@@ -445,17 +374,6 @@ def analysis_model(
 COUNT_COLUMNS = ("seed", "image_size", "parameters", "trainable_parameters", "epochs_run")
 
 
-def per_class_f1(per_class: pd.DataFrame) -> pd.DataFrame:
-    """F1 of every artist (and the averages) by variant, side by side (the mean over
-    training seeds when they repeat), with the support."""
-    order = list(dict.fromkeys(per_class["class"]))
-    f1 = per_class.pivot_table(index="class", columns="variant", values="f1-score", aggfunc="mean")
-    variants = list(dict.fromkeys(per_class["variant"]))
-    support = per_class.drop_duplicates("class").set_index("class")["support"]
-    table = f1.reindex(index=order, columns=variants).assign(support=support)
-    return reporting.with_integers(table.reset_index(), ("support",))
-
-
 def write_report(
     raw_params: dict[str, Any],
     config: dict[str, Any],
@@ -490,14 +408,13 @@ def write_report(
         dataset=f"Best Artworks of All Time ({k} artists, {len(images)} readable images, "
         f"{decoded['image_size']} px)",
         split_sizes=reporting.split_sizes(None, split),
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables={
             "summary (test split)": reporting.with_integers(
                 summary.drop(columns=statistic_columns(ARTWORKS_STATISTICS)), COUNT_COLUMNS
             ),
             **({"mean and std across seeds (test split)": across} if repeated else {}),
-            f"F1 per artist by variant (test split{mean})": per_class_f1(per_class),
+            f"F1 per artist by variant (test split{mean})": class_report.per_class_f1(per_class),
         },
         figures=figures,
         findings=artworks_findings(summary, k),

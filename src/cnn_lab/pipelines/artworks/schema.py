@@ -8,12 +8,10 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from cnn_lab.evaluation.claims import Claims
 from cnn_lab.pipelines.artworks.variants import VARIANTS
-from cnn_lab.study.params import Seeds, StrictModel, as_list
-from cnn_lab.study.training_params import CheckpointedRunParams, Threads
-from cnn_lab.training.device import DEVICE_CHOICES
+from cnn_lab.study.params import StrictModel, as_list
+from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
 
-DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
 
@@ -85,11 +83,8 @@ class ReportParams(StrictModel):
     top_k: int = Field(5, ge=1)
 
 
-class ArtworksParams(CheckpointedRunParams):
+class ArtworksParams(StudyRunParams):
     seed: int = Field(0, description="the split's seed, and the training seed without seeds")
-    seeds: Seeds = None  # every variant once per seed: mean and std across seeds in the report
-    device: DeviceName = "auto"
-    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     run: Annotated[list[str], BeforeValidator(as_list)] = Field(min_length=1)
     variants: dict[str, VariantParams]
     data: DataParams = DataParams()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.data.random_crops import RandomCrops
-from cnn_lab.data.sources import DatasetBundle, LabelledImages
-from cnn_lab.evaluation import cam, cam_plots, saliency
+from cnn_lab.data.sources import DatasetBundle
+from cnn_lab.evaluation import cam_plots, localisation
 from cnn_lab.evaluation.findings import diverged
 from cnn_lab.models import Weights, build_model, count_parameters
 from cnn_lab.pipelines.cam.findings import cam_findings, cam_seed_table
@@ -23,15 +21,13 @@ from cnn_lab.runtime.tracking import log_figures, log_metrics, log_table, log_to
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
 from cnn_lab.study.summary import summary_row
-from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import Job, outcome, study_recipe
 from cnn_lab.study.train import train_variant as train_in_run
-from cnn_lab.training.batching import DeviceBatches, Normalisation
+from cnn_lab.training.batching import Normalisation
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.performance import PerformanceOptions
-from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
+from cnn_lab.training.recipe import SplitData, TrainedModel
 
 STUDY = "cam"
-BOX_COLUMNS = ["split", "index", "x0", "y0", "x1", "y1"]
 logger = logging.getLogger(__name__)
 
 
@@ -100,11 +96,7 @@ def prepare_dataset(config: dict[str, Any]) -> tuple[DatasetBundle, pd.DataFrame
         bundle, boxes = _draw_shapes(
             config, shapes["train_size"], shapes["test_size"], shapes["classes"], config["seed"]
         )
-        frames = [
-            pd.DataFrame(b, columns=BOX_COLUMNS[2:]).assign(split=part, index=range(len(b)))
-            for part, b in boxes.items()
-        ]
-        return bundle, pd.concat(frames, ignore_index=True)[BOX_COLUMNS]
+        return bundle, localisation.box_table(boxes)
     from cnn_lab.data.imagenette import load_imagenette
 
     bundle = load_imagenette(
@@ -115,42 +107,15 @@ def prepare_dataset(config: dict[str, Any]) -> tuple[DatasetBundle, pd.DataFrame
         workers=data["workers"],
         key=f"{STUDY}.data",
     )
-    return bundle, pd.DataFrame(columns=BOX_COLUMNS)  # Imagenette has no boxes
-
-
-def _test_part(
-    bundle: DatasetBundle, split: dict[str, Any], boxes: pd.DataFrame, limit: int | None = None
-) -> tuple[LabelledImages, np.ndarray | None]:
-    """The images CAMs are measured on (the test split) and their boxes, if known."""
-    if split["test"] == "official":
-        images, part, index = bundle.test, "test", np.arange(len(bundle.test))
-    else:
-        index = np.asarray(split["test"], dtype=np.int64)
-        pool = bundle.train
-        images = LabelledImages(pool.images[index], pool.labels[index], pool.class_names)
-        part = "train"
-    if limit is not None and limit < len(images):
-        index = index[:limit]
-        images = LabelledImages(images.images[:limit], images.labels[:limit], images.class_names)
-    rows = boxes[boxes["split"] == part].set_index("index") if len(boxes) else None
-    if rows is None or rows.empty:
-        return images, None
-    return images, rows.loc[index, ["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
+    return bundle, localisation.box_table(None)  # Imagenette has no boxes
 
 
 def choose_examples(
     bundle: DatasetBundle, split: dict[str, Any], config: dict[str, Any]
 ) -> dict[str, list[int]]:
     """Test images to draw: one per class (grid) and a few for the top-k grid, by seed."""
-    test, _ = _test_part(bundle, split, pd.DataFrame(columns=BOX_COLUMNS))
-    order = np.random.default_rng(config["seed"]).permutation(len(test))
-    grid = []
-    for label in range(test.num_classes):
-        hits = order[test.labels[order] == label]
-        if len(hits):
-            grid.append(int(hits[0]))
-    top = [int(i) for i in order[: config["render"]["top_images"]]]
-    return {"grid": grid, "top": top}
+    test, _ = localisation.test_part(bundle, split, localisation.box_table(None))
+    return localisation.choose_examples(test, config["seed"], config["render"]["top_images"])
 
 
 def _build(
@@ -211,16 +176,6 @@ def _draw_shapes(
     )
 
 
-def _recipe(config: dict[str, Any], training: dict[str, Any], seed: int) -> Recipe:
-    return Recipe(
-        **training,
-        seed=seed,
-        device=config["device"],
-        probe_gradients=False,
-        performance=PerformanceOptions(**config["performance"]),
-    )
-
-
 def _crops(augment: dict[str, Any]) -> RandomCrops | None:
     """The model's random resized crops and flips, None when it has neither."""
     if augment["crop_size"] is None and not augment["flip"]:
@@ -262,7 +217,7 @@ def pretrain_variant(
     job = Job(
         lambda: _build(bundle, scratch),
         SplitData.from_bundle(bundle, split),
-        _recipe(config, source["training"], variant.seed),
+        study_recipe(config, source["training"], variant.seed, probe_gradients=False),
         params,
         key=(split, source, images),
         tags={"family": spec["family"]},
@@ -303,7 +258,7 @@ def train_variant(
     job = Job(
         lambda: _build(bundle, spec, pretrained),
         data,
-        _recipe(config, spec["training"], variant.seed),
+        study_recipe(config, spec["training"], variant.seed, probe_gradients=False),
         params,
         key=(split, config["pretrain"] if pretraining is not None else None),  # new source: retrain
         tags={"family": spec["family"]},
@@ -358,37 +313,6 @@ def _run_params(
     }
 
 
-def _maps_of(
-    model: nn.Module,
-    images: np.ndarray,
-    *,
-    name: str,
-    norm: Normalisation,
-    device: torch.device,
-    layer: str | None,
-    top_k: int | None = None,
-    classes: np.ndarray | None = None,
-) -> cam_plots.ModelMaps:
-    inputs = norm.apply(torch.as_tensor(images).to(device))
-    out = cam.class_activation_maps(
-        model,
-        inputs,
-        classes=None if classes is None else torch.as_tensor(classes),
-        top_k=top_k or 1,
-        layer=layer,
-    )
-    probs = out.probabilities.cpu()
-    if top_k is None:  # maps of the given (true) classes, titled with the prediction
-        best = probs.max(1)
-        return cam_plots.ModelMaps(
-            name, out.maps[:, 0].cpu().numpy(), best.indices.numpy(), best.values.numpy()
-        )
-    chosen = out.classes.cpu()
-    return cam_plots.ModelMaps(
-        name, out.maps.cpu().numpy(), chosen.numpy(), probs.gather(1, chosen).numpy()
-    )
-
-
 def explain_variant(
     model: nn.Module,
     result: dict[str, Any],
@@ -403,126 +327,25 @@ def explain_variant(
     """CAM localisation on the test split, added to the model's MLflow run, every saliency
     method's scores on the compared images, and the maps the figures draw."""
     spec = config["models"][variant.name]
-    device = resolve_device(config["device"])
-    model = model.to(device).eval()
     norm = Normalisation(*(tuple(result["normalisation"][k]) for k in ("mean", "std")))
-    test, test_boxes = _test_part(bundle, split, boxes, config["max_eval_images"])
-    evaluation = cam.evaluate_cams(
+    test, test_boxes = localisation.test_part(bundle, split, boxes, config["max_eval_images"])
+    explained = localisation.explain(
         model,
-        _batches(test, spec, device, norm),
+        test,
         test_boxes,
+        localisation.test_part(bundle, split, boxes)[0],
+        examples,
+        config,
+        name=variant.name,
+        norm=norm,
+        device=resolve_device(config["device"]),
         layer=spec["feature_layer"],
-        threshold=config["threshold"],
-    )
-    scores, layer = evaluation.summary(config["iou"]), evaluation.layer
-    methods = _compare_methods(model, test, test_boxes, evaluation, config, spec, device, norm)
-    logged = {f"cam_{k}": v for k, v in scores.items()} | {
-        f"saliency_{saliency.metric_name(m)}_{k}": v
-        for m, row in methods.items()
-        for k, v in row.items()
-    }
-    log_to_run(result["mlflow_run_id"], logged)
-    tag_run(result["mlflow_run_id"], {"feature_layer": layer})
-    logger.info("[%s] CAM (layer %s): %s", variant.path, layer, scores)
-    full, _ = _test_part(bundle, split, boxes)
-    maps = partial(_maps_of, model, name=variant.name, norm=norm, device=device, layer=layer)
-    grid, top = examples["grid"], examples["top"]
-    return {
-        "model": variant.name,
-        "seed": variant.seed,
-        "layer": layer,
-        "scores": scores,
-        "methods": methods,
-        "grid": maps(full.images[grid], classes=full.labels[grid]),
-        "top": maps(full.images[top], top_k=config["render"]["top_k"]),
-        "method_maps": _method_maps(model, full, grid, config, layer, device, norm),
-    }
-
-
-def _batches(
-    images: LabelledImages, spec: dict[str, Any], device: torch.device, norm: Normalisation
-) -> DeviceBatches:
-    return DeviceBatches(
-        images.images,
-        images.labels,
         batch_size=spec["training"]["eval_batch_size"],
-        device=device,
-        normalisation=norm,
     )
-
-
-def _compare_methods(
-    model: nn.Module,
-    test: LabelledImages,
-    test_boxes: np.ndarray | None,
-    evaluation: cam.CamEvaluation,
-    config: dict[str, Any],
-    spec: dict[str, Any],
-    device: torch.device,
-    norm: Normalisation,
-) -> dict[str, dict[str, float]]:
-    """Each method's localisation, faithfulness and time per image on the first
-    ``method_images`` test images (the same images for every method and model)."""
-    n = min(config["method_images"] or len(test), len(test))
-    part = LabelledImages(test.images[:n], test.labels[:n], test.class_names)
-    part_boxes = None if test_boxes is None else test_boxes[:n]
-    correct = evaluation.predictions[:n] == evaluation.targets[:n]
-    rows = {}
-    for method in config["methods"]:
-        measured = saliency.evaluate_method(
-            model,
-            _batches(part, spec, device, norm),
-            part_boxes,
-            method=method,
-            layer=evaluation.layer,
-            threshold=config["threshold"],
-            steps=config["faithfulness_steps"],
-            batch_size=spec["training"]["eval_batch_size"],
-            sigma=config["centre_sigma"],
-        )
-        row = measured.summary(config["iou"]) | {"accuracy": float(correct.mean()), "images": n}
-        if measured.iou is not None:  # the paper's top-1: right class and a good box
-            row["top1_localisation"] = float(np.mean(correct & (measured.iou >= config["iou"])))
-        rows[method] = row
-    return rows
-
-
-def _method_maps(
-    model: nn.Module,
-    images: LabelledImages,
-    chosen: list[int],
-    config: dict[str, Any],
-    layer: str,
-    device: torch.device,
-    norm: Normalisation,
-) -> dict[str, np.ndarray]:
-    """Each (non-chance) method's maps of the true class of the grid's images."""
-    inputs = norm.apply(torch.as_tensor(images.images[chosen]).to(device))
-    labels = torch.as_tensor(images.labels[chosen], dtype=torch.long, device=device)
-    maps = {}
-    for method in config["methods"]:
-        if method in saliency.CHANCE_METHODS:
-            continue
-        with saliency.explainer(model, method, layer=layer) as explain:
-            maps[method] = explain(inputs, labels).numpy()
-    return maps
-
-
-TABLE_COLUMNS = [
-    "model",
-    "method",
-    "kind",
-    "accuracy",
-    "localisation",
-    "top1_localisation",
-    "pointing_game",
-    "mean_iou",
-    "deletion_auc",
-    "insertion_auc",
-    "ms_per_image",
-    "images",
-    "feature_layer",
-]
+    log_to_run(result["mlflow_run_id"], localisation.run_metrics(explained))
+    tag_run(result["mlflow_run_id"], {"feature_layer": explained["layer"]})
+    logger.info("[%s] CAM (layer %s): %s", variant.path, explained["layer"], explained["scores"])
+    return {"model": variant.name, "seed": variant.seed, **explained}
 
 
 def localisation_table(config: dict[str, Any], *explained: dict[str, Any]) -> pd.DataFrame:
@@ -530,34 +353,9 @@ def localisation_table(config: dict[str, Any], *explained: dict[str, Any]) -> pd
     which): localisation at the IoU threshold, the pointing game, mean IoU, deletion and
     insertion AUC, milliseconds per image and the model's accuracy, side by side; chance
     maps are methods of kind ``chance``. The metrics logged to the run are seed means."""
-    rows = [
-        {
-            "model": e["model"],
-            "method": method,
-            "kind": "chance" if method in saliency.CHANCE_METHODS else "saliency",
-            "feature_layer": None if method in saliency.CHANCE_METHODS else e["layer"],
-            **scores,
-            "seed": e["seed"],
-        }
-        for e in sorted(explained, key=lambda e: e["seed"])  # seed by seed, as variants run
-        for method, scores in e["methods"].items()
-    ]
-    seeded = len(training_seeds(config)) > 1
-    table = pd.DataFrame(rows).reindex(
-        columns=[*TABLE_COLUMNS, "seed"] if seeded else TABLE_COLUMNS
-    )
+    table = localisation.localisation_table(explained, len(training_seeds(config)) > 1)
     log_table(table, "tables/localisation.csv")
-    measures = ["accuracy", "localisation", "pointing_game", "mean_iou"]
-    measures += ["deletion_auc", "insertion_auc", "ms_per_image"]
-    means = table.groupby(["model", "method"], sort=False)[measures].mean()
-    log_metrics(
-        {
-            f"{model}_{saliency.metric_name(method)}_{col}": float(value)
-            for (model, method), row in means.iterrows()
-            for col, value in row.items()
-            if pd.notna(value)
-        }
-    )
+    log_metrics(localisation.seed_means(table))
     logger.info("[%s] localisation:\n%s", STUDY, table.to_string(index=False))
     return table
 
@@ -572,7 +370,7 @@ def render(
 ) -> tuple[Figure, Figure, Figure]:
     """The per-class CAM grid, the top-k grid and the methods grid (methods in rows,
     classes in columns, for each model), saved by the catalog and logged."""
-    test, test_boxes = _test_part(bundle, split, boxes)
+    test, test_boxes = localisation.test_part(bundle, split, boxes)
     style = {"colormap": config["render"]["colormap"], "alpha": config["render"]["alpha"]}
     grid_idx, top_idx = examples["grid"], examples["top"]
     figures = {
@@ -698,8 +496,7 @@ def write_report(
         raw_params,
         dataset=bundle.name,
         split_sizes=reporting.split_sizes(bundle, split),
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables={
             "saliency methods (localisation, faithfulness, time)": reporting.with_integers(
                 localisation, ("images", "seed")

@@ -8,17 +8,15 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from cnn_lab.evaluation.claims import Claims
 from cnn_lab.evaluation.saliency import METHODS
-from cnn_lab.study.params import Seeds, StrictModel, as_list
-from cnn_lab.study.training_params import CheckpointedRunParams, Threads
+from cnn_lab.study.params import StrictModel, as_list
+from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
-from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import SCHEDULERS
 
 DATA_SOURCES = ("shapes", "imagenette")
 # Our CAM, pytorch-grad-cam's methods and the chance maps.
 SALIENCY_METHODS = METHODS
 DEFAULT_METHODS = ["cam", "gradcam", "gradcam++", "scorecam", "layercam", "uniform", "centred"]
-DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 # A resnet's ``weights`` value: train it first on the study's own source task (``pretrain``).
 PRETRAIN = "pretrain"
@@ -147,11 +145,8 @@ class ModelParams(StrictModel):
         return self
 
 
-class CamParams(CheckpointedRunParams):
+class CamParams(StudyRunParams):
     seed: int = Field(0, description="the data's seed, and the training seed without seeds")
-    seeds: Seeds = None  # every model once per seed: mean and std across seeds in the report
-    device: DeviceName = "auto"
-    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     data: DataParams = DataParams()
     models: dict[str, ModelParams] = Field(min_length=1)
     pretrain: PretrainParams = PretrainParams()

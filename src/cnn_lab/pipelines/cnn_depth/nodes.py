@@ -12,9 +12,8 @@ from torch import nn
 
 from cnn_lab.data.sources import (
     DatasetBundle,
-    load_digits_images,
     load_image_folder,
-    load_torchvision_images,
+    load_named_images,
 )
 from cnn_lab.evaluation import plots
 from cnn_lab.models import build_model, count_parameters
@@ -28,11 +27,9 @@ from cnn_lab.study import reporting
 from cnn_lab.study.params import ParameterError
 from cnn_lab.study.spec import Variant, repeat_over_seeds
 from cnn_lab.study.summary import summarise as study_summary
-from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import Job, outcome, study_recipe
 from cnn_lab.study.train import train_variant as train_variant_in_run
 from cnn_lab.training.augment import crop_and_flip
-from cnn_lab.training.device import resolve_device
-from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 
 STUDY = "cnn_depth"
@@ -85,8 +82,6 @@ def unreached_overrides(raw: dict[str, Any], override: dict[str, Any]) -> list[s
 
 def _load(data: dict[str, Any]) -> DatasetBundle:
     key = f"{STUDY}.data"
-    if data["source"] == "digits":
-        return load_digits_images()
     if data["source"] == "image_folder":
         folder = data["image_folder"]
         return load_image_folder(
@@ -97,7 +92,7 @@ def _load(data: dict[str, Any]) -> DatasetBundle:
             channels=folder["channels"],
             options_key=f"{key}.image_folder",
         )
-    return load_torchvision_images(data["source"], data["root"], download=data["download"], key=key)
+    return load_named_images(data["source"], data["root"], download=data["download"], key=key)
 
 
 def image_size(config: dict[str, Any], group: str) -> int | None:
@@ -178,13 +173,8 @@ def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
     """The training recipe of one variant group, as the study runs it."""
     training = dict(config["groups"][group]["training"])
     training["milestones"] = tuple(training["milestones"])
-    return Recipe(
-        **training,
-        seed=seed,
-        device=config["device"],
-        probe_batch_size=config["probe_batch_size"],
-        performance=PerformanceOptions(**config["performance"]),
-    )
+    probe = config["probe_batch_size"]
+    return study_recipe(config, training, seed, probe_batch_size=probe)
 
 
 def train_variant(
@@ -345,8 +335,7 @@ def write_report(
         raw_params,
         dataset=f"{bundle.name} ({channels}x{height}x{width} images as stored)",
         split_sizes=reporting.split_sizes(bundle, split),
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables={
             "summary": summary,
             "test accuracy across seeds": seed_statistics(summary),

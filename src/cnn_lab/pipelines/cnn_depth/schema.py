@@ -14,14 +14,12 @@ from pydantic import (
 )
 
 from cnn_lab.evaluation.claims import Claims
-from cnn_lab.study.params import Seeds, StrictModel, as_list, key_error, unknown_option
-from cnn_lab.study.training_params import CheckpointedRunParams, Threads
+from cnn_lab.study.params import StrictModel, as_list, key_error, unknown_option
+from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
-from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import INTERVALS
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
-DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 
 
 class ImageFolderParams(StrictModel):
@@ -113,11 +111,8 @@ class GroupParams(StrictModel):
         return model
 
 
-class CnnDepthParams(CheckpointedRunParams):
+class CnnDepthParams(StudyRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
-    seeds: Seeds = None
-    device: DeviceName = "auto"
-    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     probe_batch_size: int = Field(256, ge=1)
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)

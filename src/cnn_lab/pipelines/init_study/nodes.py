@@ -16,8 +16,7 @@ from torch import Tensor, nn
 from cnn_lab.data.sources import (
     DatasetBundle,
     LabelledImages,
-    load_digits_images,
-    load_torchvision_images,
+    load_named_images,
 )
 from cnn_lab.data.transforms import resize_images
 from cnn_lab.evaluation import init_plots
@@ -44,12 +43,11 @@ from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds
 from cnn_lab.study.summary import summarise as study_summary
-from cnn_lab.study.train import Job, outcome
+from cnn_lab.study.train import Job, outcome, study_recipe
 from cnn_lab.study.train import train_variant as train_variant_in_run
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import SplitEvaluation
 from cnn_lab.training.device import resolve_device, seed_everything
-from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 
 STUDY = "init_study"
@@ -94,12 +92,9 @@ def _resized(images: LabelledImages | None, size: int) -> LabelledImages | None:
 def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
     """The source (digits or MNIST) at ``data.image_size`` (28: the report's networks)."""
     data = config["data"]
-    if data["source"] == "digits":
-        bundle = load_digits_images()
-    else:
-        bundle = load_torchvision_images(
-            data["source"], data["root"], download=data["download"], key=f"{STUDY}.data"
-        )
+    bundle = load_named_images(
+        data["source"], data["root"], download=data["download"], key=f"{STUDY}.data"
+    )
     size = data["image_size"]
     return DatasetBundle(bundle.name, _resized(bundle.train, size), _resized(bundle.test, size))
 
@@ -132,13 +127,8 @@ def initialise_run(
 
 
 def _recipe(config: dict[str, Any], seed: int) -> Recipe:
-    return Recipe(
-        **config["training"],
-        seed=seed,
-        device=config["device"],
-        probe_batch_size=config["probe_batch_size"],
-        performance=PerformanceOptions(**config["performance"]),
-    )
+    probe = config["probe_batch_size"]
+    return study_recipe(config, config["training"], seed, probe_batch_size=probe)
 
 
 def _test_batches(data: SplitData, recipe: Recipe) -> DeviceBatches:
@@ -338,8 +328,7 @@ def write_report(
         raw_params,
         dataset=bundle.name,
         split_sizes=reporting.split_sizes(bundle, split),
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
+        **reporting.what_ran(config, summary),
         tables=tables,
         figures={**dict(zip(FIGURES, figures, strict=True)), "kernels": kernels},
         findings=init_findings(summary, differences),

@@ -11,9 +11,9 @@ from typing import Literal
 from pydantic import Field
 
 from cnn_lab.evaluation.claims import Claims
-from cnn_lab.pipelines.cnn_depth.schema import DeviceName, TrainingParams
-from cnn_lab.study.params import Seeds, StrictModel
-from cnn_lab.study.training_params import CheckpointedRunParams, Threads
+from cnn_lab.pipelines.cnn_depth.schema import TrainingParams
+from cnn_lab.study.params import StrictModel
+from cnn_lab.study.training_params import StudyRunParams
 
 
 class InitDataParams(StrictModel):
@@ -28,11 +28,8 @@ class InitDataParams(StrictModel):
     image_size: int = Field(28, ge=9, description="square side every image is resized to")
 
 
-class InitStudyParams(CheckpointedRunParams):
+class InitStudyParams(StudyRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
-    seeds: Seeds = None  # every run once per seed: mean and std across seeds in the report
-    device: DeviceName = "auto"
-    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     probe_batch_size: int = Field(256, ge=1)
     data: InitDataParams = InitDataParams()
     training: TrainingParams = TrainingParams()

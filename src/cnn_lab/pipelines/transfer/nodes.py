@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +20,7 @@ from torch import nn
 from cnn_lab.data.sources import (
     DatasetBundle,
     LabelledImages,
-    load_digits_images,
-    load_torchvision_images,
+    load_named_images,
 )
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.data.tasks import class_subset
@@ -30,11 +28,9 @@ from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
 from cnn_lab.evaluation.features import pooled_features
 from cnn_lab.evaluation.findings import (
-    across_seeds,
-    statistic_columns,
     with_seed_statistics,
 )
-from cnn_lab.evaluation.metrics import classification_metrics
+from cnn_lab.evaluation.metrics import model_scores
 from cnn_lab.models import Head, build_model, count_parameters
 from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
 from cnn_lab.pipelines.transfer.findings import (
@@ -49,18 +45,17 @@ from cnn_lab.study import reporting
 from cnn_lab.study.params import ParameterError
 from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
 from cnn_lab.study.summary import summary_row
-from cnn_lab.study.train import Job, outcome, train_variant
+from cnn_lab.study.train import Job, outcome, study_recipe, train_variant
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.callbacks import Callback, EarlyStopping
 from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
-from cnn_lab.training.scoring import predict
 from cnn_lab.training.search import (
     PruningCallback,
     SearchSpace,
     best_params,
+    best_untuned,
     build_pruner,
     enqueue_untuned,
     open_study,
@@ -116,13 +111,8 @@ def _load(task: dict[str, Any], config: dict[str, Any], cache: dict[str, Dataset
     name = task["dataset"]
     if name not in cache:
         data = config["data"]
-        cache[name] = (
-            load_digits_images()
-            if name == "digits"
-            else load_torchvision_images(
-                name, data["root"], download=data["download"], key=f"{STUDY}.data"
-            )
-        )
+        key = f"{STUDY}.data"
+        cache[name] = load_named_images(name, data["root"], download=data["download"], key=key)
     return class_subset(cache[name], task["classes"])
 
 
@@ -223,13 +213,8 @@ def _recipe(
     config: dict[str, Any], training: dict[str, Any], seed: int, **overrides: Any
 ) -> Recipe:
     # Per-layer gradient norms are the depth study's question, not this one's.
-    return Recipe(
-        **({k: training[k] for k in RECIPE_KEYS} | overrides),
-        seed=seed,
-        device=config["device"],
-        probe_gradients=False,
-        performance=PerformanceOptions(**config["performance"]),
-    )
+    chosen = {k: training[k] for k in RECIPE_KEYS} | overrides
+    return study_recipe(config, chosen, seed, probe_gradients=False)
 
 
 def train_source(
@@ -463,27 +448,6 @@ def finetuned(
 # --- hyper-parameter search -----------------------------------------------------------
 
 
-def _storage(url: str) -> str:
-    """SQLite files are created where the URL says; their folder must exist first."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix):
-        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
-    return url
-
-
-def best_untuned(
-    results: Sequence[dict[str, Any]], space: SearchSpace, preset: str
-) -> dict[str, Any] | None:
-    """The untuned fine-tuning run (presets, optimizer runs) with the best validation
-    accuracy among those the search can represent (its preset, a point of its space)."""
-    fits = [
-        r
-        for r in results
-        if r["preset"] == preset and math.isfinite(r["val_accuracy"]) and space.contains(r)
-    ]
-    return max(fits, key=lambda r: r["val_accuracy"], default=None)
-
-
 def search(
     source_state: dict[str, torch.Tensor],
     data: SplitData,
@@ -495,14 +459,9 @@ def search(
     represent (enqueued as its first trial); each trial is a nested MLflow run under a
     ``search`` run. Returns the trials table, the best configuration and Optuna's figures."""
     s = config["search"]
-    space = SearchSpace(
-        lr=(s["lr"]["low"], s["lr"]["high"]),
-        batch_sizes=tuple(s["batch_sizes"]),
-        dropout=(s["dropout"]["low"], s["dropout"]["high"]),
-        optimizers=tuple(s["optimizers"] or ()),
-    )
+    space = SearchSpace.from_settings(s)
     pruner = build_pruner(s["pruner"], startup_trials=s["pruner_startup_trials"])
-    study = open_study(s["study_name"], _storage(s["storage"]), seed=config["seed"], pruner=pruner)
+    study = open_study(s["study_name"], s["storage"], seed=config["seed"], pruner=pruner)
     start = best_untuned(untuned, space, s["preset"])
     if start is not None and s["n_trials"]:
         enqueue_untuned(study, space, start, start["approach"])
@@ -589,8 +548,7 @@ def evaluate_on_test(
     for result, state in zip(variants[::2], variants[1::2], strict=True):
         model = build_target_model(config, result["preset"], result["dropout"])
         model.load_state_dict(state)
-        logits, targets = predict(model.to(device), batches)
-        scores = classification_metrics(targets, logits.argmax(dim=1), num_classes=k)
+        scores = model_scores(model.to(device), batches, k)
         rows.append(summary_row(result) | {f"test_{m}": v for m, v in scores.items()})
     table = with_seed_statistics(compare.approach_table(rows), TRANSFER_KEYS, TRANSFER_STATISTICS)
     _log_test_scores(table)
@@ -658,9 +616,6 @@ def target_analysis_model(config: dict[str, Any], *variants: Any) -> dict[str, A
     return {"model": model, "input_size": None, "label": f"fine-tuned: {result['approach']}"}
 
 
-COUNTS = ("seed", "batch_size", "trainable_parameters", "epochs_run", "best_epoch", "stopped_epoch")
-
-
 def write_report(
     raw_params: dict[str, Any],
     config: dict[str, Any],
@@ -690,34 +645,13 @@ def write_report(
         raw_params,
         dataset=f"{source.name} → {target.name}",
         split_sizes=sizes,
-        device=str(resolve_device(config["device"])),
-        precision=reporting.precision_that_ran(summary),
-        tables=report_tables(summary, source_result, trials),
+        **reporting.what_ran(config, summary),
+        tables=compare.report_tables(
+            summary, source_result, trials, TRANSFER_KEYS, TRANSFER_STATISTICS
+        ),
         figures={name: drawn[name] for name in (*STUDY_FIGURES, *SEARCH_FIGURES)},
         findings=transfer_findings(summary, source_result, trials),
         problems=transfer_problems(summary),
         sections=(source_analysis, target_analysis),
         claims=claims,
     )
-
-
-def report_tables(
-    summary: pd.DataFrame, source_result: dict[str, Any], trials: pd.DataFrame
-) -> dict[str, pd.DataFrame]:
-    """Every approach, the spread across seeds (when repeated), the source network and
-    the search's trials."""
-    across = across_seeds(summary, TRANSFER_KEYS, TRANSFER_STATISTICS)
-    seeds = {"mean and std across seeds": across} if across["seeds"].max() > 1 else {}
-    trial_columns = ["number", "state", "value", "duration"]
-    trial_columns += [c for c in trials.columns if c.startswith(("params_", "user_attrs_"))]
-    every = summary.drop(columns=statistic_columns(TRANSFER_STATISTICS))
-    return {
-        "every approach (test accuracy scored once, at the end)": reporting.with_integers(
-            every, COUNTS
-        ),
-        **seeds,
-        "source network": pd.DataFrame([source_result]),
-        "hyper-parameter search trials (value: validation accuracy)": trials.reindex(
-            columns=[c for c in trial_columns if c in trials]
-        ),
-    }

@@ -9,10 +9,9 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from cnn_lab.evaluation.baselines import SVM_SOLVERS
 from cnn_lab.evaluation.claims import Claims
 from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
-from cnn_lab.study.params import Seeds, StrictModel, as_list
-from cnn_lab.study.training_params import CheckpointedRunParams, Threads
+from cnn_lab.study.params import StrictModel, as_list
+from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
-from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
 from cnn_lab.training.search import PRUNERS
 
@@ -165,16 +164,12 @@ class BaselineParams(StrictModel):
     logistic: LogisticParams = LogisticParams()
 
 
-class TransferParams(CheckpointedRunParams):
+class TransferParams(StudyRunParams):
     seed: int = Field(
         0,
         description="splits, source network, baselines and search; also the fine-tuning "
         "seed without seeds",
     )
-    # Fine-tuning presets, optimizer runs and the tuned model once per seed: mean and std.
-    seeds: Seeds = None
-    device: Literal[DEVICE_CHOICES] = "auto"  # type: ignore[valid-type]
-    threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
     source: SourceParams = SourceParams()
