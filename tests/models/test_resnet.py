@@ -125,3 +125,44 @@ def test_checkpoint_that_does_not_fit_names_the_keys(tmp_path: Path) -> None:
     torch.save(_small().state_dict(), path)
     loaded = _small(weights=str(path))
     assert torch.equal(loaded.layer4[1].conv2.weight, _small().layer4[1].conv2.weight)
+
+
+def _last_map(model: nn.Module, side: int) -> tuple[int, ...]:
+    shapes = []
+    model.layer4.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[-2:])))
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, side, side))
+    return shapes[0]
+
+
+@pytest.mark.parametrize(("output_stride", "side"), [(32, 2), (16, 4), (8, 8)])
+def test_output_stride_sets_the_last_map_and_keeps_every_weight(
+    output_stride: int, side: int
+) -> None:
+    """A CAM is as fine as the last map: 64-px images give 2x2 at torchvision's stride 32,
+    4x4 at 16 and 8x8 at 8, with the same parameters, so weights move between them, and
+    the build spec rebuilds the same stride (what ModelDataset loads)."""
+    from cnn_lab.models import build_model, rebuild
+
+    torch.manual_seed(0)
+    standard = build_model("resnet", in_shape=(3, 64, 64), num_classes=5, width=8)
+    model = build_model(
+        "resnet",
+        in_shape=(3, 64, 64),
+        num_classes=5,
+        width=8,
+        output_stride=output_stride,
+        weights=standard.state_dict(),
+    )
+    assert _last_map(model, 64) == (side, side)
+    assert count_parameters(model) == count_parameters(standard)
+    assert torch.equal(model.layer4[0].conv1.weight, standard.layer4[0].conv1.weight)
+    assert model.build_spec["options"]["output_stride"] == output_stride
+    assert _last_map(rebuild(model.build_spec), 64) == (side, side)
+
+
+@pytest.mark.parametrize("output_stride", [4, 64, True, "16"])
+def test_an_unknown_output_stride_names_the_allowed_ones(output_stride: object) -> None:
+    with pytest.raises(ValueError, match=r"output_stride must be one of 32, 16, 8 .*got"):
+        build_resnet("resnet18", 5, width=4, output_stride=output_stride)  # type: ignore[arg-type]

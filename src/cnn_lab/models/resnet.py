@@ -99,6 +99,23 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], *, source
         )
 
 
+# input side / last feature map side. torchvision's ResNet halves the map five times (stem
+# conv, max-pool, layer2..4); 16 and 8 drop the stride of layer4 (and layer3), DeepLab's
+# "output stride" (Chen et al. 2017, arXiv:1706.05587) without its dilation, which
+# torchvision's BasicBlock does not support. A CAM is as fine as that map: 2x2 on 64-px
+# images at 32, 4x4 at 16, 8x8 at 8. Weights keep their shapes (the downsampling 1x1
+# convs stay, with stride 1), so checkpoints load into any output stride.
+OUTPUT_STRIDES = {32: (), 16: ("layer4",), 8: ("layer3", "layer4")}
+
+
+def _unstride(stage: nn.Sequential) -> None:
+    """Stride 1 in ``stage``'s first block (its strided 3x3 conv and its shortcut)."""
+    for module in stage[0].modules():
+        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
+            module.stride = (1, 1)
+    stage[0].stride = 1
+
+
 def _narrow(model: nn.Module, width: int, in_channels: int) -> None:
     """Rebuild ``model``'s stem and stages with ``width`` stem channels (64 in torchvision),
     doubling per stage as usual, with torchvision's initialisation; the stage names stay
@@ -128,16 +145,24 @@ def build_resnet(
     cifar_stem: bool = False,
     in_channels: int = 3,
     width: int = 64,
+    output_stride: int = 32,
     weights_key: str = "weights",
 ) -> nn.Module:
     """A torchvision ResNet with a ``num_classes`` head; ``cifar_stem`` swaps the 7x7/2 conv
     and max-pool for a 3x3/1 conv, the usual stem for 32x32 inputs. ``width`` (stem
     channels, 64 in torchvision) narrows the network for CPU-sized studies.
+    ``output_stride`` (32, 16 or 8; see :data:`OUTPUT_STRIDES`) is how many times the
+    standard stem and stages shrink the input (the cifar stem divides it by 4 more).
     ``weights_key`` is the parameter name that error messages tell the user to set."""
     if arch not in RESNET_ARCHS:
         raise ValueError(f"unknown ResNet {arch!r}; allowed: {', '.join(RESNET_ARCHS)}")
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(
+            f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} (input side "
+            f"/ last feature map side), got {output_stride!r}"
+        )
     _check_width(weights, width)
     # Imported here, not at module level: torchvision costs 2.4 s, and every `kedro run`
     # imports this module (through the pipeline registry) whether it builds a ResNet or not.
@@ -155,6 +180,8 @@ def build_resnet(
         model.conv1 = nn.Conv2d(in_channels, width, kernel, stride, padding, bias=False)
         if cifar_stem:
             model.maxpool = nn.Identity()
+    for stage in OUTPUT_STRIDES[output_stride]:
+        _unstride(getattr(model, stage))
     if weights not in ("none", None):
         load_backbone(model, load_weights(arch, weights, key=weights_key), source=str(weights))
     return model
@@ -266,8 +293,14 @@ def resnet_family(
     arch: str = "resnet18",
     cifar_stem: bool = False,
     width: int = 64,
+    output_stride: int = 32,
 ) -> nn.Module:
     """Randomly initialised: :func:`cnn_lab.models.build_model` loads ``weights``."""
     return build_resnet(
-        arch, num_classes, cifar_stem=cifar_stem, in_channels=in_shape[0], width=width
+        arch,
+        num_classes,
+        cifar_stem=cifar_stem,
+        in_channels=in_shape[0],
+        width=width,
+        output_stride=output_stride,
     )

@@ -182,6 +182,11 @@ def test_missing_imagenet_weights(run_kedro, kedro_project: Path, monkeypatch) -
         ({"cam.methods": ["cam", "gradcam+++"]}, "cam.methods"),
         ({"cam.methods": ["cam", "cam"]}, "methods must be distinct"),
         ({"cam.faithfulness_steps": 1}, "cam.faithfulness_steps: got 1"),
+        (
+            {"cam.models.resnet18.options.output_stride": 4},
+            "options.output_stride must be one of 32, 16, 8 (input side / last feature map "
+            "side), got 4",
+        ),
     ],
 )
 def test_bad_parameters_stop_before_training(
@@ -206,6 +211,8 @@ def test_shipped_parameters_validate(env: str) -> None:
     loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **args)
     config = validate_parameters(CamParams, loader["parameters"]["cam"], "cam")
     assert set(config.models) == {"small_cnn", "resnet18"}
+    # base: a 4x4 last map at 64 px; paper: the strides the ImageNet weights were trained at
+    assert config.models["resnet18"].options["output_stride"] == (32 if env == "paper" else 16)
     if env == "paper":
         assert config.data.source == "imagenette" and config.data.image_size == 160
         assert config.models["small_cnn"].training.epochs == 100

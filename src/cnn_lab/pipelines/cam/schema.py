@@ -142,6 +142,15 @@ class ModelParams(StrictModel):
             )
         if self.family != "resnet" and self.freeze != "all":
             raise ValueError("freeze applies to the resnet family only; leave it at 'all'")
+        if self.family == "resnet" and "output_stride" in self.options:
+            from cnn_lab.models.resnet import OUTPUT_STRIDES
+
+            stride = self.options["output_stride"]
+            if isinstance(stride, bool) or stride not in OUTPUT_STRIDES:
+                raise ValueError(
+                    f"options.output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}"
+                    f" (input side / last feature map side), got {stride!r}"
+                )
         return self
 
 
