@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,18 @@ class BaselineFit:
     def accuracy(self, features: np.ndarray, labels: np.ndarray) -> float:
         return float(np.mean(self.pipeline.predict(features) == labels))
 
+    def costs(self) -> dict[str, Any]:
+        """What the fit cost and whether it converged, as a summary row has them."""
+        return {
+            "train_seconds": self.fit_seconds,
+            "trainable_parameters": self.trainable_parameters,
+            "converged": self.converged,
+        }
+
+    def fit_text(self) -> str:
+        """``fit 0.12 s``, and ``, did not converge`` when the solver stopped early."""
+        return f"fit {self.fit_seconds:.2f} s" + ("" if self.converged else ", did not converge")
+
 
 def fit_baseline(
     name: str, kind: str, features: np.ndarray, labels: np.ndarray, **options: Any
@@ -106,3 +119,16 @@ def fit_baseline(
     for message in messages:
         logger.warning("%s did not converge: %s", name, message)
     return BaselineFit(name, pipeline, seconds, converged=not messages, warnings=messages)
+
+
+def fit_on_features(
+    kind: str, settings: Mapping[str, Any], features: Mapping[str, np.ndarray], *, seed: int
+) -> tuple[BaselineFit, float]:
+    """A :func:`fit_baseline` of ``kind`` on ``features["train_x"]`` and ``["train_y"]``
+    with its settings block (``C``, ``max_iter`` and, for ``svm``, ``solver``), and its
+    accuracy on ``features["val_x"]`` and ``["val_y"]``."""
+    extra = {"svm_solver": settings["solver"]} if kind == "svm" else {}
+    train_x, train_y = features["train_x"], features["train_y"]
+    c, max_iter = settings["C"], settings["max_iter"]
+    fitted = fit_baseline(kind, kind, train_x, train_y, c=c, max_iter=max_iter, seed=seed, **extra)
+    return fitted, fitted.accuracy(features["val_x"], features["val_y"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import nn
@@ -31,3 +33,19 @@ def pooled_features(
     with torch.inference_mode():
         features, labels = predict(extractor, batches)
     return features.numpy().astype(np.float32), labels.numpy().astype(np.int64)
+
+
+def split_features(
+    extractor: nn.Module,
+    parts: Mapping[str, LabelledImages],
+    normalisation: Normalisation,
+    *,
+    batch_size: int = 512,
+) -> dict[str, np.ndarray]:
+    """:func:`pooled_features` of each named part (``train``, ``val``...), as the arrays
+    ``<part>_x`` (features) and ``<part>_y`` (labels)."""
+    features: dict[str, np.ndarray] = {}
+    for part, images in parts.items():
+        x, y = pooled_features(extractor, images, normalisation, batch_size=batch_size)
+        features[f"{part}_x"], features[f"{part}_y"] = x, y
+    return features

@@ -121,10 +121,16 @@ def confusion(
     return matrix
 
 
-def model_scores(model: Any, batches: Any, num_classes: int) -> dict[str, float]:
+def model_scores(
+    model: Any, batches: Any, class_names: Sequence[str]
+) -> tuple[dict[str, float], dict[str, Any]]:
     """:func:`classification_metrics` of ``model``'s top class on every batch of ``batches``
-    (scored on the batches' device)."""
+    (scored on the batches' device), and every sample's true and predicted class with the
+    class names: what a study's confusion matrix is drawn from."""
     from cnn_lab.training.scoring import predict
 
     logits, targets = predict(model, batches)
-    return classification_metrics(targets, logits.argmax(dim=1), num_classes=num_classes)
+    predicted = logits.argmax(dim=1)
+    scores = classification_metrics(targets, predicted, num_classes=len(class_names))
+    labels = {"true": targets.tolist(), "predicted": predicted.tolist()}
+    return scores, {**labels, "classes": list(class_names)}

@@ -16,12 +16,15 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from matplotlib.figure import Figure
 
 from cnn_lab.training.callbacks import Callback, EpochState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,21 @@ def best_untuned(
         if r["preset"] == preset and math.isfinite(r["val_accuracy"]) and space.contains(r)
     ]
     return max(fits, key=lambda r: r["val_accuracy"], default=None)
+
+
+def open_search(
+    settings: Mapping[str, Any], seed: int, untuned: Sequence[dict[str, Any]]
+) -> tuple[optuna.Study, SearchSpace]:
+    """The study a ``search`` block describes (its space, pruner, name and storage),
+    created or joined, with the best ``untuned`` run it can represent queued as its next
+    trial when this process adds trials (see :func:`best_untuned`); and its space."""
+    space = SearchSpace.from_settings(settings)
+    pruner = build_pruner(settings["pruner"], startup_trials=settings["pruner_startup_trials"])
+    study = open_study(settings["study_name"], settings["storage"], seed=seed, pruner=pruner)
+    start = best_untuned(untuned, space, settings["preset"])
+    if start is not None and settings["n_trials"]:
+        enqueue_untuned(study, space, start, start["approach"])
+    return study, space
 
 
 def build_pruner(name: str, *, startup_trials: int = 2, warmup_epochs: int = 1):
@@ -270,6 +288,29 @@ def best_params(study: optuna.Study) -> dict[str, Any]:
             "raise n_trials or use pruner 'none'"
         ) from err
     return {**best.params, "value": best.value, "trial": best.number}
+
+
+def search_line(study: optuna.Study, mine: Sequence[Any], best: Mapping[str, Any]) -> str:
+    """``3 trial(s) here, 10 in study 'transfer'; best trial 4: {...}``: the log line of
+    a search that added ``mine`` to ``study``."""
+    return (
+        f"{len(mine)} trial(s) here, {len(study.trials)} in study {study.study_name!r}; "
+        f"best trial {best['trial']}: {best}"
+    )
+
+
+def trials_text(trials: pd.DataFrame | None) -> str:
+    """``; 10 trial(s) in the study, 2 pruned; the search started from the untuned run
+    finetune/all``, from a study's trials table (Optuna's ``trials_dataframe``); empty
+    without one."""
+    if trials is None or "state" not in trials:
+        return ""
+    pruned = int((trials["state"] == "PRUNED").sum())
+    text = f"; {len(trials)} trial(s) in the study, {pruned} pruned"
+    seeded = trials.get("user_attrs_enqueued_from")
+    if seeded is not None and len(seeded.dropna()):
+        text += f"; the search started from the untuned run {seeded.dropna().iloc[0]}"
+    return text
 
 
 def search_figures(study: optuna.Study) -> dict[str, Figure]:

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from cnn_lab.evaluation.claims import NOT_MEASURED, OTHER_ENV
-from tests.pipelines.report_checks import check_analysis, claim_verdicts, latest, read_report
+from tests.pipelines.report_checks import (
+    check_analysis,
+    check_best_confusion,
+    claim_verdicts,
+    latest,
+    read_report,
+)
 from tests.pipelines.transfer.test_pipeline import TINY
 
 
@@ -20,7 +26,9 @@ def test_two_seed_report_compares_baseline_and_fine_tuning(run_kedro, kedro_proj
         ["transfer"], {**TINY, "transfer.seeds": [0, 1], "transfer.optimizers.names": ["adam"]}
     )
     html, markdown, parsed = read_report(kedro_project, "transfer")
-    assert len(parsed.images) == 3 + 3 + 2 * 3  # study + search + two dataset analyses
+    # study + search + the best run's confusion matrix + two dataset analyses
+    assert len(parsed.images) == 3 + 3 + 1 + 2 * 3
+    check_best_confusion(markdown, html)
 
     summary = pd.read_csv(latest(kedro_project / "data/08_reporting/transfer", "summary.csv"))
     # Baselines and the search once (on seed 0); every fine-tuning run once per seed.
@@ -44,6 +52,19 @@ def test_two_seed_report_compares_baseline_and_fine_tuning(run_kedro, kedro_proj
         **dict.fromkeys(repeated, 2),
     }
     assert "mean and std across seeds" in markdown
+    # The confusion matrix is drawn from the test predictions the one test evaluation kept:
+    # every fine-tuning run's, scoring exactly the summary's test accuracy.
+    output = kedro_project / "data/07_model_output/transfer"
+    scored = json.loads(latest(output, "test_predictions.json").read_text())
+    tuned = summary[summary["group"] != "baseline"]
+    assert [r["variant"] for r in scored] == [
+        f"{a}_s{s}" for a, s in zip(tuned["approach"], tuned["seed"], strict=True)
+    ]
+    for result, accuracy in zip(scored, tuned["test_accuracy"], strict=True):
+        labels = result["test_labels"]
+        hits = [t == p for t, p in zip(labels["true"], labels["predicted"], strict=True)]
+        assert sum(hits) / len(hits) == pytest.approx(accuracy)
+        assert labels["classes"] == ["5", "6", "7", "8", "9"]
     for model in ("head_s0", "head_s1"):
         assert (kedro_project / "data/06_models/transfer/finetune" / model).is_dir(), model
 

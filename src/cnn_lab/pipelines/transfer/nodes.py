@@ -8,31 +8,25 @@ the search train with the study's ``seed``; every fine-tuning variant with its o
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from cnn_lab.data.sources import (
-    DatasetBundle,
-    LabelledImages,
-    load_named_images,
-)
+from cnn_lab.data.sources import DatasetBundle, LabelledImages, load_named_images
 from cnn_lab.data.splits import stratified_split
 from cnn_lab.data.tasks import class_subset
 from cnn_lab.evaluation import compare
-from cnn_lab.evaluation.baselines import BaselineFit, fit_baseline
-from cnn_lab.evaluation.features import pooled_features
-from cnn_lab.evaluation.findings import (
-    with_seed_statistics,
-)
+from cnn_lab.evaluation.baselines import BaselineFit, fit_on_features
+from cnn_lab.evaluation.features import split_features
+from cnn_lab.evaluation.findings import with_seed_statistics
 from cnn_lab.evaluation.metrics import model_scores
 from cnn_lab.models import Head, build_model, count_parameters
-from cnn_lab.models.resnet import feature_extractor, head_parameter_groups
+from cnn_lab.models.resnet import feature_extractor
 from cnn_lab.pipelines.transfer.findings import (
     TRANSFER_KEYS,
     TRANSFER_STATISTICS,
@@ -42,25 +36,21 @@ from cnn_lab.pipelines.transfer.findings import (
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams
 from cnn_lab.runtime import tracking
 from cnn_lab.study import reporting
+from cnn_lab.study.finetune import block_recipe, finetune_job, train_finetune, trial_value
 from cnn_lab.study.params import ParameterError
 from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
-from cnn_lab.study.summary import summary_row
-from cnn_lab.study.train import Job, outcome, study_recipe, train_variant
+from cnn_lab.study.summary import best_confusion_figure, summary_row
+from cnn_lab.study.train import Job, outcome, train_variant
 from cnn_lab.training.batching import DeviceBatches
-from cnn_lab.training.callbacks import Callback, EarlyStopping
-from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
+from cnn_lab.training.recipe import SplitData, TrainedModel
 from cnn_lab.training.search import (
     PruningCallback,
-    SearchSpace,
     best_params,
-    best_untuned,
-    build_pruner,
-    enqueue_untuned,
-    open_study,
+    open_search,
     run_search,
     search_figures,
+    search_line,
 )
 from cnn_lab.training.threads import use_threads
 
@@ -205,18 +195,6 @@ def build_target_model(
     )
 
 
-RECIPE_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "eval_batch_size")
-RECIPE_KEYS += ("epochs", "scheduler", "step_size", "gamma")
-
-
-def _recipe(
-    config: dict[str, Any], training: dict[str, Any], seed: int, **overrides: Any
-) -> Recipe:
-    # Per-layer gradient norms are the depth study's question, not this one's.
-    chosen = {k: training[k] for k in RECIPE_KEYS} | overrides
-    return study_recipe(config, chosen, seed, probe_gradients=False)
-
-
 def train_source(
     source: DatasetBundle, split: dict[str, Any], config: dict[str, Any]
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -232,7 +210,7 @@ def train_source(
     job = Job(
         lambda: build_source_model(config),
         SplitData.from_bundle(source, split),
-        _recipe(config, config["source"]["training"], config["seed"]),
+        block_recipe(config, config["source"]["training"], config["seed"]),
         params,
         key=(split,),
     )
@@ -262,22 +240,26 @@ def extract_features(
 ) -> dict[str, np.ndarray]:
     """Pooled features of the frozen source network for the target's train and val."""
     use_threads(config["threads"])
-    extractor = _source_features(source_state, config)
-    size = config["baselines"]["feature_batch_size"]
-    features: dict[str, np.ndarray] = {}
-    for part, images in (("train", data.train), ("val", data.val)):
-        x, y = pooled_features(extractor, images, data.normalisation, batch_size=size)
-        features[f"{part}_x"], features[f"{part}_y"] = x, y
+    parts = {"train": data.train, "val": data.val}
+    features = _features(source_state, parts, data, config)
     logger.info(
         "[%s.features] train %s, val %s", STUDY, features["train_x"].shape, features["val_x"].shape
     )
     return features
 
 
-def _source_features(source_state: dict[str, torch.Tensor], config: dict[str, Any]) -> nn.Module:
+def _features(
+    source_state: dict[str, torch.Tensor],
+    parts: dict[str, LabelledImages],
+    data: SplitData,
+    config: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """The frozen source network's pooled features of ``parts``, normalised as ``data``."""
     model = build_source_model(config)
     model.load_state_dict(source_state)
-    return feature_extractor(model).to(resolve_device(config["device"]))
+    extractor = feature_extractor(model).to(resolve_device(config["device"]))
+    size = config["baselines"]["feature_batch_size"]
+    return split_features(extractor, parts, data.normalisation, batch_size=size)
 
 
 def fit_baselines(
@@ -292,50 +274,19 @@ def _fit_baseline(
     kind: str, features: dict[str, np.ndarray], config: dict[str, Any]
 ) -> tuple[BaselineFit, dict[str, Any]]:
     """One baseline fitted in its own nested MLflow run, and its summary row."""
-    settings = config["baselines"][kind]
-    extra = {"svm_solver": settings["solver"]} if kind == "svm" else {}
+    settings, seed = config["baselines"][kind], config["seed"]
     params = {"study": STUDY, "kind": kind, **settings}
     with tracking.child_run(kind, params, {"study": STUDY, "variant": kind}) as run_id:
-        train_x, train_y = features["train_x"], features["train_y"]
-        c, max_iter, seed = settings["C"], settings["max_iter"], config["seed"]
-        fitted = fit_baseline(
-            kind, kind, train_x, train_y, c=c, max_iter=max_iter, seed=seed, **extra
-        )
-        val_accuracy = fitted.accuracy(features["val_x"], features["val_y"])
+        fitted, val_accuracy = fit_on_features(kind, settings, features, seed=seed)
         tracking.log_metrics({"val_accuracy": val_accuracy, "train_seconds": fitted.fit_seconds})
         tracking.tag_run(run_id, {"converged": fitted.converged})
-    logger.info(
-        "[%s.%s] val accuracy %.4f (fit %.2f s%s)",
-        STUDY,
-        kind,
-        val_accuracy,
-        fitted.fit_seconds,
-        "" if fitted.converged else ", did not converge",
-    )
-    return fitted, {
-        "approach": kind,
-        "group": "baseline",
-        "seed": config["seed"],
-        "preset": "features",
-        "optimizer": settings.get("solver", "lbfgs"),
-        "val_accuracy": val_accuracy,
-        "train_seconds": fitted.fit_seconds,
-        "trainable_parameters": fitted.trainable_parameters,
-        "converged": fitted.converged,
-        "mlflow_run_id": run_id,
-    }
+    logger.info("[%s.%s] val accuracy %.4f (%s)", STUDY, kind, val_accuracy, fitted.fit_text())
+    row = {"approach": kind, "group": "baseline", "seed": seed, "preset": "features"}
+    row |= {"optimizer": settings.get("solver", "lbfgs"), "val_accuracy": val_accuracy}
+    return fitted, {**row, **fitted.costs(), "mlflow_run_id": run_id}
 
 
 # --- fine-tuning ----------------------------------------------------------------------
-
-CHOICES = ("preset", "optimizer", "lr", "batch_size", "dropout")
-# Logged to each fine-tuning run: MLflow name -> summary column.
-FINETUNE_METRICS = {
-    "best_val_accuracy": "val_accuracy",
-    "best_epoch": "best_epoch",
-    "train_seconds": "train_seconds",
-    "stopped_epoch": "stopped_epoch",
-}
 
 
 def choice(
@@ -344,17 +295,23 @@ def choice(
     """What ``variant`` fine-tunes with: a preset with the shared settings, an optimizer
     and learning rate on ``optimizers.preset``, or the search's ``best`` configuration."""
     ft = config["finetune"]
-    shared = {k: ft[k] for k in CHOICES if k != "preset"}
+    shared = {k: ft[k] for k in ("optimizer", "lr", "batch_size", "dropout")}
     if variant.group == "finetune":
         return {"preset": variant["preset"], **shared}
     if variant.group == "optimizers":
         preset = config["optimizers"]["preset"]
         return {**shared, "preset": preset, "optimizer": variant["optimizer"], "lr": variant["lr"]}
     (tuned,) = best
+    return searched(config, tuned)
+
+
+def searched(config: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """A point of the search space (a trial's or the best) as a fine-tuning choice: on
+    ``search.preset``, with ``finetune.optimizer`` unless the search picks optimizers."""
     return {
         "preset": config["search"]["preset"],
-        "optimizer": tuned.get("optimizer", ft["optimizer"]),
-        **{k: tuned[k] for k in ("lr", "batch_size", "dropout")},
+        "optimizer": point.get("optimizer", config["finetune"]["optimizer"]),
+        **{k: point[k] for k in ("lr", "batch_size", "dropout")},
     }
 
 
@@ -366,83 +323,26 @@ def finetune(
     variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one fine-tuning variant (preset, optimizer run or the tuned model)."""
-    job = finetune_job(source_state, data, config, variant, choice(config, variant, best))
-    return finetuned(variant, job, config)
+    job = _job(source_state, data, config, variant, choice(config, variant, best))
+    return train_finetune(variant, job, config)
 
 
-def finetune_job(
+def _job(
     source_state: dict[str, torch.Tensor],
     data: SplitData,
     config: dict[str, Any],
     variant: Variant,
     chosen: dict[str, Any],
-    callbacks: Sequence[Callback] = (),
-    checkpointed: bool = True,
+    pruning: PruningCallback | None = None,
 ) -> Job:
-    """A fine-tuning run with early stopping on validation accuracy (first of the job's
-    callbacks; the best epoch's weights restored) and a ten-times-smaller backbone lr.
-    ``checkpointed``: saved each epoch and resumed after a kill (search trials are not:
-    Optuna reruns them)."""
-    ft, stop = config["finetune"], config["early_stopping"]
-    multiplier, lr = ft["backbone_lr_multiplier"], chosen["lr"]
-    recipe = _recipe(config, ft, variant.seed, **{k: chosen[k] for k in CHOICES[1:4]})
+    """``chosen``'s fine-tuning of the source network; a search trial (with its
+    ``pruning``) is not checkpointed, Optuna reruns it."""
 
     def build() -> nn.Module:
         return build_target_model(config, chosen["preset"], chosen["dropout"], source_state)
 
-    params = {
-        "study": STUDY,
-        "group": variant.group,
-        **{k: chosen[k] for k in CHOICES[:3]},
-        "backbone_lr": lr * multiplier,
-        **{k: chosen[k] for k in CHOICES[3:]},
-        "epochs": ft["epochs"],
-        "patience": stop["patience"],
-        "min_delta": stop["min_delta"],
-        "trainable_parameters": count_parameters(build(), trainable_only=True),
-        "seed": variant.seed,
-    }
-    splits = (data.train.images, data.train.labels, data.val.images, data.val.labels)
-    return Job(
-        build,
-        data,
-        recipe,
-        params,
-        key=(fingerprint(*splits, source_state),),
-        tags={"group": variant.group},
-        callbacks=[EarlyStopping("val_accuracy", stop["patience"], stop["min_delta"]), *callbacks],
-        parameter_groups=lambda m: head_parameter_groups(
-            m, lr=lr, backbone_lr_multiplier=multiplier
-        ),
-        checkpointed=checkpointed,
-    )
-
-
-def finetuned(
-    variant: Variant, job: Job, config: dict[str, Any]
-) -> tuple[dict[str, Any], nn.Module]:
-    """Train ``job`` as ``variant``; its row says what it ran and how far it went."""
-    stopper = job.callbacks[0]
-    p = job.params
-
-    def describe(trained: TrainedModel) -> dict[str, Any]:
-        row = outcome(trained)
-        return {
-            "approach": variant.name,
-            "group": variant.group,
-            "seed": variant.seed,
-            **{k: p[k] for k in ("preset", "optimizer", "lr", "backbone_lr", "batch_size")},
-            "dropout": p["dropout"],
-            "val_accuracy": stopper.best if stopper.best is not None else math.nan,
-            "train_seconds": row["train_seconds"],
-            "trainable_parameters": p["trainable_parameters"],
-            "epochs_run": row["epochs_run"],
-            "best_epoch": stopper.best_epoch,
-            "stopped_epoch": stopper.stopped_epoch,
-            **{k: row[k] for k in ("status", "diverged_epoch", "precision")},
-        }
-
-    return train_variant(variant, job, config, describe, metrics=FINETUNE_METRICS)
+    trial = [pruning] if pruning is not None else []
+    return finetune_job(config, variant, chosen, build, data, source_state, trial, not trial)
 
 
 # --- hyper-parameter search -----------------------------------------------------------
@@ -459,58 +359,22 @@ def search(
     represent (enqueued as its first trial); each trial is a nested MLflow run under a
     ``search`` run. Returns the trials table, the best configuration and Optuna's figures."""
     s = config["search"]
-    space = SearchSpace.from_settings(s)
-    pruner = build_pruner(s["pruner"], startup_trials=s["pruner_startup_trials"])
-    study = open_study(s["study_name"], s["storage"], seed=config["seed"], pruner=pruner)
-    start = best_untuned(untuned, space, s["preset"])
-    if start is not None and s["n_trials"]:
-        enqueue_untuned(study, space, start, start["approach"])
+    study, space = open_search(s, config["seed"], untuned)
     params = {"study": STUDY, **{k: v for k, v in s.items() if k != "storage"}}
     with tracking.child_run("search", params, {"study": STUDY, "variant": "search"}):
 
         def train(trial: Any, sampled: dict[str, Any], pruning: PruningCallback) -> float:
-            return search_trial(source_state, data, config, trial, sampled, pruning)
+            """One trial: the sampled settings fine-tuned with the study's seed."""
+            variant = Variant(STUDY, f"trial_{trial.number:03d}", config["seed"], "search")
+            job = _job(source_state, data, config, variant, searched(config, sampled), pruning)
+            return trial_value(variant, job, config, trial, pruning)
 
         trials = run_search(study, space, train, n_trials=s["n_trials"])
         best, figures, table = best_params(study), search_figures(study), study.trials_dataframe()
         tracking.log_figures(figures, "figures")
         tracking.log_table(table, "tables/trials.csv")
-    logger.info(
-        "[%s.search] %d trial(s) here, %d in study %r; best trial %d: %s",
-        STUDY,
-        len(trials),
-        len(study.trials),
-        study.study_name,
-        best["trial"],
-        best,
-    )
+    logger.info("[%s.search] %s", STUDY, search_line(study, trials, best))
     return (table, best, *(figures[name] for name in SEARCH_FIGURES))
-
-
-def search_trial(
-    source_state: dict[str, torch.Tensor],
-    data: SplitData,
-    config: dict[str, Any],
-    trial: Any,
-    sampled: dict[str, Any],
-    pruning: PruningCallback,
-) -> float:
-    """One trial: a fine-tuning run with the sampled settings, not checkpointed, with the
-    study's seed; its validation accuracy is the value Optuna maximises."""
-    sampled = dict(sampled)
-    chosen = {
-        "preset": config["search"]["preset"],
-        "optimizer": sampled.pop("optimizer", config["finetune"]["optimizer"]),
-        **sampled,
-    }
-    variant = Variant(STUDY, f"trial_{trial.number:03d}", config["seed"], "search")
-    job = finetune_job(source_state, data, config, variant, chosen, [pruning], False)
-    result, _ = finetuned(variant, job, config)
-    trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
-    if pruning.pruned_epoch is not None:
-        tracking.tag_run(result["mlflow_run_id"], {"status": "pruned"})
-    trial.set_user_attr("best_epoch", result["best_epoch"])
-    return result["val_accuracy"]
 
 
 # --- the one test evaluation and the figures ------------------------------------------
@@ -524,36 +388,43 @@ def evaluate_on_test(
     baseline_results: list[dict[str, Any]],
     config: dict[str, Any],
     *variants: Any,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Score every approach once on the test set; ``variants`` alternate a fine-tuning
     result and its weights (every training seed's). Returns the table of every approach
-    and seed, with each approach's mean and std across seeds beside it."""
+    and seed, with each approach's mean and std across seeds beside it, and each
+    fine-tuning run's result with its test predictions (``test_labels``, as the study
+    kit's results carry them), which the best run's confusion matrix is drawn from."""
     use_threads(config["threads"])
     device = resolve_device(config["device"])
-    size = config["baselines"]["feature_batch_size"]
-    extractor = _source_features(source_state, config)
-    test_x, test_y = pooled_features(extractor, test, data.normalisation, batch_size=size)
+    features = _features(source_state, {"test": test}, data, config)
+    test_x, test_y = features["test_x"], features["test_y"]
     rows = [
-        {**result, "test_accuracy": baselines[result["approach"]].accuracy(test_x, test_y)}
-        for result in baseline_results
+        {**r, "test_accuracy": baselines[r["approach"]].accuracy(test_x, test_y)}
+        for r in baseline_results
     ]
+    size, seeded = config["finetune"]["eval_batch_size"], len(training_seeds(config)) > 1
     batches = DeviceBatches(
-        test.images,
-        test.labels,
-        batch_size=config["finetune"]["eval_batch_size"],
-        device=device,
-        normalisation=data.normalisation,
+        test.images, test.labels, batch_size=size, device=device, normalisation=data.normalisation
     )
-    k = len(test.class_names)
+    scored = []
     for result, state in zip(variants[::2], variants[1::2], strict=True):
         model = build_target_model(config, result["preset"], result["dropout"])
         model.load_state_dict(state)
-        scores = model_scores(model.to(device), batches, k)
+        scores, labels = model_scores(model.to(device), batches, test.class_names)
         rows.append(summary_row(result) | {f"test_{m}": v for m, v in scores.items()})
+        name = f"{result['approach']}_s{result['seed']}" if seeded else result["approach"]
+        scored.append(rows[-1] | {"variant": name, "test_labels": labels})
     table = with_seed_statistics(compare.approach_table(rows), TRANSFER_KEYS, TRANSFER_STATISTICS)
     _log_test_scores(table)
     tracking.log_table(table, "tables/summary.csv")
-    return table
+    return table, scored
+
+
+def best_confusion(scored: list[dict[str, Any]]) -> Figure:
+    """The kit's confusion matrix of the fine-tuning run with the best test accuracy,
+    from the runs as :func:`evaluate_on_test` scored them (the only node that sees the
+    test images)."""
+    return best_confusion_figure(*scored)
 
 
 def _log_test_scores(table: pd.DataFrame) -> None:
@@ -629,12 +500,13 @@ def write_report(
     source_analysis: dict[str, Any],
     target_analysis: dict[str, Any],
     claims: pd.DataFrame,
+    confusion: str,
     *figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: every approach on the
     test set, the best baseline against the best fine-tuning preset, the study's and the
-    search's figures (``figures`` in the order of SEARCH_FIGURES then STUDY_FIGURES) and
-    both tasks' dataset analyses."""
+    search's figures (``figures`` in the order of SEARCH_FIGURES then STUDY_FIGURES), the
+    best fine-tuning run's confusion matrix and both tasks' dataset analyses."""
     sizes = {
         **reporting.split_sizes(source, source_split, "source "),
         **reporting.split_sizes(target, target_split, "target "),
@@ -654,4 +526,5 @@ def write_report(
         problems=transfer_problems(summary),
         sections=(source_analysis, target_analysis),
         claims=claims,
+        confusion=confusion,
     )

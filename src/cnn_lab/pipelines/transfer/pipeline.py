@@ -17,6 +17,7 @@ from cnn_lab.study.frame import Frame, declare, names
 from cnn_lab.study.reporting import ClaimSource, claims_pipeline, model_analysis
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
+from cnn_lab.study.summary import BEST_CONFUSION
 
 S = nodes.STUDY
 STUDY = Study(S, TransferParams, nodes.variants, nodes.check_config)
@@ -38,8 +39,8 @@ def untuned(variants: list[Variant]) -> list[Variant]:
 
 
 def extra(variants: list[Variant]) -> Pipeline:
-    """The splits, the source network, the feature baselines, the search and the one
-    evaluation on the test set."""
+    """The splits, the source network, the feature baselines, the search, the one
+    evaluation on the test set and the best fine-tuning run's confusion matrix."""
     data = ["source_data", "target_data", "config"]
     splits = ["source_split", "target_split", "target_trainval", "target_test"]
     baselines = ["baselines", "baseline_results"]
@@ -65,9 +66,16 @@ def extra(variants: list[Variant]) -> Pipeline:
             wide_node(
                 nodes.evaluate_on_test,
                 [*names(S, scored), *paired],
-                f"{S}.summary",
+                names(S, ["summary", "test_predictions"]),
                 name=f"{S}.evaluate_on_test",
                 tags=["report"],
+            ),
+            _node(
+                nodes.best_confusion,
+                ["test_predictions"],
+                [f"figures.{BEST_CONFUSION}"],
+                "best_confusion",
+                "report",
             ),
             claims_pipeline(
                 S, {"summary": ClaimSource("summary", nodes.TRANSFER_KEYS)}, "target_data"
@@ -137,6 +145,7 @@ FRAME = Frame(
         "analysis.source.section",
         "analysis.target.section",
         "claims",
+        f"figures.{BEST_CONFUSION}",
         *(f"figures.{f}" for f in SEARCH_FIGURES),
     ),
     analysis=analysis,
