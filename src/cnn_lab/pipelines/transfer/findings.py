@@ -7,7 +7,7 @@ judged against the seed-to-seed spread (the baselines are fitted once: exact).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from cnn_lab.evaluation.findings import (
     spread_verdict,
     std_verdict,
 )
+from cnn_lab.training.search import trials_text
 
 TRANSFER_KEYS = ("group", "approach")
 TRANSFER_STATISTICS = ("val_accuracy", "test_accuracy", "train_seconds")
@@ -78,10 +79,7 @@ def transfer_findings(
         text = _runner_up(name, ranked, scores.test)
         if text:
             findings.append(text)
-    if len(scores.optimizers):
-        best = scores.optimizers["approach"].iloc[0]
-        stats = mean_text(scores.test.loc[best])
-        findings.append(f"best optimizer ({scores.by}): {best}, test accuracy {stats}")
+    findings += _best(scores, scores.optimizers, f"optimizer ({scores.by})")[1]
     if "tuned" in scores.rows.index:
         findings += _tuned(scores, trials)
     return findings + _early_stopping(summary, scores.repeated)
@@ -96,25 +94,37 @@ def _source(source: Mapping[str, Any]) -> str:
     return f"source network not trained here: weights {source.get('weights')}"
 
 
+def _best(
+    scores: Scores, ranked: pd.DataFrame, what: str, cost: Callable[[str], str] | None = None
+) -> tuple[str | None, list[str]]:
+    """The first of ``ranked`` (None when empty) and the finding naming it with its test
+    accuracy and, when given, what it cost."""
+    if not len(ranked):
+        return None, []
+    name = ranked["approach"].iloc[0]
+    text = f"best {what}: {name}, test accuracy {mean_text(scores.test.loc[name])}"
+    return name, [text + (f", {cost(name)}" if cost else "")]
+
+
 def _baseline_and_preset(scores: Scores) -> list[str]:
     """The best baseline, the best preset, and the preset minus the baseline."""
-    test, seconds, findings = scores.test, scores.seconds, []
-    baseline = preset = None
-    if len(scores.baselines):
-        baseline = scores.baselines["approach"].iloc[0]
-        findings.append(
-            f"best baseline on frozen features (by validation accuracy): {baseline}, "
-            f"test accuracy {mean_text(test.loc[baseline])}, fitted in "
-            f"{seconds.loc[baseline, 'mean']:.2f} s"
-        )
-    if len(scores.presets):
-        preset = scores.presets["approach"].iloc[0]
-        findings.append(
-            f"best fine-tuning preset ({scores.by}): {preset}, test accuracy "
-            f"{mean_text(test.loc[preset])}, "
-            f"{int(scores.rows.loc[preset, 'trainable_parameters'])} trainable parameters, "
-            f"{seconds.loc[preset, 'mean']:.1f} s"
-        )
+    test, seconds, rows = scores.test, scores.seconds, scores.rows
+    baseline, findings = _best(
+        scores,
+        scores.baselines,
+        "baseline on frozen features (by validation accuracy)",
+        lambda name: f"fitted in {seconds.loc[name, 'mean']:.2f} s",
+    )
+    preset, best_preset = _best(
+        scores,
+        scores.presets,
+        f"fine-tuning preset ({scores.by})",
+        lambda name: (
+            f"{int(rows.loc[name, 'trainable_parameters'])} trainable parameters, "
+            f"{seconds.loc[name, 'mean']:.1f} s"
+        ),
+    )
+    findings += best_preset
     if baseline is None or preset is None:
         return findings
     stats = test.loc[preset]
@@ -140,21 +150,13 @@ def _tuned(scores: Scores, trials: pd.DataFrame | None) -> list[str]:
     text = (
         f"tuned by the search ({optimizer}lr {row['lr']:.3g}, batch size "
         f"{int(row['batch_size'])}, dropout {row['dropout']:.3g}): test accuracy "
-        f"{mean_text(test.loc['tuned'])}"
+        f"{mean_text(test.loc['tuned'])}{trials_text(trials)}"
     )
-    if trials is not None and "state" in trials:
-        pruned = int((trials["state"] == "PRUNED").sum())
-        text += f"; {len(trials)} trial(s) in the study, {pruned} pruned"
-        if "user_attrs_enqueued_from" in trials:
-            seeded = trials["user_attrs_enqueued_from"].dropna()
-            if len(seeded):
-                text += f"; the search started from the untuned run {seeded.iloc[0]}"
     untuned = pd.concat([scores.presets, scores.optimizers])
     if not len(untuned):
         return [text]
     best = untuned.sort_values("mean", ascending=False, kind="stable").iloc[0]
-    tuned_val = scores.val.set_index("approach").loc["tuned"]
-    name = best["approach"]
+    tuned_val, name = scores.val.set_index("approach").loc["tuned"], best["approach"]
     tests = f"test {mean_text(test.loc['tuned'])} vs {mean_text(test.loc[name])}"
     if tuned_val["mean"] > best["mean"]:
         return [
