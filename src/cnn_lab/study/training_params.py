@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
+from cnn_lab.evaluation.claims import Claims
 from cnn_lab.study.params import ParameterError, Seeds, StrictModel
 from cnn_lab.training.device import DEVICE_CHOICES
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
@@ -70,13 +71,14 @@ class CheckpointedRunParams(StrictModel):
 
 
 class StudyRunParams(CheckpointedRunParams):
-    """The top-level keys every study has: its seed, the training seeds, the device and
-    the threads, besides checkpoints and performance."""
+    """The top-level keys every study has: its seed, the training seeds, the device, the
+    threads and the lab's claims, besides checkpoints and performance."""
 
     seed: int = 0
     seeds: Seeds = None  # every variant once per seed: mean and std across seeds in the report
     device: Literal[DEVICE_CHOICES] = "auto"  # type: ignore[valid-type]
     threads: Threads = "auto"  # auto: by model size and load; 0: torch's default; or a count
+    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
 
 def check_precision(config: dict[str, Any], study: str) -> None:

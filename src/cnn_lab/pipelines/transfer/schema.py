@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from cnn_lab.evaluation.baselines import SVM_SOLVERS
-from cnn_lab.evaluation.claims import Claims
 from cnn_lab.models.resnet import FREEZE_PRESETS, RESNET_ARCHS
 from cnn_lab.study.params import StrictModel, as_list
 from cnn_lab.study.training_params import StudyRunParams
@@ -179,7 +178,6 @@ class TransferParams(StudyRunParams):
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     optimizers: OptimizerGridParams = OptimizerGridParams()
     search: SearchParams = SearchParams()
-    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
     @model_validator(mode="after")
     def _same_channels(self) -> TransferParams:
