@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_lab.evaluation.baselines import fit_baseline
+from cnn_lab.evaluation.baselines import fit_baseline, fit_on_features
 
 
 def _blobs(seed: int, n: int = 60, classes: int = 3, dims: int = 12):
@@ -48,3 +48,19 @@ def test_capped_solver_reports_no_convergence() -> None:
 def test_unknown_solver_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown SVM solver 'smo'"):
         fit_baseline("svm", "svm", *_blobs(0), svm_solver="smo")
+
+
+def test_fit_on_features_reads_its_settings_block_and_scores_validation() -> None:
+    (train_x, train_y), (val_x, val_y) = _blobs(0), _blobs(1)
+    features = {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y}
+    settings = {"solver": "dual", "C": 1.0, "max_iter": 1}
+    fitted, val_accuracy = fit_on_features("svm", settings, features, seed=0)
+    assert val_accuracy == fitted.accuracy(val_x, val_y)
+    assert fitted.costs() == {
+        "train_seconds": fitted.fit_seconds,
+        "trainable_parameters": 12 * 3 + 3,
+        "converged": False,
+    }
+    assert fitted.fit_text() == f"fit {fitted.fit_seconds:.2f} s, did not converge"
+    logistic, _ = fit_on_features("logistic", {"C": 1.0, "max_iter": 1000}, features, seed=0)
+    assert logistic.fit_text() == f"fit {logistic.fit_seconds:.2f} s"

@@ -7,6 +7,7 @@ from sklearn import metrics as skm
 from cnn_lab.evaluation.metrics import (
     classification_metrics,
     confusion,
+    model_scores,
     per_class_report,
     top_k_accuracy,
 )
@@ -85,3 +86,19 @@ def test_per_class_report_is_scikit_learns() -> None:
 def test_bad_metric_inputs_are_named(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_model_scores_keep_every_sample_s_true_and_predicted_class() -> None:
+    import torch
+
+    # A "model" that predicts the class given as the first input feature.
+    inputs = torch.tensor([[0.0], [1.0], [2.0], [1.0]])
+    model = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.Softmax(dim=1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[-10.0], [0.0], [10.0]]))
+        model[0].bias.copy_(torch.tensor([5.0, 0.0, -15.0]))
+    batches = [(inputs[:2], torch.tensor([0, 1])), (inputs[2:], torch.tensor([2, 2]))]
+    scores, labels = model_scores(model, batches, ["a", "b", "c"])
+    assert labels == {"true": [0, 1, 2, 2], "predicted": [0, 1, 2, 1], "classes": ["a", "b", "c"]}
+    assert scores["accuracy"] == 0.75
+    assert scores["macro_recall"] == pytest.approx((1 + 1 + 0.5) / 3)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import pytest
 
 from cnn_lab.training.callbacks import EpochState
@@ -17,8 +18,10 @@ from cnn_lab.training.search import (
     best_params,
     build_pruner,
     enqueue_untuned,
+    open_search,
     open_study,
     run_search,
+    trials_text,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -168,3 +171,70 @@ def test_search_never_reports_a_best_below_its_enqueued_untuned_configuration(
 class _NoPruning:
     def on_epoch_end(self, state: EpochState) -> None:
         pass
+
+
+SETTINGS = {
+    "lr": {"low": 1e-5, "high": 1e-2},
+    "batch_sizes": [16, 64],
+    "dropout": {"low": 0.0, "high": 0.5},
+    "optimizers": None,
+    "pruner": "none",
+    "pruner_startup_trials": 0,
+    "storage": "memory",
+    "study_name": "settings",
+    "preset": "all",
+    "n_trials": 2,
+}
+
+
+def test_open_search_queues_the_best_untuned_run_of_its_preset() -> None:
+    untuned = [
+        {
+            "approach": "head",
+            "preset": "head",
+            "lr": 1e-3,
+            "batch_size": 16,
+            "dropout": 0.0,
+            "val_accuracy": 0.99,
+        },
+        {
+            "approach": "all",
+            "preset": "all",
+            "lr": 1e-3,
+            "batch_size": 64,
+            "dropout": 0.0,
+            "val_accuracy": 0.7,
+        },
+        {
+            "approach": "nan",
+            "preset": "all",
+            "lr": 1e-4,
+            "batch_size": 64,
+            "dropout": 0.0,
+            "val_accuracy": float("nan"),
+        },
+    ]
+    study, space = open_search(SETTINGS, 0, untuned)
+    assert space.batch_sizes == (16, 64) and space.optimizers == ()
+    (queued,) = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    # "head" scores higher but is not the search's preset; NaN never starts a search
+    assert queued.system_attrs["fixed_params"] == {"lr": 1e-3, "batch_size": 64, "dropout": 0.0}
+    assert queued.user_attrs["enqueued_from"] == "all"
+    # a run that adds no trials (n_trials 0: the best of a stored study) queues nothing
+    study, _ = open_search({**SETTINGS, "study_name": "none", "n_trials": 0}, 0, untuned)
+    assert not study.trials
+
+
+def test_trials_text_counts_pruned_trials_and_names_the_first() -> None:
+    trials = pd.DataFrame(
+        {
+            "state": ["COMPLETE", "PRUNED", "COMPLETE"],
+            "user_attrs_enqueued_from": ["all", None, None],
+        }
+    )
+    expected = "; 3 trial(s) in the study, 1 pruned; the search started from the untuned run all"
+    assert trials_text(trials) == expected
+    assert trials_text(trials.drop(columns="user_attrs_enqueued_from")) == (
+        "; 3 trial(s) in the study, 1 pruned"
+    )
+    assert trials_text(None) == trials_text(pd.DataFrame({"number": [0]})) == ""
