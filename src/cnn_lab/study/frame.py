@@ -93,13 +93,18 @@ def study_pipeline(study: Study, frame: Frame, raw: Mapping[str, Any] | None) ->
     variants = study.variants(raw)
     steps = [
         node(
-            study.validate, f"params:{name}", f"{name}.config", name=f"{name}.validate_parameters"
+            study.validate,
+            f"params:{name}",
+            f"{name}.config",
+            name="validate_parameters",
+            namespace=name,
         ),
         node(
             frame.prepare,
             f"{name}.config",
             _one_or_many(names(name, frame.prepare_outputs)),
-            name=f"{name}.prepare_dataset",
+            name="prepare_dataset",
+            namespace=name,
         ),
     ]
     if frame.split is not None:
@@ -108,7 +113,8 @@ def study_pipeline(study: Study, frame: Frame, raw: Mapping[str, Any] | None) ->
                 frame.split,
                 names(name, frame.split_inputs),
                 f"{name}.split",
-                name=f"{name}.split_dataset",
+                name="split_dataset",
+                namespace=name,
             )
         )
     opening = pipeline(steps, tags=["data"])
@@ -128,11 +134,20 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
             frame.summarise,
             [v.dataset("result") for v in variants],
             _one_or_many(names(name, frame.summary_outputs)),
-            name=f"{name}.summarise",
+            name="summarise",
+            namespace=name,
         )
     ]
     if frame.plot is not None:
-        nodes.append(node(frame.plot, names(name, frame.plot_inputs), figures, name=f"{name}.plot"))
+        nodes.append(
+            node(
+                frame.plot,
+                names(name, frame.plot_inputs),
+                figures,
+                name="plot",
+                namespace=name,
+            )
+        )
     inputs = frame.report_inputs
     inputs = inputs(variants) if callable(inputs) else names(name, inputs)
     nodes.append(
@@ -140,7 +155,8 @@ def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node
             frame.report,
             [*inputs, *figures],
             [f"{name}.report.html", f"{name}.report.md"],
-            name=f"{name}.write_report",
+            name="write_report",
+            namespace=name,
         )
     )
     return nodes

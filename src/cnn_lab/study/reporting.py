@@ -121,7 +121,8 @@ def analysis_pipeline(
                     *(f"{figures}.{name}" for name in ANALYSIS_FIGURES),
                     f"{tables}.section",
                 ],
-                name=f"{study}.analyse_{part}_dataset" if part else f"{study}.analyse_dataset",
+                name=f"analyse_{part}_dataset" if part else "analyse_dataset",
+                namespace=study,
             )
         ],
         tags=["analysis"],
@@ -141,10 +142,30 @@ def model_analysis(
     raw pixels: ``pick(*inputs)`` returns that model (``<study>.[<part>_]analysis_model``),
     then :func:`analysis_pipeline` analyses ``dataset`` and ``split`` with it."""
     model = f"{study}.{part}_analysis_model" if part else f"{study}.analysis_model"
-    chooser = wide_node(pick, list(inputs), model, name=model, tags=["analysis"])
+    short = model.removeprefix(f"{study}.")
+    chooser = wide_node(pick, list(inputs), model, name=short, namespace=study, tags=["analysis"])
     return pipeline([chooser]) + analysis_pipeline(
         study, model, dataset=dataset, split=split, part=part
     )
+
+
+def first_finite(
+    *inputs: Any, pick: Callable[..., dict[str, Any]], candidates: Sequence[Any], fixed: int
+) -> dict[str, Any]:
+    """``pick(*inputs[:fixed], weights, variant=v)`` for the first of ``candidates`` (in
+    order of preference; ``inputs[fixed:]`` holds each one's state dict) whose weights are
+    all finite, since a diverged model's features would map nothing; the first candidate
+    when every one diverged."""
+    import torch
+
+    head, states = inputs[:fixed], inputs[fixed:]
+    if len(states) != len(candidates):
+        raise ValueError(f"{len(states)} weights for {len(candidates)} candidate variants")
+    for variant, state in zip(candidates, states, strict=True):
+        tensors = [t for t in state.values() if torch.is_tensor(t) and t.is_floating_point()]
+        if all(bool(torch.isfinite(t).all()) for t in tensors):
+            return pick(*head, state, variant=variant)
+    return pick(*head, states[0], variant=candidates[0])
 
 
 def best_trained(metric: str, *variants: Any) -> tuple[dict[str, Any], Any] | None:
@@ -209,7 +230,7 @@ def claims_pipeline(
         partial(check_claims, sources=dict(sources), data=data is not None), check_claims
     )
     return pipeline(
-        [wide_node(function, inputs, f"{study}.claims", name=f"{study}.check_claims")],
+        [wide_node(function, inputs, f"{study}.claims", name="check_claims", namespace=study)],
         tags=["report"],
     )
 
@@ -225,7 +246,8 @@ def confusion_pipeline(study: str, variants: Sequence[Any]) -> Pipeline:
                 best_confusion_figure,
                 [v.dataset("result") for v in variants],
                 f"{study}.figures.{BEST_CONFUSION}",
-                name=f"{study}.best_confusion",
+                name="best_confusion",
+                namespace=study,
             )
         ],
         tags=["report"],

@@ -31,25 +31,29 @@ def data(variants: list[Variant]) -> Pipeline:
             nodes.decode_images,
             [s + "index", s + "config"],
             [s + "images", s + "decoded"],
-            name=s + "decode_images",
+            name="decode_images",
+            namespace=nodes.STUDY,
         ),
         node(
             nodes.split_images,
             [s + "images", s + "index_report", s + "config"],
             s + "split",
-            name=s + "split_images",
+            name="split_images",
+            namespace=nodes.STUDY,
         ),
         node(
             nodes.normalisation_stats,
             [s + "images", s + "decoded", s + "split", s + "config"],
             s + "normalisation",
-            name=s + "normalisation",
+            name="normalisation",
+            namespace=nodes.STUDY,
         ),
         node(
             nodes.class_counts_figure,
             [s + "images", s + "split"],
             s + "figures.class_counts",
-            name=s + "plot_class_counts",
+            name="plot_class_counts",
+            namespace=nodes.STUDY,
         ),
     ]
     return pipeline(steps, tags=["data"])
@@ -73,7 +77,13 @@ def analysis(variants: list[Variant]) -> Pipeline:
     best variant's features beside the raw pixels."""
     inputs = [s + "images", s + "decoded", s + "split", s + "index_report", s + "config"]
     trained = [v.dataset(d) for v in first_seed(variants) for d in ("result", "weights")]
-    view = node(nodes.analysis_data, inputs, s + "analysis_data", name=s + "analysis_data")
+    view = node(
+        nodes.analysis_data,
+        inputs,
+        s + "analysis_data",
+        name="analysis_data",
+        namespace=nodes.STUDY,
+    )
     picked = [s + "config", s + "index_report", s + "normalisation", *trained]
     return pipeline([view], tags=["analysis"]) + model_analysis(
         nodes.STUDY, nodes.analysis_model, picked, dataset=s + "analysis_data"

@@ -77,20 +77,23 @@ def explanations(variants: list[Variant]) -> Pipeline:
         nodes.choose_examples,
         ["cam.dataset", "cam.split", "cam.config"],
         "cam.examples",
-        name="cam.choose_examples",
+        name="choose_examples",
+        namespace="cam",
     )
     report = [
         wide_node(
             nodes.localisation_table,
             ["cam.config", *(v.dataset("explained") for v in variants)],
             "cam.localisation",
-            name="cam.localisation_table",
+            name="localisation_table",
+            namespace="cam",
         ),
         node(
             nodes.render,
             [*data, "cam.examples", "cam.config", *first],
             ["cam.figures.cam_grid", "cam.figures.cam_top_k", "cam.figures.cam_methods"],
-            name="cam.render",
+            name="render",
+            namespace="cam",
         ),
     ]
     return combine(

@@ -9,19 +9,28 @@ from kedro.pipeline import Pipeline
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.study.frame import Frame, bind, declare
-from cnn_lab.study.reporting import ClaimSource, claims_pipeline, confusion_pipeline, model_analysis
+from cnn_lab.study.reporting import (
+    ClaimSource,
+    claims_pipeline,
+    confusion_pipeline,
+    first_finite,
+    model_analysis,
+)
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, CnnDepthParams, nodes.variants, nodes.check_config)
 
 
 def analysis(variants: list[Variant]) -> Pipeline:
-    """The shared dataset analysis, with the deepest variant of the first group (its last
-    family: the residual twin in the default grid) mapped beside the raw pixels."""
-    first = [v for v in variants if v.group == variants[0].group and v.seed == variants[0].seed]
-    deepest = max(first, key=lambda v: v["depth"])
-    pick = bind(nodes.analysis_model, variant=deepest)
-    inputs = ["cnn_depth.dataset", "cnn_depth.config", deepest.dataset("weights")]
+    """The shared dataset analysis, with the deepest variant of the first group (its first
+    family: ``mlp_d32`` in the default grid) mapped beside the raw pixels. The picker reads
+    every variant's weights, ranked by that preference, and skips a diverged one."""
+    lead = variants[0]
+    ranked = sorted(
+        variants, key=lambda v: (v.group != lead.group, v.seed != lead.seed, -v["depth"])
+    )
+    pick = bind(first_finite, pick=nodes.analysis_model, candidates=ranked, fixed=2)
+    inputs = ["cnn_depth.dataset", "cnn_depth.config", *(v.dataset("weights") for v in ranked)]
     return model_analysis(nodes.STUDY, pick, inputs)
 
 

@@ -44,7 +44,8 @@ def initialisation(variants: list[Variant]) -> Pipeline:
             bind(nodes.shared_initial_networks, seed=seed),
             "init_study.dataset",
             [shared_init(first, network) for network in nodes.NETWORKS],
-            name=_seeded("init_study.shared_initial_networks", first),
+            name=_seeded("shared_initial_networks", first),
+            namespace=nodes.STUDY,
         )
         for seed, first in by_seed.items()
     ]
@@ -62,7 +63,8 @@ def initialisation(variants: list[Variant]) -> Pipeline:
         bind(nodes.compare_initial_states, variants=variants),
         [v.dataset("initial_weights") for v in variants],
         "init_study.initial_differences",
-        name="init_study.compare_initial_states",
+        name="compare_initial_states",
+        namespace=nodes.STUDY,
         tags=["initialisation", "report"],
     )
     shown = [
@@ -72,7 +74,8 @@ def initialisation(variants: list[Variant]) -> Pipeline:
         bind(nodes.plot_kernels, variants=shown),
         [v.dataset(d) for v in shown for d in ("initial_weights", "weights")],
         "init_study.figures.kernels",
-        name="init_study.plot_kernels",
+        name="plot_kernels",
+        namespace=nodes.STUDY,
         tags=["report"],
     )
     claims = claims_pipeline(nodes.STUDY, CLAIM_TABLES, "dataset")

@@ -29,7 +29,7 @@ def _node(func: Any, inputs: list[str], outputs: list[str], name: str, tag: str)
     """A study-level node: short dataset names, named ``transfer.<name>``."""
     out = names(S, outputs)
     one = out[0] if len(out) == 1 else out
-    return node(func, names(S, inputs), one, name=f"{S}.{name}", tags=[tag])
+    return node(func, names(S, inputs), one, name=name, namespace=S, tags=[tag])
 
 
 def untuned(variants: list[Variant]) -> list[Variant]:
@@ -67,7 +67,8 @@ def extra(variants: list[Variant]) -> Pipeline:
                 nodes.evaluate_on_test,
                 [*names(S, scored), *paired],
                 names(S, ["summary", "test_predictions"]),
-                name=f"{S}.evaluate_on_test",
+                name="evaluate_on_test",
+                namespace=S,
                 tags=["report"],
             ),
             _node(
