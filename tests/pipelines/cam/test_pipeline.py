@@ -105,6 +105,7 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
         "figures/cam_grid.png",
         "figures/cam_methods.png",
         "figures/cam_top_k.png",
+        "figures/confusion_matrix_best.png",  # the kit's confusion_pipeline logs it too
     ]
     tables = [a.path for a in client.list_artifacts(parent.info.run_id, "tables")]
     assert tables == ["tables/localisation.csv"]
