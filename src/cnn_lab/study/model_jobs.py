@@ -116,7 +116,7 @@ def weights_problems(study: str, config: dict[str, Any], models: pd.DataFrame) -
     ]
 
 
-def source_job(study: str, config: dict[str, Any], variant: Variant) -> tuple[Job, Describe]:
+def source_job(study: str, variant: Variant, config: dict[str, Any]) -> tuple[Job, Describe]:
     """The job that trains ``variant['model']``'s block on the source task (``pretrain``),
     every layer trainable, and what its summary row holds: the classes, images, epochs and
     scores :func:`describe_pretraining` states."""
@@ -167,10 +167,10 @@ def source_job(study: str, config: dict[str, Any], variant: Variant) -> tuple[Jo
 
 def target_job(
     study: str,
+    variant: Variant,
     config: dict[str, Any],
     bundle: DatasetBundle,
     split: dict[str, Any],
-    variant: Variant,
     pretrained: dict[str, torch.Tensor] | None = None,
     pretraining: dict[str, Any] | None = None,
 ) -> tuple[Job, Describe]:

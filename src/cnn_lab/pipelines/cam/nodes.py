@@ -98,7 +98,7 @@ def pretrain_variant(
     layer trainable, as its own variant (``<model>_pretrain``); its weights are what
     ``weights: pretrain`` loads before the head is fine-tuned on the target, as ImageNet's
     would be."""
-    job, describe = model_jobs.source_job(STUDY, config, variant)
+    job, describe = model_jobs.source_job(STUDY, variant, config)
     result, model = train_in_run(variant, job, config, describe, metrics=("test_accuracy",))
     logger.info("[%s] %s", variant.path, model_jobs.describe_pretraining(result))
     return model, {k: v for k, v in result.items() if k != "history"}  # JSON
@@ -118,7 +118,7 @@ def train_variant(
     ``pretraining`` (weights and summary of :func:`pretrain_variant`) come with ``weights:
     pretrain``."""
     job, describe = model_jobs.target_job(
-        STUDY, config, bundle, split, variant, pretrained, pretraining
+        STUDY, variant, config, bundle, split, pretrained, pretraining
     )
     metrics = ("test_accuracy", "train_seconds")
     result, model = train_in_run(variant, job, config, describe, metrics=metrics)
@@ -145,8 +145,8 @@ def explain_variant(
         bundle,
         split,
         boxes,
-        examples,
         config,
+        examples=examples,
         name=variant.name,
         norm=Normalisation(*(tuple(result["normalisation"][k]) for k in ("mean", "std"))),
         device=resolve_device(config["device"]),
