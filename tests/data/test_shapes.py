@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_lab.data.shapes import ALL_SHAPES, SHAPES, SOURCE_SHAPES, generate_shapes, load_shapes
+from cnn_lab.data.shapes import (
+    ALL_SHAPES,
+    SHAPES,
+    SOURCE_SHAPES,
+    check_classes,
+    generate_shapes,
+    load_shapes,
+    source_task,
+)
 
 
 def test_boxes_are_tight_around_the_object_pixels() -> None:
@@ -61,3 +69,18 @@ def test_source_shapes_are_other_classes_and_differ_from_each_other() -> None:
     data = generate_shapes(12, image_size=32, classes=list(SOURCE_SHAPES), seed=0)
     assert data.images.class_names == list(SOURCE_SHAPES)
     assert np.bincount(data.images.labels).tolist() == [2] * len(SOURCE_SHAPES)
+
+
+def test_repeated_shape_classes_are_refused() -> None:
+    assert check_classes(("circle", "cross")) == ["circle", "cross"]
+    with pytest.raises(ValueError, match="shape classes must be distinct"):
+        check_classes(["circle", "circle"])
+
+
+def test_a_source_task_draws_its_own_images_and_splits_its_pool() -> None:
+    drawing = {"image_size": 24, "scale": (0.3, 0.5), "noise": 4.0}
+    bundle, split = source_task(30, 6, classes=["star", "frame"], seed=0, val_ratio=0.2, **drawing)
+    target, _ = load_shapes(30, 6, classes=["star", "frame"], seed=0, **drawing)
+    assert not np.array_equal(bundle.train.images, target.train.images)  # a seed of its own
+    assert sorted(split["train"] + split["val"]) == list(range(30)) and len(split["val"]) == 6
+    assert split["test"] == "official" and split["seed"] == 7_000_001  # the generated test set

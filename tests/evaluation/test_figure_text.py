@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
 from cnn_lab.evaluation import cam_plots, class_plots, compare, init_plots, plots
-from cnn_lab.evaluation.cam_plots import ModelMaps
+from cnn_lab.evaluation.cam_plots import ModelMaps, Panels
 from cnn_lab.evaluation.dataset_analysis import analyse_dataset
 from cnn_lab.evaluation.figure_layout import MIN_TEXT_PX, PAGE_WIDTH_PX, panel_grid, text_px
 from cnn_lab.evaluation.figure_png import FIGURE_DPI
@@ -124,19 +124,14 @@ FIGURES: dict[str, Callable[[], Figure]] = {
         ["accuracy", "f1"],
     ),
     "cam_plots.cam_grid": lambda: cam_plots.cam_grid(
-        _images(10),
-        list(range(10)),
-        IMAGENETTE,
+        Panels(_images(10), list(range(10)), IMAGENETTE, np.tile([2, 2, 20, 20], (10, 1))),
         _models(10),
-        boxes=np.tile([2, 2, 20, 20], (10, 1)),
     ),
     "cam_plots.top_k_grid": lambda: cam_plots.top_k_grid(
-        _images(3), [0, 1, 2], IMAGENETTE, _models(3, k=3)
+        Panels(_images(3), [0, 1, 2], IMAGENETTE), _models(3, k=3)
     ),
     "cam_plots.methods_grid": lambda: cam_plots.methods_grid(
-        _images(10),
-        list(range(10)),
-        IMAGENETTE,
+        Panels(_images(10), list(range(10)), IMAGENETTE),
         [
             (m, method, RNG.random((10, 32, 32)))
             for m in ("resnet18", "tiny")

@@ -156,3 +156,19 @@ def test_build_spec_keeps_head_and_freezing_but_not_weights() -> None:
     rebuilt.load_state_dict(model.state_dict(), strict=True)
     assert _trainable_stages(rebuilt) == _trainable_stages(model) == {"layer3", "layer4", "fc"}
     assert rebuilt.fc.p == 0.2
+
+
+def test_missing_weights_fail_naming_the_fallback_unless_it_is_allowed(monkeypatch) -> None:
+    from cnn_lab.models import resnet
+    from cnn_lab.models.factory import weights_missing
+
+    def offline(arch: str, weights: str, *, key: str = "weights"):
+        raise resnet.WeightsUnavailableError(f"{key}: 'imagenet' weights could not be had")
+
+    monkeypatch.setattr(resnet, "load_weights", offline)
+    check = {"key": "m.options.weights", "scratch_key": "m.scratch_if_weights_missing"}
+    with pytest.raises(resnet.WeightsUnavailableError, match=r"or set m\.scratch_if_weights"):
+        weights_missing("resnet", {"weights": "imagenet"}, scratch=False, **check)
+    assert weights_missing("resnet", {"weights": "imagenet"}, scratch=True, **check)
+    assert not weights_missing("resnet", {"weights": "none"}, scratch=False, **check)
+    assert not weights_missing("gap_cnn", {}, scratch=False, **check)

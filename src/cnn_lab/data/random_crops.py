@@ -50,3 +50,12 @@ class RandomCrops:
             flips = (torch.rand(n, generator=generator) < 0.5).to(batch.device)
             batch = torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch)
         return batch
+
+
+def random_crops(
+    crop_size: int | None, crop_scale: tuple[float, float], flip: bool
+) -> RandomCrops | None:
+    """The crops and flips a study's ``augment`` block asks for; None when it has neither."""
+    if crop_size is None and not flip:
+        return None
+    return RandomCrops(crop_size, tuple(crop_scale), flip=flip)

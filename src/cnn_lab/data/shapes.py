@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +149,16 @@ def render_scene(
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask, box
 
 
+def check_classes(classes: Sequence[str]) -> list[str]:
+    """``classes`` as a list when each is a known shape and none repeats."""
+    unknown = [c for c in classes if c not in ALL_SHAPES]
+    if unknown:
+        raise ValueError(f"unknown shape class(es) {unknown}; allowed: {', '.join(ALL_SHAPES)}")
+    if len(set(classes)) != len(classes):
+        raise ValueError("shape classes must be distinct")
+    return list(classes)
+
+
 def generate_shapes(
     count: int,
     *,
@@ -159,9 +170,7 @@ def generate_shapes(
     with_masks: bool = False,
 ) -> ShapeImages:
     """``count`` images, classes balanced (cycled, then shuffled), deterministic for ``seed``."""
-    unknown = [c for c in classes if c not in ALL_SHAPES]
-    if unknown:
-        raise ValueError(f"unknown shape class(es) {unknown}; allowed: {', '.join(ALL_SHAPES)}")
+    check_classes(classes)
     if not 0.0 < scale[0] <= scale[1] <= 1.0:
         raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
     rng = np.random.default_rng(seed)
@@ -194,3 +203,27 @@ def load_shapes(
     test = generate_shapes(test_size, seed=seed + 1_000_003, **common)
     bundle = DatasetBundle("shapes", train.images, test.images)
     return bundle, {"train": train.boxes, "test": test.boxes}
+
+
+# A source task's images are drawn with their own seed, apart from the target's.
+SOURCE_SEED_OFFSET = 7_000_001
+
+
+def source_task(
+    train_size: int,
+    test_size: int,
+    *,
+    classes: Sequence[str],
+    seed: int,
+    val_ratio: float,
+    **drawing: Any,
+) -> tuple[DatasetBundle, dict[str, Any]]:
+    """A pretraining source: shapes of other ``classes`` drawn as the target's (``drawing``:
+    image size, scale, noise), with their own seed (``seed`` + :data:`SOURCE_SEED_OFFSET`)
+    and a stratified train/val split of the pool; the test set is the generated one."""
+    from cnn_lab.data.splits import stratified_split
+
+    seed += SOURCE_SEED_OFFSET
+    bundle, _ = load_shapes(train_size, test_size, classes=classes, seed=seed, **drawing)
+    split = stratified_split(bundle.train.labels, val_ratio=val_ratio, seed=seed, test_ratio=None)
+    return bundle, split

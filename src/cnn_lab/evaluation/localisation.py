@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.data.sources import DatasetBundle, LabelledImages
@@ -156,20 +157,23 @@ def method_maps(
 
 def explain(
     model: nn.Module,
-    test: LabelledImages,
-    test_boxes: np.ndarray | None,
-    drawn: LabelledImages,
-    examples: Mapping[str, list[int]],
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    boxes: pd.DataFrame,
     settings: Mapping[str, Any],
     *,
+    examples: Mapping[str, list[int]],
     name: str,
     norm: Normalisation,
     device: torch.device,
     layer: str | None,
     batch_size: int,
 ) -> dict[str, Any]:
-    """CAM localisation on ``test``, every method's scores on its first images, and the
-    maps the figures draw of ``drawn``'s ``examples`` (``grid``: true class; ``top``)."""
+    """CAM localisation on the split's test part (its first ``max_eval_images``), every
+    method's scores on its first images, and the maps the figures draw of its ``examples``
+    (``grid``: of the true class; ``top``: of the top-k predictions)."""
+    test, test_boxes = test_part(bundle, split, boxes, settings["max_eval_images"])
+    drawn, _ = test_part(bundle, split, boxes)
     model = model.to(device).eval()
     batches = partial(DeviceBatches, batch_size=batch_size, device=device, normalisation=norm)
     evaluation = cam.evaluate_cams(
@@ -192,6 +196,37 @@ def explain(
         "grid": maps(drawn.images[grid], classes=drawn.labels[grid]),
         "top": maps(drawn.images[top], top_k=settings["render"]["top_k"]),
         "method_maps": method_maps(model, inputs, labels, settings["methods"], layer),
+    }
+
+
+def figures(
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    boxes: pd.DataFrame,
+    examples: Mapping[str, list[int]],
+    explained: Sequence[Mapping[str, Any]],
+    *,
+    colormap: str,
+    alpha: float,
+) -> dict[str, Figure]:
+    """The figures of :func:`explain`'s maps of the test ``examples``: the per-class CAM
+    grid, the top-k grid and the methods grid (methods in rows, classes in columns, for
+    each model)."""
+    test, test_boxes = test_part(bundle, split, boxes)
+
+    def panels(index: list[int], with_boxes: bool) -> cam_plots.Panels:
+        known = test_boxes[index] if with_boxes and test_boxes is not None else None
+        images, labels = test.images[index], test.labels[index]
+        return cam_plots.Panels(images, labels, test.class_names, known, colormap, alpha)
+
+    grid = panels(examples["grid"], with_boxes=True)
+    rows = [(e["model"], m, maps) for e in explained for m, maps in e["method_maps"].items()]
+    return {
+        "cam_grid": cam_plots.cam_grid(grid, [e["grid"] for e in explained]),
+        "cam_top_k": cam_plots.top_k_grid(
+            panels(examples["top"], with_boxes=False), [e["top"] for e in explained]
+        ),
+        "cam_methods": cam_plots.methods_grid(grid, rows),
     }
 
 
@@ -231,3 +266,11 @@ def seed_means(table: pd.DataFrame) -> dict[str, float]:
         for col, value in row.items()
         if pd.notna(value)
     }
+
+
+def seed_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each model's and method's scores."""
+    groups = table.groupby(["model", "method"], sort=False)
+    stats = groups[[*MEASURES[1:], "accuracy"]].agg(["mean", "std"])  # accuracy last
+    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    return stats.assign(seeds=groups.size()).reset_index()

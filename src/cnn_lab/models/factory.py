@@ -8,6 +8,7 @@ presets mean the same everywhere, and every network records how to build it agai
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from cnn_lab.models.registry import Surgery, lookup_family
 # source network's state dict, loaded as a backbone (every tensor but the head).
 Weights = str | Mapping[str, Tensor] | None
 NO_WEIGHTS = ("none", None)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,3 +132,32 @@ def _weights_state(
         assert surgery.load_weights is not None  # checked by _check_supported
         return surgery.load_weights(weights, options, key=key)
     return weights
+
+
+def weights_missing(
+    family: str, options: Mapping[str, Any], *, key: str, scratch: bool, scratch_key: str
+) -> bool:
+    """True when the weights ``options`` name cannot be had and the network may train from
+    scratch instead (``scratch``, the parameter ``scratch_key``); missing weights otherwise
+    fail here, naming that parameter, so a study can check before any data is read."""
+    from cnn_lab.models.resnet import WeightsUnavailableError
+
+    _, surgery = lookup_family(family)
+    weights = options.get("weights", "none")
+    if weights in NO_WEIGHTS or surgery.load_weights is None:
+        return False
+    try:
+        surgery.load_weights(weights, options, key=key)
+    except WeightsUnavailableError as err:
+        if not scratch:
+            raise WeightsUnavailableError(
+                f"{err} (or set {scratch_key}: true to train it from scratch instead)"
+            ) from err
+        logger.warning(
+            "%s; training it FROM SCRATCH with every layer trainable instead (%s is "
+            "true), so it is not the pretrained model",
+            err,
+            scratch_key,
+        )
+        return True
+    return False

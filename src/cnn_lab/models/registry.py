@@ -102,5 +102,16 @@ def family_options(name: str) -> frozenset[str]:
     return frozenset(options)
 
 
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse, before anything is built, ``options`` that family ``name`` does not take."""
+    accepted = family_options(name)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(
+            f"model option(s) {unknown} are not accepted by family '{name}'; "
+            f"allowed: {', '.join(sorted(accepted))}"
+        )
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -108,6 +108,15 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], *, source
 OUTPUT_STRIDES = {32: (), 16: ("layer4",), 8: ("layer3", "layer4")}
 
 
+def check_output_stride(stride: Any, key: str = "output_stride") -> None:
+    """Refuse an output stride the network cannot have; ``key`` names it in the message."""
+    if stride not in OUTPUT_STRIDES:
+        raise ValueError(
+            f"{key} must be one of {', '.join(map(str, OUTPUT_STRIDES))} (input side / last "
+            f"feature map side), got {stride!r}"
+        )
+
+
 def _unstride(stage: nn.Sequential) -> None:
     """Stride 1 in ``stage``'s first block (its strided 3x3 conv and its shortcut)."""
     for module in stage[0].modules():
@@ -158,11 +167,7 @@ def build_resnet(
         raise ValueError(f"unknown ResNet {arch!r}; allowed: {', '.join(RESNET_ARCHS)}")
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
-    if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(
-            f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} (input side "
-            f"/ last feature map side), got {output_stride!r}"
-        )
+    check_output_stride(output_stride)
     _check_width(weights, width)
     # Imported here, not at module level: torchvision costs 2.4 s, and every `kedro run`
     # imports this module (through the pipeline registry) whether it builds a ResNet or not.

@@ -111,3 +111,16 @@ Seeds = Annotated[
     BeforeValidator(as_list),
     AfterValidator(_distinct_seeds),
 ]
+
+
+def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
+    if pair[0] > pair[1]:
+        raise ValueError("a range is [min, max] with min <= max")
+    return pair
+
+
+# A range of shares (of an area, of a side) as [min, max]: both in (0, 1], min <= max.
+FractionRange = Annotated[
+    tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]],
+    AfterValidator(_ordered),
+]

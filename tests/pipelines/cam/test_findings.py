@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cnn_lab.pipelines.cam.findings import cam_findings, cam_seed_table
+from cnn_lab.evaluation.localisation import seed_table
+from cnn_lab.pipelines.cam.findings import cam_findings
 
 
 def _rows(model: str, method: str, kind: str, values: list[float]) -> list[dict]:
@@ -58,7 +59,7 @@ def test_best_method_per_model_with_the_seed_spread() -> None:
     assert "best localisation by gradcam" in b and "does not exceed the seed-to-seed" in b
     assert "pointing game is not above the centred map's 0.3000" in b
     assert any(f.startswith("a faithfulness: lowest deletion AUC scorecam") for f in findings)
-    seeds = cam_seed_table(table)
+    seeds = seed_table(table)
     assert list(seeds[["model", "method"]].itertuples(index=False, name=None))[:2] == [
         ("a", "cam"),
         ("a", "scorecam"),

@@ -105,9 +105,10 @@ def test_pipeline_end_to_end(run_kedro, kedro_project: Path) -> None:
         "figures/cam_grid.png",
         "figures/cam_methods.png",
         "figures/cam_top_k.png",
+        "figures/confusion_matrix_best.png",  # the kit's confusion_pipeline logs it too
     ]
     tables = [a.path for a in client.list_artifacts(parent.info.run_id, "tables")]
-    assert tables == ["tables/localisation.csv"]
+    assert tables == ["tables/claims.csv", "tables/localisation.csv"]  # claims: the kit's
     assert parent.data.metrics["small_cnn_cam_localisation"] == pytest.approx(
         float(saliency["localisation"].iloc[0])
     )

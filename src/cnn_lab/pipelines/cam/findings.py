@@ -9,24 +9,6 @@ import pandas as pd
 
 from cnn_lab.evaluation.findings import fmt, mean_text, seed_statistics, spread_verdict, std_verdict
 
-CAM_METRICS = (
-    "localisation",
-    "pointing_game",
-    "mean_iou",
-    "deletion_auc",
-    "insertion_auc",
-    "ms_per_image",
-    "accuracy",
-)
-
-
-def cam_seed_table(localisation: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each model's and method's scores."""
-    groups = localisation.groupby(["model", "method"], sort=False)
-    table = groups[list(CAM_METRICS)].agg(["mean", "std"])
-    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
-    return table.assign(seeds=groups.size()).reset_index()
-
 
 def _stats(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return seed_statistics(rows, ["method"], metric).set_index("method")

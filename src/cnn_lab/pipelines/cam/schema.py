@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from cnn_lab.data.shapes import check_classes
 from cnn_lab.evaluation.claims import Claims
 from cnn_lab.evaluation.saliency import METHODS
-from cnn_lab.study.params import StrictModel, as_list
+from cnn_lab.study.model_jobs import PRETRAIN
+from cnn_lab.study.params import FractionRange, StrictModel, as_list
 from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
 from cnn_lab.training.optim import SCHEDULERS
@@ -17,42 +19,32 @@ DATA_SOURCES = ("shapes", "imagenette")
 # Our CAM, pytorch-grad-cam's methods and the chance maps.
 SALIENCY_METHODS = METHODS
 DEFAULT_METHODS = ["cam", "gradcam", "gradcam++", "scorecam", "layercam", "uniform", "centred"]
-Fraction = Annotated[float, Field(gt=0, le=1)]
-# A resnet's ``weights`` value: train it first on the study's own source task (``pretrain``).
-PRETRAIN = "pretrain"
+ShapeClasses = Annotated[list[str], BeforeValidator(as_list), AfterValidator(check_classes)]
 
 
-def _known_shapes(classes: list[str]) -> list[str]:
-    from cnn_lab.data.shapes import ALL_SHAPES
+def _known_family(family: str) -> str:
+    from cnn_lab.models.registry import lookup_family
 
-    unknown = [c for c in classes if c not in ALL_SHAPES]
-    if unknown:
-        raise ValueError(f"unknown shape {unknown}; allowed: {', '.join(ALL_SHAPES)}")
-    if len(set(classes)) != len(classes):
-        raise ValueError("shape classes must be distinct")
-    return classes
+    lookup_family(family)  # its ValueError names the known families
+    return family
+
+
+def _known_colormap(name: str) -> str:
+    import matplotlib
+
+    if name not in matplotlib.colormaps:
+        raise ValueError("not a matplotlib colormap (e.g. jet, viridis, inferno, turbo)")
+    return name
 
 
 class ShapesParams(StrictModel):
-    classes: Annotated[list[str], BeforeValidator(as_list)] = Field(
+    classes: ShapeClasses = Field(
         default=["circle", "square", "triangle", "cross", "ring"], min_length=2
     )
     train_size: int = Field(1500, ge=10)
     test_size: int = Field(500, ge=1)
-    scale: tuple[Fraction, Fraction] = (0.25, 0.55)
+    scale: FractionRange = (0.25, 0.55)
     noise: float = Field(8.0, ge=0)
-
-    @field_validator("classes")
-    @classmethod
-    def _known_shapes(cls, classes: list[str]) -> list[str]:
-        return _known_shapes(classes)
-
-    @field_validator("scale")
-    @classmethod
-    def _ordered(cls, scale: tuple[float, float]) -> tuple[float, float]:
-        if scale[0] > scale[1]:
-            raise ValueError("scale is [min, max] with min <= max")
-        return scale
 
 
 class DataParams(StrictModel):
@@ -74,7 +66,6 @@ class TrainingParams(BaseTrainingParams):
 
 
 class PretrainTrainingParams(TrainingParams):
-    epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(0.002, gt=0)
 
@@ -84,7 +75,7 @@ class PretrainParams(StrictModel):
     the target does not have (image size, object scale and noise as the target's), on
     which the whole network trains before its head is fine-tuned on the target."""
 
-    classes: Annotated[list[str], BeforeValidator(as_list)] = Field(
+    classes: ShapeClasses = Field(
         default=["diamond", "star", "ellipse", "semicircle", "hourglass", "frame"],
         min_length=2,
     )
@@ -92,27 +83,15 @@ class PretrainParams(StrictModel):
     test_size: int = Field(300, ge=1)
     training: PretrainTrainingParams = PretrainTrainingParams()
 
-    @field_validator("classes")
-    @classmethod
-    def _known(cls, classes: list[str]) -> list[str]:
-        return _known_shapes(classes)
-
 
 class AugmentParams(StrictModel):
     crop_size: int | None = Field(None, ge=8, description="random resized crops; null: none")
-    crop_scale: tuple[Fraction, Fraction] = (0.35, 1.0)
+    crop_scale: FractionRange = (0.35, 1.0)
     flip: bool = True
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _ordered(cls, scale: tuple[float, float]) -> tuple[float, float]:
-        if scale[0] > scale[1]:
-            raise ValueError("crop_scale is [min, max] with min <= max")
-        return scale
 
 
 class ModelParams(StrictModel):
-    family: str
+    family: Annotated[str, AfterValidator(_known_family)]
     options: dict[str, Any] = Field(default_factory=dict)
     feature_layer: str | None = None  # found automatically when null
     freeze: Literal["all", "layer2", "layer3", "layer4", "head"] = "all"  # resnet only
@@ -120,38 +99,24 @@ class ModelParams(StrictModel):
     augment: AugmentParams = AugmentParams()
     training: TrainingParams = TrainingParams()
 
-    @field_validator("family")
-    @classmethod
-    def _known_family(cls, family: str) -> str:
-        from cnn_lab.models.registry import FAMILIES
-
-        if family not in FAMILIES:
-            raise ValueError(f"unknown family; allowed: {', '.join(sorted(FAMILIES))}")
-        return family
-
     @model_validator(mode="after")
     def _options_fit_family(self) -> ModelParams:
-        from cnn_lab.models.registry import family_options
+        from cnn_lab.models.registry import check_options
+        from cnn_lab.models.resnet import check_output_stride
 
-        accepted = family_options(self.family)
-        unknown = sorted(set(self.options) - accepted)
-        if unknown:
-            raise ValueError(
-                f"model option(s) {unknown} are not accepted by family '{self.family}'; "
-                f"allowed: {', '.join(sorted(accepted))}"
-            )
+        check_options(self.family, self.options)
         if self.family != "resnet" and self.freeze != "all":
             raise ValueError("freeze applies to the resnet family only; leave it at 'all'")
         if self.family == "resnet" and "output_stride" in self.options:
-            from cnn_lab.models.resnet import OUTPUT_STRIDES
-
-            stride = self.options["output_stride"]
-            if isinstance(stride, bool) or stride not in OUTPUT_STRIDES:
-                raise ValueError(
-                    f"options.output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}"
-                    f" (input side / last feature map side), got {stride!r}"
-                )
+            check_output_stride(self.options["output_stride"], key="options.output_stride")
         return self
+
+
+class RenderParams(StrictModel):
+    colormap: Annotated[str, AfterValidator(_known_colormap)] = "jet"
+    alpha: float = Field(0.5, ge=0, le=1)
+    top_k: int = Field(3, ge=1)
+    top_images: int = Field(4, ge=1)
 
 
 class CamParams(StudyRunParams):
@@ -170,7 +135,7 @@ class CamParams(StudyRunParams):
         None, ge=1, description="test images every method is compared on (null: all)"
     )
     faithfulness_steps: int = Field(10, ge=2, description="deletion/insertion curve steps")
-    render: RenderParams = Field(default_factory=lambda: RenderParams())
+    render: RenderParams = RenderParams()
     claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
     @field_validator("models")
@@ -199,22 +164,3 @@ class CamParams(StudyRunParams):
                     f"task of {', '.join(users)} (weights: {PRETRAIN}) must have other classes"
                 )
         return self
-
-
-class RenderParams(StrictModel):
-    colormap: str = "jet"
-    alpha: float = Field(0.5, ge=0, le=1)
-    top_k: int = Field(3, ge=1)
-    top_images: int = Field(4, ge=1)
-
-    @field_validator("colormap")
-    @classmethod
-    def _known_colormap(cls, name: str) -> str:
-        import matplotlib
-
-        if name not in matplotlib.colormaps:
-            raise ValueError("not a matplotlib colormap (e.g. jet, viridis, inferno, turbo)")
-        return name
-
-
-CamParams.model_rebuild()
