@@ -9,7 +9,13 @@ from kedro.pipeline import Pipeline
 from cnn_lab.pipelines.cnn_depth import nodes
 from cnn_lab.pipelines.cnn_depth.schema import CnnDepthParams
 from cnn_lab.study.frame import Frame, bind, declare
-from cnn_lab.study.reporting import ClaimSource, claims_pipeline, confusion_pipeline, model_analysis
+from cnn_lab.study.reporting import (
+    ClaimSource,
+    claims_pipeline,
+    confusion_pipeline,
+    model_analysis,
+    report_inputs,
+)
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, CnnDepthParams, nodes.variants, nodes.check_config)
@@ -44,17 +50,7 @@ FRAME = Frame(
     plot=nodes.plot_study,
     figures=nodes.FIGURES,
     report=nodes.write_report,
-    report_inputs=(
-        "params:cnn_depth",
-        "config",
-        "dataset",
-        "split",
-        "summary",
-        "history",
-        "analysis.section",
-        "claims",
-        "figures.confusion_matrix_best",
-    ),
+    report_inputs=report_inputs(nodes.STUDY, "history"),
     analysis=analysis,
     extra=report_parts,
 )
