@@ -51,6 +51,18 @@ class DatasetBundle:
     test: LabelledImages | None = None
     skipped: list[str] = field(default_factory=list)  # unreadable files left out
 
+    def resized(self, size: int) -> DatasetBundle:
+        """The bundle with every image resized to ``size`` x ``size`` (bilinear, antialiased
+        when shrinking): a network designed for 28x28 inputs fed 8x8 digits."""
+        from cnn_lab.data.transforms import resize_images
+
+        def resize(part: LabelledImages | None) -> LabelledImages | None:
+            if part is None:
+                return None
+            return LabelledImages(resize_images(part.images, size), part.labels, part.class_names)
+
+        return DatasetBundle(self.name, resize(self.train), resize(self.test), list(self.skipped))
+
 
 def load_digits_images() -> DatasetBundle:
     """scikit-learn's bundled 8x8 digits (1,797 images, no download), scaled 0..16 -> 0..255."""
