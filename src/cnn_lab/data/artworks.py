@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,3 +323,28 @@ def split_counts(images: pd.DataFrame, split: dict[str, Any]) -> pd.DataFrame:
     for name in SPLITS:
         part.iloc[split[name]] = name
     return pd.crosstab(images["artist"], part)[list(SPLITS)]
+
+
+def data_problems(decoded: Mapping[str, Any], index_report: Mapping[str, Any]) -> list[str]:
+    """What indexing and decoding left out, one line each: unreadable images skipped,
+    artists without images, folders without an artist, excluded artists, duplicates."""
+    problems = [
+        f"unreadable image skipped: {path} ({error})"
+        for path, error in (decoded.get("unreadable") or {}).items()
+    ]
+    problems += [
+        f"artist without images, left out: {name}"
+        for name in index_report.get("artists_without_images", [])
+    ]
+    problems += [
+        f"image folder without an artist in the CSV, left out: {name}"
+        for name in index_report.get("folders_without_artist", [])
+    ]
+    problems += [
+        f"artist excluded (artworks.data.exclude_artists): {name}"
+        for name in index_report.get("excluded_artists", [])
+    ]
+    problems += [
+        f"duplicate file counted once: {path}" for path in index_report.get("duplicate_files", [])
+    ]
+    return problems

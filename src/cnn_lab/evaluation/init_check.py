@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 import torch
@@ -49,14 +49,19 @@ def pairwise_differences(
 
 
 def differences_by_seed(
-    states: Mapping[int, Mapping[str, Mapping[str, Tensor]]], should_share: SharingRule
+    runs: Iterable[tuple[int, str, Mapping[str, Tensor]]], should_share: SharingRule
 ) -> pd.DataFrame:
-    """:func:`pairwise_differences` among the runs of each seed (``states``: seed -> run ->
-    state dict): runs of different seeds start from different draws by design. With
-    several seeds the table gains a ``seed`` column."""
-    tables = [pairwise_differences(runs, should_share).assign(seed=s) for s, runs in states.items()]
+    """:func:`pairwise_differences` among the runs of each seed (``runs``: seed, run name,
+    initial state dict): runs of different seeds start from different draws by design.
+    With several seeds the table gains a ``seed`` column."""
+    by_seed: dict[int, dict[str, Mapping[str, Tensor]]] = {}
+    for seed, name, state in runs:
+        by_seed.setdefault(seed, {})[name] = state
+    tables = [
+        pairwise_differences(states, should_share).assign(seed=s) for s, states in by_seed.items()
+    ]
     table = pd.concat(tables, ignore_index=True)
-    return table.drop(columns="seed") if len(states) == 1 else table
+    return table.drop(columns="seed") if len(by_seed) == 1 else table
 
 
 def check_summary(differences: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from cnn_lab.data.sources import DatasetBundle, load_image_folder, load_named_images
+from cnn_lab.data.sources import DatasetBundle, load_source
 from cnn_lab.evaluation import plots
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.pipelines.cnn_depth.findings import depth_findings, depth_problems, seed_statistics
@@ -47,21 +47,6 @@ def _unreached(raw: dict[str, Any]) -> list[str]:
     from cnn_lab.runtime.hooks import runtime_parameters
 
     return unreached_overrides(STUDY, raw, runtime_parameters().get(STUDY) or {})
-
-
-def _load(data: dict[str, Any]) -> DatasetBundle:
-    key = f"{STUDY}.data"
-    if data["source"] == "image_folder":
-        folder = data["image_folder"]
-        return load_image_folder(
-            data["root"],
-            size=folder["size"],
-            on_unreadable=folder["on_unreadable"],
-            key=key,
-            channels=folder["channels"],
-            options_key=f"{key}.image_folder",
-        )
-    return load_named_images(data["source"], data["root"], download=data["download"], key=key)
 
 
 def image_size(config: dict[str, Any], group: str) -> int | None:
@@ -124,7 +109,7 @@ def check_variants(bundle: DatasetBundle, config: dict[str, Any]) -> None:
 def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
     """Load the source, record unreadable images that were skipped, and check that every
     variant can be built for its input shape before anything trains."""
-    bundle = _load(config["data"])
+    bundle = load_source(config["data"], key=f"{STUDY}.data")
     if config["data"]["source"] == "image_folder":
         logger.info(
             "[%s] image folder %s: %d images, %d classes, %d unreadable skipped",

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import (
-    mean_text,
-    seed_statistics,
-    spread_verdict,
-)
+from cnn_lab.evaluation.findings import mean_text, seed_statistics, spread_verdict
 
 SCHEME_WORDS = {
     "DT": "default init, trained",

@@ -189,15 +189,13 @@ def compare_initial_states(*states: dict[str, Tensor], variants: Sequence[Varian
     (``states`` of ``variants``); all exactly 0 in a controlled comparison. Runs of
     different seeds start from different draws by design: only runs of one seed are
     compared, and with several seeds the table gains a ``seed`` column."""
-    by_seed: dict[int, dict[str, dict[str, Tensor]]] = {}
     schemes = {run_of(v): (v.group, SCHEMES[v["scheme"]]) for v in variants}
-    for variant, state in zip(variants, states, strict=True):
-        by_seed.setdefault(variant.seed, {})[run_of(variant)] = state
 
     def rule(a: str, b: str, tensor: str) -> str | None:
         return should_share(*schemes[a], *schemes[b], tensor)
 
-    table = differences_by_seed(by_seed, rule)
+    runs = [(v.seed, run_of(v), state) for v, state in zip(variants, states, strict=True)]
+    table = differences_by_seed(runs, rule)
     differing = table[~table["identical"]]
     if len(differing):
         logger.warning(
