@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from torch import nn
@@ -18,7 +17,7 @@ from cnn_lab.data.artworks import (
     split_artworks,
     split_counts,
 )
-from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_statistics
+from cnn_lab.data.image_cache import BatchedImages, channel_statistics
 from cnn_lab.evaluation import class_plots, class_report
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
 from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
@@ -104,13 +103,6 @@ def class_counts_figure(images: pd.DataFrame, split: dict[str, Any]) -> Figure:
 def variants(config: dict[str, Any]) -> list[Variant]:
     """Every variant of ``run``, once per training seed."""
     return repeat_over_seeds(STUDY, config, [(None, name, {}) for name in config["run"]])
-
-
-def class_weighted_loss(config: dict[str, Any], train_labels: np.ndarray, k: int) -> nn.Module:
-    """Cross-entropy, weighted N / (K * n_k) by the training split when asked."""
-    if not config["training"]["class_weights"]:
-        return nn.CrossEntropyLoss()
-    return nn.CrossEntropyLoss(weight=balanced_class_weights(train_labels, k))
 
 
 def _batches(store, images, split, normalisation, config, part: str, seed: int) -> LoaderBatches:
@@ -205,6 +197,9 @@ def train_variant(
     size = int(decoded["image_size"])
     info = variant_info(variant, config, build(), size)
     labels = images["label"].to_numpy()[split["train"]]
+    # Cross-entropy weighted N / (K * n_k) by the training split when asked.
+    balanced = config["training"]["class_weights"]
+    weight = balanced_class_weights(labels, len(class_names)) if balanced else None
     job = Job(
         build,
         Batches(train, val, None, in_shape=(3, size, size)),
@@ -212,7 +207,7 @@ def train_variant(
         run_params(info, variant, config),
         key=(split, index_report),
         parameter_groups=trainable,
-        loss=class_weighted_loss(config, labels, len(class_names)),
+        loss=nn.CrossEntropyLoss(weight=weight),
     )
 
     top_k = config["report"]["top_k"]
@@ -226,7 +221,8 @@ def train_variant(
             trained.model, test, split["test"], class_names, top_k
         )
         return {
-            **{**info, "seed": variant.seed},
+            **info,
+            "seed": variant.seed,
             **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
             **scores,
             "train_seconds": row["train_seconds"],
@@ -234,25 +230,20 @@ def train_variant(
         }
 
     drawn: dict[str, Figure] = {}
+    count, title = config["report"]["misclassified"], f"{STUDY}: {variant.label}"
 
     def figures(trained: TrainedModel, result: dict[str, Any]) -> dict[str, Figure]:
+        """The test confusion matrix (rows normalised) and a grid of paintings the variant
+        got wrong (a seeded sample of ``report.misclassified`` of them)."""
         log_table(pd.DataFrame(result["per_class"]), "tables/per_class_report.csv")
-        drawn.update(variant_figures(store, result, config, variant))
+        drawn.update(class_report.mistake_figures(store.read, result, title, count, variant.seed))
         return drawn
 
     metrics = (*(f"test_{m}" for m in HEADLINE), f"test_top{top_k}_accuracy", "train_seconds")
     result, model = train_in_run(variant, job, config, describe, metrics=metrics, figures=figures)
-    drawn = drawn or variant_figures(store, result, config, variant)
+    # A reused variant logged its figures when it finished: draw them again for the report.
+    drawn = drawn or class_report.mistake_figures(store.read, result, title, count, variant.seed)
     return result, model, *(drawn[name] for name in VARIANT_FIGURES)
-
-
-def variant_figures(
-    store: DecodedImages, result: dict[str, Any], config: dict[str, Any], variant: Variant
-) -> dict[str, Figure]:
-    """The variant's test confusion matrix (rows normalised) and a grid of paintings it
-    got wrong (a seeded sample of ``report.misclassified`` of them)."""
-    count, title = config["report"]["misclassified"], f"{STUDY}: {variant.label}"
-    return class_report.mistake_figures(store.read, result, title, count, variant.seed)
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Figure]:

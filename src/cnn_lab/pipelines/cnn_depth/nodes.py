@@ -12,8 +12,9 @@ from torch import nn
 
 from cnn_lab.data.sources import DatasetBundle, load_source
 from cnn_lab.evaluation import plots
+from cnn_lab.evaluation.findings import diverged
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.pipelines.cnn_depth.findings import depth_findings, depth_problems, seed_statistics
+from cnn_lab.pipelines.cnn_depth.findings import depth_findings, seed_statistics
 from cnn_lab.runtime.tracking import log_figures, log_metrics, log_text
 from cnn_lab.study import reporting
 from cnn_lab.study.params import ParameterError, unreached_overrides
@@ -119,15 +120,11 @@ def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
             bundle.train.num_classes,
             len(bundle.skipped),
         )
-        _log_skipped(bundle.skipped)
+        log_metrics({"skipped_images": len(bundle.skipped)})
+        if bundle.skipped:
+            log_text("\n".join(bundle.skipped) + "\n", "data/skipped_images.txt")
     check_variants(bundle, config)
     return bundle
-
-
-def _log_skipped(skipped: list[str]) -> None:
-    log_metrics({"skipped_images": len(skipped)})
-    if skipped:
-        log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
 
 
 def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
@@ -261,7 +258,7 @@ def write_report(run: reporting.RunInputs, history: pd.DataFrame, *figures: str)
     """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
     saved study figures (base64 PNG) in the order of :data:`FIGURES`."""
     summary, bundle = run.summary, run.bundle
-    problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
+    skipped = [f"unreadable image skipped: {p}" for p in bundle.skipped]
     channels, height, width = bundle.train.image_shape
     return reporting.report_of(
         STUDY,
@@ -270,6 +267,6 @@ def write_report(run: reporting.RunInputs, history: pd.DataFrame, *figures: str)
         tables={"summary": summary, "test accuracy across seeds": seed_statistics(summary)},
         figures=dict(zip(FIGURES, figures, strict=True)),
         findings=depth_findings(summary, history),
-        problems=problems + _unreached(run.raw_params),
+        problems=diverged(summary, "variant") + skipped + _unreached(run.raw_params),
         settings=reporting.group_settings(run.config["groups"]),
     )

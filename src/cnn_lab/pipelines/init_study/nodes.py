@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from cnn_lab.data.sources import DatasetBundle, load_named_images
+from cnn_lab.data.sources import DatasetBundle, load_source
 from cnn_lab.evaluation import init_plots
 from cnn_lab.evaluation.findings import across_seeds, diverged, statistic_columns
 from cnn_lab.evaluation.init_check import check_problems, check_summary, differences_by_seed
@@ -33,7 +33,7 @@ from cnn_lab.study.summary import summarise as study_summary
 from cnn_lab.study.train import Job, outcome, study_recipe, test_evaluation
 from cnn_lab.study.train import train_variant as train_variant_in_run
 from cnn_lab.training.device import seed_everything
-from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
+from cnn_lab.training.recipe import SplitData, TrainedModel
 
 STUDY = "init_study"
 NETWORKS = {"net_a1": "NetA1", "net_a2": "NetA2"}  # registry family -> the report's name
@@ -70,11 +70,8 @@ def run_of(variant: Variant) -> str:
 
 def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
     """The source (digits or MNIST) at ``data.image_size`` (28: the report's networks)."""
-    data = config["data"]
-    bundle = load_named_images(
-        data["source"], data["root"], download=data["download"], key=f"{STUDY}.data"
-    )
-    return bundle.resized(data["image_size"])
+    bundle = load_source(config["data"], key=f"{STUDY}.data")
+    return bundle.resized(config["data"]["image_size"])
 
 
 def _build(network: str, bundle: DatasetBundle) -> nn.Module:
@@ -104,11 +101,6 @@ def initialise_run(
     return apply_init(model, SCHEMES[variant["scheme"]])
 
 
-def _recipe(config: dict[str, Any], seed: int) -> Recipe:
-    probe = config["probe_batch_size"]
-    return study_recipe(config, config["training"], seed, probe_batch_size=probe)
-
-
 def train_run(
     bundle: DatasetBundle,
     split: dict[str, Any],
@@ -121,7 +113,8 @@ def train_run(
     scoring the test split after every epoch."""
     network, scheme = variant.group, SCHEMES[variant["scheme"]]
     name = run_of(variant) + (f"_s{variant.seed}" if variant.seeded else "")
-    data, recipe = SplitData.from_bundle(bundle, split), _recipe(config, variant.seed)
+    data, probe_batch = SplitData.from_bundle(bundle, split), config["probe_batch_size"]
+    recipe = study_recipe(config, config["training"], variant.seed, probe_batch_size=probe_batch)
 
     def build() -> nn.Module:
         model = _build(network, bundle)
