@@ -26,6 +26,25 @@ torch.set_num_threads(1)  # CI has 2 cores; one thread keeps timings steady and 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def no_mlflow_run_outlives_its_test():
+    """A test stopped mid-run (a timeout, a failed assertion inside a Kedro session) must
+    not leave its MLflow run active: every later test in the same worker would log into it
+    and fail with "Changing param values is not allowed"."""
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run("FAILED")
+    from cnn_lab.runtime.parallel import MLFLOW_RUN_ID_ENV, PARENT_RUN_ENV
+
+    for name in (MLFLOW_RUN_ID_ENV, PARENT_RUN_ENV):
+        os.environ.pop(name, None)
+
+
 @pytest.fixture
 def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A throwaway copy of the project's config in ``tmp_path``, made the working

@@ -12,13 +12,14 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from cnn_lab.data.image_cache import DecodedImages, decode_all
 from cnn_lab.data.splits import stratified_split
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ CSV_COLUMNS = ("id", "name", "years", "genre", "nationality", "bio", "wikipedia"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 KAGGLE_COMMAND = "kaggle datasets download -d ikarus777/best-artworks-of-all-time"
 _MOJIBAKE_CODECS = ("cp437", "cp1252", "latin-1")
+SPLITS = ("train", "val", "test")
 
 
 class ArtworksDataError(FileNotFoundError):
@@ -279,3 +281,70 @@ def split_artworks(
         ) from err
     split["val_ratio"] = data["val_ratio"]
     return split
+
+
+def decode_index(index: pd.DataFrame, data: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Decode (and, with ``data.cache``, cache) every indexed image once: the readable
+    images' rows with their ``cache_row`` (-1 without a cache), and what happened (the
+    size, the cache file, the unreadable files with their errors)."""
+    root = Path(data["root"])
+    store, kept, unreadable = decode_all(
+        [root / p for p in index["path"]],
+        data["image_size"],
+        cache_dir=data["cache_dir"] if data["cache"] else None,
+        workers=data["workers"],
+    )
+    images = index.iloc[kept].reset_index(drop=True)
+    images["cache_row"] = store.cache_rows if store.cache_rows is not None else -1
+    report = {
+        "image_size": data["image_size"],
+        "cache_file": None if store.cache_file is None else str(store.cache_file),
+        "readable": len(images),
+        "unreadable_count": len(unreadable),
+        "unreadable": unreadable,
+    }
+    return images, report
+
+
+def open_store(images: pd.DataFrame, decoded: dict[str, Any], root: str | Path) -> DecodedImages:
+    """The store :func:`decode_index` filled, for the readable ``images`` under ``root``."""
+    cache = decoded["cache_file"]
+    return DecodedImages(
+        [Path(root) / p for p in images["path"]],
+        decoded["image_size"],
+        None if cache is None else Path(cache),
+        None if cache is None else images["cache_row"].astype(int).tolist(),
+    )
+
+
+def split_counts(images: pd.DataFrame, split: dict[str, Any]) -> pd.DataFrame:
+    """Images per artist (rows) and split (columns: train, val, test)."""
+    part = pd.Series("", index=images.index)
+    for name in SPLITS:
+        part.iloc[split[name]] = name
+    return pd.crosstab(images["artist"], part)[list(SPLITS)]
+
+
+def data_problems(decoded: Mapping[str, Any], index_report: Mapping[str, Any]) -> list[str]:
+    """What indexing and decoding left out, one line each: unreadable images skipped,
+    artists without images, folders without an artist, excluded artists, duplicates."""
+    problems = [
+        f"unreadable image skipped: {path} ({error})"
+        for path, error in (decoded.get("unreadable") or {}).items()
+    ]
+    problems += [
+        f"artist without images, left out: {name}"
+        for name in index_report.get("artists_without_images", [])
+    ]
+    problems += [
+        f"image folder without an artist in the CSV, left out: {name}"
+        for name in index_report.get("folders_without_artist", [])
+    ]
+    problems += [
+        f"artist excluded (artworks.data.exclude_artists): {name}"
+        for name in index_report.get("excluded_artists", [])
+    ]
+    problems += [
+        f"duplicate file counted once: {path}" for path in index_report.get("duplicate_files", [])
+    ]
+    return problems

@@ -7,8 +7,10 @@ serve every study; sources with an official test split return it separately.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,18 @@ class DatasetBundle:
     train: LabelledImages
     test: LabelledImages | None = None
     skipped: list[str] = field(default_factory=list)  # unreadable files left out
+
+    def resized(self, size: int) -> DatasetBundle:
+        """The bundle with every image resized to ``size`` x ``size`` (bilinear, antialiased
+        when shrinking): a network designed for 28x28 inputs fed 8x8 digits."""
+        from cnn_lab.data.transforms import resize_images
+
+        def resize(part: LabelledImages | None) -> LabelledImages | None:
+            if part is None:
+                return None
+            return LabelledImages(resize_images(part.images, size), part.labels, part.class_names)
+
+        return DatasetBundle(self.name, resize(self.train), resize(self.test), list(self.skipped))
 
 
 def load_digits_images() -> DatasetBundle:
@@ -123,6 +137,23 @@ def load_named_images(
     if name == "digits":
         return load_digits_images()
     return load_torchvision_images(name, root, download=download, key=key)
+
+
+def load_source(data: Mapping[str, Any], key: str = "data") -> DatasetBundle:
+    """The images a study's ``data`` block names: ``source`` (a named dataset, or
+    ``image_folder`` with its ``image_folder`` options: size, on_unreadable, channels),
+    ``root`` and ``download``; ``key`` (``<study>.data``) names the block in errors."""
+    if data["source"] == "image_folder":
+        folder = data["image_folder"]
+        return load_image_folder(
+            data["root"],
+            size=folder["size"],
+            on_unreadable=folder["on_unreadable"],
+            key=key,
+            channels=folder["channels"],
+            options_key=f"{key}.image_folder",
+        )
+    return load_named_images(data["source"], data["root"], download=data["download"], key=key)
 
 
 def load_torchvision_images(

@@ -3,6 +3,7 @@ variants and seeds, F1 by class side by side, and the figures of what it got wro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.evaluation import class_plots
-from cnn_lab.evaluation.metrics import classification_metrics, confusion
+from cnn_lab.evaluation.metrics import classification_metrics, confusion, per_class_report
 from cnn_lab.training.scoring import predict
 
 
@@ -26,6 +27,25 @@ def test_predictions(
     y_true, y_pred = targets.numpy(), scores.argmax(axis=1)
     metrics = classification_metrics(y_true, y_pred, num_classes=k, scores=scores, k=top_k)
     return y_true, y_pred, {f"test_{name}": value for name, value in metrics.items()}
+
+
+def test_report(
+    model: nn.Module, test: Any, test_rows: Sequence[int], class_names: list[str], top_k: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The ``test_*`` metrics of ``model`` on the ``test`` batches (rows ``test_rows`` of
+    the image table), and, JSON-ready, what the per-class report and the figures are drawn
+    from: the seconds scoring took, the classes, the rows, the true and predicted classes
+    and the per-class report."""
+    started = time.perf_counter()
+    y_true, y_pred, scores = test_predictions(model, test, len(class_names), top_k)
+    return scores, {
+        "test_seconds": time.perf_counter() - started,
+        "class_names": class_names,
+        "test_rows": list(test_rows),
+        "y_true": y_true.tolist(),
+        "y_pred": y_pred.tolist(),
+        "per_class": per_class_report(y_true, y_pred, class_names).to_dict(orient="records"),
+    }
 
 
 def mistake_figures(

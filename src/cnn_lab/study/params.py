@@ -124,3 +124,32 @@ FractionRange = Annotated[
     tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]],
     AfterValidator(_ordered),
 ]
+
+
+def unreached_overrides(
+    study: str, raw: Mapping[str, Any], override: Mapping[str, Any]
+) -> list[str]:
+    """One line per ``--params <study>.training.<key>`` that a group does not see because
+    its own ``groups.<name>.training.<key>`` wins (e.g. ``epochs=2`` retrains the MLPs in
+    2 epochs while the CNNs keep their 8); ``raw`` is the configured block, ``override``
+    the run's ``--params`` under ``study``."""
+    group_overrides = override.get("groups") or {}
+    lines = []
+    for key, value in (override.get("training") or {}).items():
+        kept = {
+            name: (spec.get("training") or {})[key]
+            for name, spec in (raw.get("groups") or {}).items()
+            if isinstance(spec, dict)
+            and key in (spec.get("training") or {})
+            and spec.get("enabled", True)
+            and (spec.get("training") or {})[key] != value
+            and key not in ((group_overrides.get(name) or {}).get("training") or {})
+        }
+        if kept:
+            groups = ", ".join(f"{name} ({key}={v})" for name, v in kept.items())
+            also = ", ".join(f"{study}.groups.{name}.training.{key}" for name in kept)
+            lines.append(
+                f"--params {study}.training.{key}={value} does not reach group(s) {groups}: "
+                f"they set training.{key} themselves; override {also} as well to change them"
+            )
+    return lines

@@ -7,10 +7,11 @@ these functions only read parameters, hand results to the catalog and log to MLf
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial, update_wrapper
+from dataclasses import dataclass, fields
+from functools import partial, update_wrapper, wraps
 from typing import Any
 
 import pandas as pd
@@ -373,3 +374,99 @@ def write_report(
         settings=dict(settings or {}),
     )
     return publish(report)
+
+
+# What a single-dataset study's report reads first, after ``params:<study>``, in the
+# order of :class:`RunInputs`; the study's own inputs follow.
+REPORT_INPUTS = (
+    "config",
+    "dataset",
+    "split",
+    "summary",
+    "analysis.section",
+    "claims",
+    "figures.confusion_matrix_best",
+)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What every single-dataset study's report states beside its own tables and figures:
+    the raw and the validated parameters, the data bundle (None for a split of row
+    indices) and its split, the summary, the dataset-analysis section, the claims table
+    and the best variant's confusion matrix (base64 PNG)."""
+
+    raw_params: dict[str, Any]
+    config: dict[str, Any]
+    bundle: Any
+    split: dict[str, Any]
+    summary: pd.DataFrame
+    analysis: dict[str, Any] | None = None
+    claims: pd.DataFrame | None = None
+    confusion: str | None = None
+
+
+def report_inputs(study: str, *own: str) -> list[str]:
+    """A report node's inputs for :func:`report_node`: ``params:<study>``, then
+    :data:`REPORT_INPUTS`, then the study's ``own`` (short names, as a Frame takes them)."""
+    return [f"params:{study}", *REPORT_INPUTS, *own]
+
+
+def report_node(write: Callable[..., tuple[str, str]]) -> Callable[..., tuple[str, str]]:
+    """``write(run, *own)`` as a node reading :func:`report_inputs`: the leading inputs
+    arrive as one :class:`RunInputs`, so a study's report node names only its own. Kedro
+    checks the inputs against the expanded signature; the source shown is ``write``'s."""
+    leading = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_ONLY) for f in fields(RunInputs)
+    ]
+    own = list(inspect.signature(write).parameters.values())[1:]
+
+    @wraps(write)
+    def report(*inputs: Any) -> tuple[str, str]:
+        return write(RunInputs(*inputs[: len(leading)]), *inputs[len(leading) :])
+
+    report.__signature__ = inspect.Signature([*leading, *own])  # type: ignore[attr-defined]
+    return report
+
+
+def report_of(
+    study: str,
+    run: RunInputs,
+    *,
+    dataset: str | None = None,
+    tables: dict[str, pd.DataFrame],
+    figures: dict[str, str],
+    findings: list[str],
+    problems: list[str],
+    settings: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """:func:`write_report` for a study with one dataset: the context, split sizes, device,
+    precision, analysis section, claims and confusion matrix come from ``run``, the rest
+    from the study; ``dataset`` describes the data (by default the bundle's name)."""
+    return write_report(
+        study,
+        run.raw_params,
+        dataset=dataset or run.bundle.name,
+        split_sizes=split_sizes(run.bundle, run.split),
+        **what_ran(run.config, run.summary),
+        tables=tables,
+        figures=figures,
+        findings=findings,
+        problems=problems,
+        sections=(run.analysis,),
+        settings=settings,
+        claims=run.claims,
+        confusion=run.confusion,
+    )
+
+
+def group_settings(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each enabled group's effective training settings (the top-level block with the
+    group's own keys on top), so a report never mixes 2- and 8-epoch groups unsaid."""
+    settings = {}
+    for name, spec in groups.items():
+        if not spec["enabled"]:
+            continue
+        training = {k: v for k, v in spec["training"].items() if v not in (None, [], ())}
+        settings[f"training of group {name}"] = ", ".join(f"{k} {v}" for k, v in training.items())
+    return settings

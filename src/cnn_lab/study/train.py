@@ -22,8 +22,9 @@ from cnn_lab.evaluation.metrics import classification_metrics
 from cnn_lab.runtime import tracking
 from cnn_lab.study.spec import Variant
 from cnn_lab.study.variant_run import checkpoint_store, data_fingerprint, variant_run
-from cnn_lab.training.batching import BatchTransform
-from cnn_lab.training.callbacks import Callback
+from cnn_lab.training.batching import BatchTransform, DeviceBatches
+from cnn_lab.training.callbacks import Callback, SplitEvaluation
+from cnn_lab.training.device import resolve_device
 from cnn_lab.training.performance import PerformanceOptions
 from cnn_lab.training.recipe import Batches, Recipe, SplitData, TrainedModel, train_model
 from cnn_lab.training.threads import use_threads
@@ -71,6 +72,19 @@ def study_recipe(
         performance=PerformanceOptions(**config["performance"]),
         **options,
     )
+
+
+def test_evaluation(data: SplitData, recipe: Recipe) -> SplitEvaluation:
+    """A callback scoring the test split after every epoch (``test_loss``,
+    ``test_accuracy`` in the history), for a study that reports its curves on it."""
+    batches = DeviceBatches(
+        data.test.images,
+        data.test.labels,
+        batch_size=recipe.eval_batch_size,
+        device=resolve_device(recipe.device),
+        normalisation=data.normalisation,
+    )
+    return SplitEvaluation(batches, "test")
 
 
 Describe = Callable[[TrainedModel], dict[str, Any]]

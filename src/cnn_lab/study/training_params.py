@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from cnn_lab.evaluation.claims import Claims
-from cnn_lab.study.params import ParameterError, Seeds, StrictModel
+from cnn_lab.study.params import ParameterError, Seeds, StrictModel, as_list, key_error
 from cnn_lab.training.device import DEVICE_CHOICES
-from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS
+from cnn_lab.training.optim import INTERVALS, OPTIMIZERS, SCHEDULERS
 from cnn_lab.training.performance import PRECISIONS, SWITCHES
 from cnn_lab.training.threads import check_threads
 
@@ -34,6 +34,30 @@ class TrainingParams(StrictModel):
     scheduler: Literal[SCHEDULERS] = "step"  # type: ignore[valid-type]
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.5, gt=0, le=1)
+
+
+class IterationTrainingParams(TrainingParams):
+    """The ``training`` block of studies that also run iteration-based recipes (depth,
+    initialisation): step the scheduler per batch, milestones and step_size then count
+    iterations; warm-up at warmup_lr for warmup_steps; stop at max_steps."""
+
+    scheduler_interval: Literal[INTERVALS] = "epoch"  # type: ignore[valid-type]
+    milestones: Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(as_list)] = []
+    warmup_steps: int = Field(0, ge=0)
+    warmup_lr: float | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IterationTrainingParams:
+        if self.scheduler == "multistep" and not self.milestones:
+            raise key_error(
+                "milestones", "required by scheduler 'multistep': a non-empty list of epochs"
+            )
+        if self.warmup_steps and self.warmup_lr is None:
+            raise key_error(
+                "warmup_lr", "required by warmup_steps={steps}", steps=self.warmup_steps
+            )
+        return self
 
 
 def _switch(value: Any) -> Any:

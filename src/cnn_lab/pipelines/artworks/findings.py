@@ -8,13 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import (
-    diverged,
-    fmt,
-    mean_text,
-    seed_statistics,
-    spread_verdict,
-)
+from cnn_lab.data.artworks import data_problems
+from cnn_lab.evaluation.findings import diverged, fmt, mean_text, seed_statistics, spread_verdict
 
 ARTWORKS_STATISTICS = (
     "test_accuracy",
@@ -71,26 +66,5 @@ def artworks_findings(summary: pd.DataFrame, num_classes: int) -> list[str]:
 def artworks_problems(
     summary: pd.DataFrame, decoded: Mapping[str, Any], index_report: Mapping[str, Any]
 ) -> list[str]:
-    """Diverged variants, unreadable images skipped, and indexing leftovers (artists
-    without images, folders without an artist), each named."""
-    problems = diverged(summary, "variant")
-    problems += [
-        f"unreadable image skipped: {path} ({error})"
-        for path, error in (decoded.get("unreadable") or {}).items()
-    ]
-    problems += [
-        f"artist without images, left out: {name}"
-        for name in index_report.get("artists_without_images", [])
-    ]
-    problems += [
-        f"image folder without an artist in the CSV, left out: {name}"
-        for name in index_report.get("folders_without_artist", [])
-    ]
-    problems += [
-        f"artist excluded (artworks.data.exclude_artists): {name}"
-        for name in index_report.get("excluded_artists", [])
-    ]
-    problems += [
-        f"duplicate file counted once: {path}" for path in index_report.get("duplicate_files", [])
-    ]
-    return problems
+    """Diverged variants, then what the data steps left out (:func:`data_problems`)."""
+    return diverged(summary, "variant") + data_problems(decoded, index_report)

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from torch import nn
 
-from cnn_lab.data.artworks import index_artworks, split_artworks
-from cnn_lab.data.image_cache import BatchedImages, DecodedImages, channel_statistics, decode_all
+from cnn_lab.data.artworks import (
+    SPLITS,
+    decode_index,
+    index_artworks,
+    open_store,
+    split_artworks,
+    split_counts,
+)
+from cnn_lab.data.image_cache import BatchedImages, channel_statistics
 from cnn_lab.evaluation import class_plots, class_report
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
-from cnn_lab.evaluation.findings import (
-    across_seeds,
-    statistic_columns,
-    with_seed_statistics,
-)
-from cnn_lab.evaluation.metrics import per_class_report
+from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
 from cnn_lab.models import count_parameters
 from cnn_lab.pipelines.artworks.findings import (
     ARTWORKS_STATISTICS,
@@ -43,7 +42,6 @@ from cnn_lab.training.loss import balanced_class_weights
 from cnn_lab.training.recipe import Batches, Recipe, TrainedModel
 
 STUDY = "artworks"
-SPLITS = ("train", "val", "test")
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
 logger = logging.getLogger(__name__)
 
@@ -66,43 +64,17 @@ def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 def decode_images(index: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Decode (and cache) every image once; unreadable files are listed and skipped."""
-    data = config["data"]
-    root = Path(data["root"])
-    store, kept, unreadable = decode_all(
-        [root / p for p in index["path"]],
-        data["image_size"],
-        cache_dir=data["cache_dir"] if data["cache"] else None,
-        workers=data["workers"],
-    )
-    images = index.iloc[kept].reset_index(drop=True)
-    images["cache_row"] = store.cache_rows if store.cache_rows is not None else -1
+    images, report = decode_index(index, config["data"])
+    unreadable = report["unreadable"]
     if unreadable:
         logger.warning(
             "artworks: %d unreadable image(s) skipped: %s",
             len(unreadable),
             "; ".join(f"{p} ({e})" for p, e in unreadable.items()),
         )
-    report = {
-        "image_size": data["image_size"],
-        "cache_file": None if store.cache_file is None else str(store.cache_file),
-        "readable": len(images),
-        "unreadable_count": len(unreadable),
-        "unreadable": unreadable,
-    }
     log_metrics({"unreadable_images": len(unreadable)})
     log_dict(report, "data/decode_report.json")
     return images, report
-
-
-def open_store(images: pd.DataFrame, decoded: dict[str, Any], config: dict) -> DecodedImages:
-    root = Path(config["data"]["root"])
-    cache = decoded["cache_file"]
-    return DecodedImages(
-        [root / p for p in images["path"]],
-        decoded["image_size"],
-        None if cache is None else Path(cache),
-        None if cache is None else images["cache_row"].astype(int).tolist(),
-    )
 
 
 def split_images(
@@ -116,18 +88,14 @@ def normalisation_stats(
     images: pd.DataFrame, decoded: dict[str, Any], split: dict[str, Any], config: dict
 ) -> dict[str, Any]:
     """Per-channel mean and std of the training split (never of val/test)."""
-    store = open_store(images, decoded, config)
+    store = open_store(images, decoded, config["data"]["root"])
     mean, std = channel_statistics(store, split["train"])
     logger.info("artworks: training-split mean %s, std %s", mean, std)
     return {"mean": list(mean), "std": list(std), "images": len(split["train"])}
 
 
 def class_counts_figure(images: pd.DataFrame, split: dict[str, Any]) -> Figure:
-    part = pd.Series("", index=images.index)
-    for name in SPLITS:
-        part.iloc[split[name]] = name
-    counts = pd.crosstab(images["artist"], part)[list(SPLITS)]
-    figure = class_plots.class_counts(counts)
+    figure = class_plots.class_counts(split_counts(images, split))
     log_figures({"class_counts": figure})
     return figure
 
@@ -135,13 +103,6 @@ def class_counts_figure(images: pd.DataFrame, split: dict[str, Any]) -> Figure:
 def variants(config: dict[str, Any]) -> list[Variant]:
     """Every variant of ``run``, once per training seed."""
     return repeat_over_seeds(STUDY, config, [(None, name, {}) for name in config["run"]])
-
-
-def class_weighted_loss(config: dict[str, Any], train_labels: np.ndarray, k: int) -> nn.Module:
-    """Cross-entropy, weighted N / (K * n_k) by the training split when asked."""
-    if not config["training"]["class_weights"]:
-        return nn.CrossEntropyLoss()
-    return nn.CrossEntropyLoss(weight=balanced_class_weights(train_labels, k))
 
 
 def _batches(store, images, split, normalisation, config, part: str, seed: int) -> LoaderBatches:
@@ -229,13 +190,16 @@ def train_variant(
             variant.name, num_classes=len(class_names), model=config["model"], weights=weights
         )
 
-    store = open_store(images, decoded, config)
+    store = open_store(images, decoded, config["data"]["root"])
     train, val, test = (
         _batches(store, images, split, normalisation, config, part, variant.seed) for part in SPLITS
     )
     size = int(decoded["image_size"])
     info = variant_info(variant, config, build(), size)
     labels = images["label"].to_numpy()[split["train"]]
+    # Cross-entropy weighted N / (K * n_k) by the training split when asked.
+    balanced = config["training"]["class_weights"]
+    weight = balanced_class_weights(labels, len(class_names)) if balanced else None
     job = Job(
         build,
         Batches(train, val, None, in_shape=(3, size, size)),
@@ -243,65 +207,43 @@ def train_variant(
         run_params(info, variant, config),
         key=(split, index_report),
         parameter_groups=trainable,
-        loss=class_weighted_loss(config, labels, len(class_names)),
+        loss=nn.CrossEntropyLoss(weight=weight),
     )
 
     top_k = config["report"]["top_k"]
 
     def describe(trained: TrainedModel) -> dict[str, Any]:
+        """What the variant is, how training went, its test scores and, for the per-class
+        report and the figures, its test predictions."""
         test.memory_format = train.memory_format  # as the training run laid out the model
-        first = {**info, "seed": variant.seed}
-        return summary_row(trained, first, test, split["test"], class_names, top_k)
+        row = outcome(trained)
+        scores, predictions = class_report.test_report(
+            trained.model, test, split["test"], class_names, top_k
+        )
+        return {
+            **info,
+            "seed": variant.seed,
+            **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
+            **scores,
+            "train_seconds": row["train_seconds"],
+            **predictions,
+        }
 
     drawn: dict[str, Figure] = {}
+    count, title = config["report"]["misclassified"], f"{STUDY}: {variant.label}"
 
     def figures(trained: TrainedModel, result: dict[str, Any]) -> dict[str, Figure]:
+        """The test confusion matrix (rows normalised) and a grid of paintings the variant
+        got wrong (a seeded sample of ``report.misclassified`` of them)."""
         log_table(pd.DataFrame(result["per_class"]), "tables/per_class_report.csv")
-        drawn.update(variant_figures(store, result, config, variant))
+        drawn.update(class_report.mistake_figures(store.read, result, title, count, variant.seed))
         return drawn
 
     metrics = (*(f"test_{m}" for m in HEADLINE), f"test_top{top_k}_accuracy", "train_seconds")
     result, model = train_in_run(variant, job, config, describe, metrics=metrics, figures=figures)
-    drawn = drawn or variant_figures(store, result, config, variant)
+    # A reused variant logged its figures when it finished: draw them again for the report.
+    drawn = drawn or class_report.mistake_figures(store.read, result, title, count, variant.seed)
     return result, model, *(drawn[name] for name in VARIANT_FIGURES)
-
-
-def summary_row(
-    trained: TrainedModel,
-    first: dict[str, Any],
-    test: LoaderBatches,
-    test_rows: list[int],
-    class_names: list[str],
-    top_k: int,
-) -> dict[str, Any]:
-    """The variant's result: ``first`` (what it is), how training went, its test scores
-    and, for the per-class report and the figures, its test predictions."""
-    row, started = outcome(trained), time.perf_counter()
-    y_true, y_pred, scores = class_report.test_predictions(
-        trained.model, test, len(class_names), top_k
-    )
-    return {
-        **first,
-        **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
-        **scores,
-        "train_seconds": row["train_seconds"],
-        "test_seconds": time.perf_counter() - started,
-        "class_names": class_names,
-        "test_rows": list(test_rows),
-        "y_true": y_true.tolist(),
-        "y_pred": y_pred.tolist(),
-        "per_class": per_class_report(y_true, y_pred, class_names).to_dict(orient="records"),
-    }
-
-
-def variant_figures(
-    store: DecodedImages, result: dict[str, Any], config: dict[str, Any], variant: Variant
-) -> dict[str, Figure]:
-    """The variant's test confusion matrix (rows normalised) and a grid of paintings it
-    got wrong (a seeded sample of ``report.misclassified`` of them)."""
-    read = store.read
-    count, title = config["report"]["misclassified"], f"{STUDY}: {variant.label}"
-    return class_report.mistake_figures(read, result, title, count, variant.seed)
 
 
 def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Figure]:
@@ -336,7 +278,7 @@ def analysis_data(
     and training images read on demand (a subsample, and chunks for the statistics)."""
     return store_splits(
         STUDY,
-        open_store(images, decoded, config),
+        open_store(images, decoded, config["data"]["root"]),
         images["label"].to_numpy(),
         split,
         index_report["class_names"],
@@ -355,20 +297,12 @@ def analysis_model(
     best = reporting.best_trained("best_val_accuracy", *variants)
     if best is None:
         return {"model": None}
-    result, state = best
-    model = build_variant(
-        result["variant"],
-        num_classes=len(index_report["class_names"]),
-        model=config["model"],
-        weights=None,  # the saved state replaces them: nothing to download
-    )
+    (result, state), k = best, len(index_report["class_names"])
+    name = result["variant"]
+    # The saved state replaces the pretrained weights: nothing to download.
+    model = build_variant(name, num_classes=k, model=config["model"], weights=None)
     model.load_state_dict(state)
-    return {
-        "model": model,
-        "input_size": None,
-        "normalisation": normalisation,
-        "label": result["variant"],
-    }
+    return {"model": model, "input_size": None, "normalisation": normalisation, "label": name}
 
 
 COUNT_COLUMNS = ("seed", "image_size", "parameters", "trainable_parameters", "epochs_run")
@@ -402,13 +336,12 @@ def write_report(
     across = across_seeds(summary, ["variant"], ARTWORKS_STATISTICS)
     repeated = across["seeds"].max() > 1
     mean = " (mean over seeds)" if repeated else ""
-    return reporting.write_report(
+    run = reporting.RunInputs(raw_params, config, None, split, summary, analysis, claims, confusion)
+    return reporting.report_of(
         STUDY,
-        raw_params,
+        run,
         dataset=f"Best Artworks of All Time ({k} artists, {len(images)} readable images, "
         f"{decoded['image_size']} px)",
-        split_sizes=reporting.split_sizes(None, split),
-        **reporting.what_ran(config, summary),
         tables={
             "summary (test split)": reporting.with_integers(
                 summary.drop(columns=statistic_columns(ARTWORKS_STATISTICS)), COUNT_COLUMNS
@@ -419,7 +352,4 @@ def write_report(
         figures=figures,
         findings=artworks_findings(summary, k),
         problems=artworks_problems(summary, decoded, index_report),
-        sections=(analysis,),
-        claims=claims,
-        confusion=confusion,
     )

@@ -10,12 +10,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from cnn_lab.pipelines.artworks import nodes
 from cnn_lab.pipelines.artworks.schema import ArtworksParams
 from cnn_lab.study.frame import Frame, declare
-from cnn_lab.study.reporting import (
-    ClaimSource,
-    claims_pipeline,
-    confusion_pipeline,
-    model_analysis,
-)
+from cnn_lab.study.reporting import ClaimSource, claims_pipeline, confusion_pipeline, model_analysis
 from cnn_lab.study.spec import Study, Variant
 
 STUDY = Study(nodes.STUDY, ArtworksParams, nodes.variants)

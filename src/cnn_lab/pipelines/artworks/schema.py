@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from cnn_lab.evaluation.claims import Claims
 from cnn_lab.pipelines.artworks.variants import VARIANTS
 from cnn_lab.study.params import StrictModel, as_list
 from cnn_lab.study.training_params import StudyRunParams
@@ -92,7 +91,6 @@ class ArtworksParams(StudyRunParams):
     model: ModelParams = ModelParams()
     training: TrainingParams = TrainingParams()
     report: ReportParams = ReportParams()
-    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
     @model_validator(mode="after")
     def _variants_are_known_and_configured(self) -> ArtworksParams:

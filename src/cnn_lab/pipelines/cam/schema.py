@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from cnn_lab.data.shapes import check_classes
-from cnn_lab.evaluation.claims import Claims
 from cnn_lab.evaluation.saliency import METHODS
 from cnn_lab.study.model_jobs import PRETRAIN
 from cnn_lab.study.params import FractionRange, StrictModel, as_list
@@ -136,7 +135,6 @@ class CamParams(StudyRunParams):
     )
     faithfulness_steps: int = Field(10, ge=2, description="deletion/insertion curve steps")
     render: RenderParams = RenderParams()
-    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
 
     @field_validator("models")
     @classmethod

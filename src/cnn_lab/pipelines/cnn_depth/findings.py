@@ -66,8 +66,3 @@ def depth_findings(summary: pd.DataFrame, history: pd.DataFrame) -> list[str]:
                     f"a ratio of {residual_norm / plain_norm:.3g}"
                 )
     return findings
-
-
-def depth_problems(summary: pd.DataFrame) -> list[str]:
-    """Variants that diverged, named with the epoch where they did."""
-    return common.diverged(summary, "variant")

@@ -10,21 +10,14 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from cnn_lab.data.sources import (
-    DatasetBundle,
-    load_image_folder,
-    load_named_images,
-)
+from cnn_lab.data.sources import DatasetBundle, load_source
 from cnn_lab.evaluation import plots
+from cnn_lab.evaluation.findings import diverged
 from cnn_lab.models import build_model, count_parameters
-from cnn_lab.pipelines.cnn_depth.findings import (
-    depth_findings,
-    depth_problems,
-    seed_statistics,
-)
+from cnn_lab.pipelines.cnn_depth.findings import depth_findings, seed_statistics
 from cnn_lab.runtime.tracking import log_figures, log_metrics, log_text
 from cnn_lab.study import reporting
-from cnn_lab.study.params import ParameterError
+from cnn_lab.study.params import ParameterError, unreached_overrides
 from cnn_lab.study.spec import Variant, repeat_over_seeds
 from cnn_lab.study.summary import summarise as study_summary
 from cnn_lab.study.train import Job, outcome, study_recipe
@@ -47,52 +40,14 @@ def variants(config: dict[str, Any]) -> list[Variant]:
 
 def check_config(config: dict[str, Any], raw: dict[str, Any]) -> None:
     """A command-line override of ``training`` that some group overrides again is logged."""
-    from cnn_lab.runtime.hooks import runtime_parameters
-
-    for warning in unreached_overrides(raw, runtime_parameters().get(STUDY) or {}):
+    for warning in _unreached(raw):
         logger.warning("[%s] %s", STUDY, warning)
 
 
-def unreached_overrides(raw: dict[str, Any], override: dict[str, Any]) -> list[str]:
-    """One line per ``--params cnn_depth.training.<key>`` that a group does not see
-    because its own ``groups.<name>.training.<key>`` wins (e.g. ``epochs=2`` retrains
-    the MLPs in 2 epochs while the CNNs keep their 8)."""
-    top = override.get("training") or {}
-    group_overrides = override.get("groups") or {}
-    lines = []
-    for key, value in top.items():
-        kept = {
-            name: (spec.get("training") or {})[key]
-            for name, spec in (raw.get("groups") or {}).items()
-            if isinstance(spec, dict)
-            and key in (spec.get("training") or {})
-            and spec.get("enabled", True)
-            and (spec.get("training") or {})[key] != value
-            and key not in ((group_overrides.get(name) or {}).get("training") or {})
-        }
-        if kept:
-            groups = ", ".join(f"{name} ({key}={v})" for name, v in kept.items())
-            also = ", ".join(f"{STUDY}.groups.{name}.training.{key}" for name in kept)
-            lines.append(
-                f"--params {STUDY}.training.{key}={value} does not reach group(s) {groups}: "
-                f"they set training.{key} themselves; override {also} as well to change them"
-            )
-    return lines
+def _unreached(raw: dict[str, Any]) -> list[str]:
+    from cnn_lab.runtime.hooks import runtime_parameters
 
-
-def _load(data: dict[str, Any]) -> DatasetBundle:
-    key = f"{STUDY}.data"
-    if data["source"] == "image_folder":
-        folder = data["image_folder"]
-        return load_image_folder(
-            data["root"],
-            size=folder["size"],
-            on_unreadable=folder["on_unreadable"],
-            key=key,
-            channels=folder["channels"],
-            options_key=f"{key}.image_folder",
-        )
-    return load_named_images(data["source"], data["root"], download=data["download"], key=key)
+    return unreached_overrides(STUDY, raw, runtime_parameters().get(STUDY) or {})
 
 
 def image_size(config: dict[str, Any], group: str) -> int | None:
@@ -119,26 +74,33 @@ def enabled_variants(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     return list(dict.fromkeys(triples))
 
 
+def variant_model(
+    bundle: DatasetBundle, config: dict[str, Any], group: str, family: str, depth: int
+) -> nn.Module:
+    """The network of ``family`` at ``depth`` with the group's model options, for the
+    group's input shape."""
+    return build_model(
+        family,
+        in_shape=input_shape(bundle, config, group),
+        num_classes=bundle.train.num_classes,
+        depth=depth,
+        **config["groups"][group]["model"],
+    )
+
+
 def check_variants(bundle: DatasetBundle, config: dict[str, Any]) -> None:
     """Build every variant on the meta device (no memory, no compute) so a depth or an
     input size a family cannot take fails now, naming the parameter, not mid-study."""
     problems = []
     for group, family, depth in enabled_variants(config):
-        shape = input_shape(bundle, config, group)
         try:
             with torch.device("meta"):
-                build_model(
-                    family,
-                    in_shape=shape,
-                    num_classes=bundle.train.num_classes,
-                    depth=depth,
-                    **config["groups"][group]["model"],
-                )
+                variant_model(bundle, config, group, family, depth)
         except ValueError as err:
+            shape = "x".join(map(str, input_shape(bundle, config, group)))
             problems.append(
                 f"{STUDY}.groups.{group} ({family}, depths entry {depth}, "
-                f"model options {config['groups'][group]['model']}, "
-                f"inputs {'x'.join(map(str, shape))}): {err}"
+                f"model options {config['groups'][group]['model']}, inputs {shape}): {err}"
             )
     if problems:
         header = f"{len(problems)} variant(s) cannot be built (conf/<env>/parameters_*.yml):"
@@ -148,7 +110,7 @@ def check_variants(bundle: DatasetBundle, config: dict[str, Any]) -> None:
 def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
     """Load the source, record unreadable images that were skipped, and check that every
     variant can be built for its input shape before anything trains."""
-    bundle = _load(config["data"])
+    bundle = load_source(config["data"], key=f"{STUDY}.data")
     if config["data"]["source"] == "image_folder":
         logger.info(
             "[%s] image folder %s: %d images, %d classes, %d unreadable skipped",
@@ -158,15 +120,11 @@ def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
             bundle.train.num_classes,
             len(bundle.skipped),
         )
-        _log_skipped(bundle.skipped)
+        log_metrics({"skipped_images": len(bundle.skipped)})
+        if bundle.skipped:
+            log_text("\n".join(bundle.skipped) + "\n", "data/skipped_images.txt")
     check_variants(bundle, config)
     return bundle
-
-
-def _log_skipped(skipped: list[str]) -> None:
-    log_metrics({"skipped_images": len(skipped)})
-    if skipped:
-        log_text("\n".join(skipped) + "\n", "data/skipped_images.txt")
 
 
 def group_recipe(config: dict[str, Any], group: str, seed: int) -> Recipe:
@@ -182,14 +140,11 @@ def train_variant(
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one (family, depth) variant with its seed, in its own nested MLflow run."""
     group, family, depth = variant.group, variant["family"], variant["depth"]
-    options = config["groups"][group]["model"]
-    augment = config["data"]["augment"]
+    options, augment = config["groups"][group]["model"], config["data"]["augment"]
     shape = input_shape(bundle, config, group)
 
     def build() -> nn.Module:
-        return build_model(
-            family, in_shape=shape, num_classes=bundle.train.num_classes, depth=depth, **options
-        )
+        return variant_model(bundle, config, group, family, depth)
 
     params = {
         "study": STUDY,
@@ -236,16 +191,10 @@ def train_variant(
         table = pd.DataFrame(result["history"])
         return {f"{variant.label}_curves": plots.variant_curves(table, f"{STUDY}: {variant.label}")}
 
-    return train_variant_in_run(
-        variant,
-        job,
-        config,
-        describe,
-        metrics=("test_accuracy", "test_loss", "train_seconds", "best_val_accuracy"),
-        figures=curves,
-    )
+    return train_variant_in_run(variant, job, config, describe, metrics=METRICS, figures=curves)
 
 
+METRICS = ("test_accuracy", "test_loss", "train_seconds", "best_val_accuracy")
 ROW_SCORES = (
     "best_val_accuracy",
     "final_val_accuracy",
@@ -299,64 +248,25 @@ def analysis_model(
     variant: Variant,
 ) -> dict[str, Any]:
     """The trained variant whose penultimate features the dataset analysis maps."""
-    group = variant.group
-    model = build_model(
-        variant["family"],
-        in_shape=input_shape(bundle, config, group),
-        num_classes=bundle.train.num_classes,
-        depth=variant["depth"],
-        **config["groups"][group]["model"],
-    )
+    model = variant_model(bundle, config, variant.group, variant["family"], variant["depth"])
     model.load_state_dict(state)
-    return {"model": model, "input_size": image_size(config, group), "label": variant.name}
+    return {"model": model, "input_size": image_size(config, variant.group), "label": variant.name}
 
 
-def write_report(
-    raw_params: dict[str, Any],
-    config: dict[str, Any],
-    bundle: DatasetBundle,
-    split: dict[str, Any],
-    summary: pd.DataFrame,
-    history: pd.DataFrame,
-    analysis: dict[str, Any],
-    claims: pd.DataFrame,
-    confusion: str,
-    *figures: str,
-) -> tuple[str, str]:
+@reporting.report_node
+def write_report(run: reporting.RunInputs, history: pd.DataFrame, *figures: str) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow; ``figures`` are the
     saved study figures (base64 PNG) in the order of :data:`FIGURES`."""
-    problems = depth_problems(summary) + [f"unreadable image skipped: {p}" for p in bundle.skipped]
-    from cnn_lab.runtime.hooks import runtime_parameters
-
-    problems += unreached_overrides(raw_params, runtime_parameters().get(STUDY) or {})
+    summary, bundle = run.summary, run.bundle
+    skipped = [f"unreadable image skipped: {p}" for p in bundle.skipped]
     channels, height, width = bundle.train.image_shape
-    return reporting.write_report(
+    return reporting.report_of(
         STUDY,
-        raw_params,
+        run,
         dataset=f"{bundle.name} ({channels}x{height}x{width} images as stored)",
-        split_sizes=reporting.split_sizes(bundle, split),
-        **reporting.what_ran(config, summary),
-        tables={
-            "summary": summary,
-            "test accuracy across seeds": seed_statistics(summary),
-        },
+        tables={"summary": summary, "test accuracy across seeds": seed_statistics(summary)},
         figures=dict(zip(FIGURES, figures, strict=True)),
         findings=depth_findings(summary, history),
-        problems=problems,
-        sections=(analysis,),
-        settings=group_settings(config),
-        claims=claims,
-        confusion=confusion,
+        problems=diverged(summary, "variant") + skipped + _unreached(run.raw_params),
+        settings=reporting.group_settings(run.config["groups"]),
     )
-
-
-def group_settings(config: dict[str, Any]) -> dict[str, str]:
-    """Each enabled group's effective training settings (the top-level block with the
-    group's own keys on top), so a report never mixes 2- and 8-epoch groups unsaid."""
-    settings = {}
-    for name, spec in config["groups"].items():
-        if not spec["enabled"]:
-            continue
-        training = {k: v for k, v in spec["training"].items() if v not in (None, [], ())}
-        settings[f"training of group {name}"] = ", ".join(f"{k} {v}" for k, v in training.items())
-    return settings

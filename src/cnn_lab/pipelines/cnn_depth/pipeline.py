@@ -15,6 +15,7 @@ from cnn_lab.study.reporting import (
     confusion_pipeline,
     first_finite,
     model_analysis,
+    report_inputs,
 )
 from cnn_lab.study.spec import Study, Variant
 
@@ -53,17 +54,7 @@ FRAME = Frame(
     plot=nodes.plot_study,
     figures=nodes.FIGURES,
     report=nodes.write_report,
-    report_inputs=(
-        "params:cnn_depth",
-        "config",
-        "dataset",
-        "split",
-        "summary",
-        "history",
-        "analysis.section",
-        "claims",
-        "figures.confusion_matrix_best",
-    ),
+    report_inputs=report_inputs(nodes.STUDY, "history"),
     analysis=analysis,
     extra=report_parts,
 )

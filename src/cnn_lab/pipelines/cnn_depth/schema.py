@@ -13,11 +13,8 @@ from pydantic import (
     model_validator,
 )
 
-from cnn_lab.evaluation.claims import Claims
-from cnn_lab.study.params import StrictModel, as_list, key_error, unknown_option
-from cnn_lab.study.training_params import StudyRunParams
-from cnn_lab.study.training_params import TrainingParams as BaseTrainingParams
-from cnn_lab.training.optim import INTERVALS
+from cnn_lab.study.params import StrictModel, as_list, unknown_option
+from cnn_lab.study.training_params import IterationTrainingParams, StudyRunParams
 
 DATA_SOURCES = ("digits", "mnist", "cifar10", "image_folder")
 
@@ -51,28 +48,6 @@ class DataParams(StrictModel):
     augment: AugmentParams = AugmentParams()
 
 
-class TrainingParams(BaseTrainingParams):
-    # Iteration-based recipes: step the scheduler per batch, milestones and step_size
-    # then count iterations; warm-up at warmup_lr for warmup_steps; stop at max_steps.
-    scheduler_interval: Literal[INTERVALS] = "epoch"  # type: ignore[valid-type]
-    milestones: Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(as_list)] = []
-    warmup_steps: int = Field(0, ge=0)
-    warmup_lr: float | None = Field(None, gt=0)
-    max_steps: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TrainingParams:
-        if self.scheduler == "multistep" and not self.milestones:
-            raise key_error(
-                "milestones", "required by scheduler 'multistep': a non-empty list of epochs"
-            )
-        if self.warmup_steps and self.warmup_lr is None:
-            raise key_error(
-                "warmup_lr", "required by warmup_steps={steps}", steps=self.warmup_steps
-            )
-        return self
-
-
 class GroupParams(StrictModel):
     """Families trained at every depth of ``depths`` with the same model options."""
 
@@ -83,7 +58,7 @@ class GroupParams(StrictModel):
     model: dict[str, Any] = Field(default_factory=dict)
     # Keys of ``training`` that differ for this group (e.g. CNNs train fewer epochs); the
     # rest is completed from the top-level ``training`` block before validation.
-    training: TrainingParams = TrainingParams()
+    training: IterationTrainingParams = IterationTrainingParams()
     enabled: bool = True  # lets an env switch off a group that conf/base defines
     # This group's input size; null takes data.image_size (CNNs on digits use 16x16).
     image_size: int | None = Field(None, ge=1)
@@ -116,8 +91,7 @@ class CnnDepthParams(StudyRunParams):
     probe_batch_size: int = Field(256, ge=1)
     data: DataParams = DataParams()
     groups: dict[str, GroupParams] = Field(min_length=1)
-    training: TrainingParams = TrainingParams()
-    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
+    training: IterationTrainingParams = IterationTrainingParams()
 
     @model_validator(mode="before")
     @classmethod
@@ -129,7 +103,7 @@ class CnnDepthParams(StudyRunParams):
             return raw
         top = raw.get("training") or {}
         try:
-            TrainingParams.model_validate(top)
+            IterationTrainingParams.model_validate(top)
         except ValidationError:
             top = {}
         groups = {

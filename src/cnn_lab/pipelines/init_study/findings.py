@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cnn_lab.evaluation.findings import (
-    mean_text,
-    seed_statistics,
-    spread_verdict,
-)
+from cnn_lab.evaluation.findings import mean_text, seed_statistics, spread_verdict
 
 SCHEME_WORDS = {
     "DT": "default init, trained",
@@ -73,30 +69,3 @@ def init_findings(summary: pd.DataFrame, differences: pd.DataFrame) -> list[str]
         + (" (all of them)" if identical == len(differences) else " (see problems)")
     )
     return findings
-
-
-def initial_check(differences: pd.DataFrame) -> pd.DataFrame:
-    """The initial-tensor check in a few rows: per tensor and reason to share it, how many
-    pairs of runs were compared, how many were identical, and the largest difference."""
-    return (
-        differences.groupby(["tensor", "shared_because"], sort=False)
-        .agg(
-            pairs=("identical", "size"),
-            identical=("identical", "sum"),
-            max_difference_norm=("difference_norm", "max"),
-        )
-        .reset_index()
-    )
-
-
-def init_problems(differences: pd.DataFrame) -> list[str]:
-    """Initial tensors that should have been shared but were not: the comparison of those
-    runs is not controlled."""
-    differing = differences[~differences["identical"]]
-    return [
-        f"initial tensor {row.tensor} differs between {row.run_a} and {row.run_b} "
-        f"(difference norm {row.difference_norm:.4g}"
-        + (f", seed {row.seed}" if "seed" in differences else "")
-        + ")"
-        for row in differing.itertuples()
-    ]

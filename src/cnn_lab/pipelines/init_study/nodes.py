@@ -13,19 +13,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from cnn_lab.data.sources import (
-    DatasetBundle,
-    LabelledImages,
-    load_named_images,
-)
-from cnn_lab.data.transforms import resize_images
+from cnn_lab.data.sources import DatasetBundle, load_source
 from cnn_lab.evaluation import init_plots
-from cnn_lab.evaluation.findings import (
-    across_seeds,
-    diverged,
-    statistic_columns,
-)
-from cnn_lab.evaluation.init_check import pairwise_differences
+from cnn_lab.evaluation.findings import across_seeds, diverged, statistic_columns
+from cnn_lab.evaluation.init_check import check_problems, check_summary, differences_by_seed
 from cnn_lab.models import build_model, count_parameters
 from cnn_lab.models.tiny import (
     SCHEMES,
@@ -34,21 +25,15 @@ from cnn_lab.models.tiny import (
     share_first_layer,
     should_share,
 )
-from cnn_lab.pipelines.init_study.findings import (
-    init_findings,
-    init_problems,
-    initial_check,
-)
+from cnn_lab.pipelines.init_study.findings import init_findings
 from cnn_lab.runtime.tracking import log_figures, log_table
 from cnn_lab.study import reporting
 from cnn_lab.study.spec import Variant, repeat_over_seeds
 from cnn_lab.study.summary import summarise as study_summary
-from cnn_lab.study.train import Job, outcome, study_recipe
+from cnn_lab.study.train import Job, outcome, study_recipe, test_evaluation
 from cnn_lab.study.train import train_variant as train_variant_in_run
-from cnn_lab.training.batching import DeviceBatches
-from cnn_lab.training.callbacks import SplitEvaluation
-from cnn_lab.training.device import resolve_device, seed_everything
-from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
+from cnn_lab.training.device import seed_everything
+from cnn_lab.training.recipe import SplitData, TrainedModel
 
 STUDY = "init_study"
 NETWORKS = {"net_a1": "NetA1", "net_a2": "NetA2"}  # registry family -> the report's name
@@ -83,20 +68,10 @@ def run_of(variant: Variant) -> str:
     return run_label(variant.group, variant["scheme"])
 
 
-def _resized(images: LabelledImages | None, size: int) -> LabelledImages | None:
-    if images is None:
-        return None
-    return LabelledImages(resize_images(images.images, size), images.labels, images.class_names)
-
-
 def prepare_dataset(config: dict[str, Any]) -> DatasetBundle:
     """The source (digits or MNIST) at ``data.image_size`` (28: the report's networks)."""
-    data = config["data"]
-    bundle = load_named_images(
-        data["source"], data["root"], download=data["download"], key=f"{STUDY}.data"
-    )
-    size = data["image_size"]
-    return DatasetBundle(bundle.name, _resized(bundle.train, size), _resized(bundle.test, size))
+    bundle = load_source(config["data"], key=f"{STUDY}.data")
+    return bundle.resized(config["data"]["image_size"])
 
 
 def _build(network: str, bundle: DatasetBundle) -> nn.Module:
@@ -126,21 +101,6 @@ def initialise_run(
     return apply_init(model, SCHEMES[variant["scheme"]])
 
 
-def _recipe(config: dict[str, Any], seed: int) -> Recipe:
-    probe = config["probe_batch_size"]
-    return study_recipe(config, config["training"], seed, probe_batch_size=probe)
-
-
-def _test_batches(data: SplitData, recipe: Recipe) -> DeviceBatches:
-    return DeviceBatches(
-        data.test.images,
-        data.test.labels,
-        batch_size=recipe.eval_batch_size,
-        device=resolve_device(recipe.device),
-        normalisation=data.normalisation,
-    )
-
-
 def train_run(
     bundle: DatasetBundle,
     split: dict[str, Any],
@@ -153,7 +113,8 @@ def train_run(
     scoring the test split after every epoch."""
     network, scheme = variant.group, SCHEMES[variant["scheme"]]
     name = run_of(variant) + (f"_s{variant.seed}" if variant.seeded else "")
-    data, recipe = SplitData.from_bundle(bundle, split), _recipe(config, variant.seed)
+    data, probe_batch = SplitData.from_bundle(bundle, split), config["probe_batch_size"]
+    recipe = study_recipe(config, config["training"], variant.seed, probe_batch_size=probe_batch)
 
     def build() -> nn.Module:
         model = _build(network, bundle)
@@ -175,7 +136,7 @@ def train_run(
         "seed": variant.seed,
     }
     tags = {"variant": run_of(variant), "network": network, "scheme": scheme.name}
-    callbacks = [SplitEvaluation(_test_batches(data, recipe), "test")]
+    callbacks = [test_evaluation(data, recipe)]
     job = Job(build, data, recipe, params, (split,), tags, callbacks=callbacks, run_name=name)
 
     def kernels(trained: TrainedModel, result: dict[str, Any]) -> dict[str, Figure]:
@@ -221,18 +182,13 @@ def compare_initial_states(*states: dict[str, Tensor], variants: Sequence[Varian
     (``states`` of ``variants``); all exactly 0 in a controlled comparison. Runs of
     different seeds start from different draws by design: only runs of one seed are
     compared, and with several seeds the table gains a ``seed`` column."""
-    by_seed: dict[int, dict[str, dict[str, Tensor]]] = {}
     schemes = {run_of(v): (v.group, SCHEMES[v["scheme"]]) for v in variants}
-    for variant, state in zip(variants, states, strict=True):
-        by_seed.setdefault(variant.seed, {})[run_of(variant)] = state
 
     def rule(a: str, b: str, tensor: str) -> str | None:
         return should_share(*schemes[a], *schemes[b], tensor)
 
-    tables = [pairwise_differences(runs, rule).assign(seed=s) for s, runs in by_seed.items()]
-    table = pd.concat(tables, ignore_index=True)
-    if len(by_seed) == 1:
-        table = table.drop(columns="seed")
+    runs = [(v.seed, run_of(v), state) for v, state in zip(variants, states, strict=True)]
+    table = differences_by_seed(runs, rule)
     differing = table[~table["identical"]]
     if len(differing):
         logger.warning(
@@ -299,41 +255,23 @@ def analysis_model(bundle: DatasetBundle, state: dict[str, Tensor]) -> dict[str,
     return {"model": model, "input_size": None, "label": run_label(network, scheme)}
 
 
+@reporting.report_node
 def write_report(
-    raw_params: dict[str, Any],
-    config: dict[str, Any],
-    bundle: DatasetBundle,
-    split: dict[str, Any],
-    summary: pd.DataFrame,
-    differences: pd.DataFrame,
-    analysis: dict[str, Any],
-    kernels: str,
-    claims: pd.DataFrame,
-    confusion: str,
-    *figures: str,
+    run: reporting.RunInputs, differences: pd.DataFrame, kernels: str, *figures: str
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow; ``kernels`` and
     ``figures`` are the saved study figures (base64 PNG), the latter in the order of
     :data:`FIGURES`."""
-    tables = {
-        "summary": summary.drop(columns=statistic_columns(SEED_STATISTICS)),
-    }
+    summary = run.summary
+    tables = {"summary": summary.drop(columns=statistic_columns(SEED_STATISTICS))}
     if summary["seeds"].max() > 1:
         tables["mean and std across seeds"] = across_seeds(summary, ["run"], SEED_STATISTICS)
-    tables["initial tensors the runs must share (initial_differences.csv, by tensor)"] = (
-        initial_check(differences)
-    )
-    return reporting.write_report(
+    check = "initial tensors the runs must share (initial_differences.csv, by tensor)"
+    return reporting.report_of(
         STUDY,
-        raw_params,
-        dataset=bundle.name,
-        split_sizes=reporting.split_sizes(bundle, split),
-        **reporting.what_ran(config, summary),
-        tables=tables,
+        run,
+        tables={**tables, check: check_summary(differences)},
         figures={**dict(zip(FIGURES, figures, strict=True)), "kernels": kernels},
         findings=init_findings(summary, differences),
-        problems=diverged(summary, "run") + init_problems(differences),
-        sections=(analysis,),
-        claims=claims,
-        confusion=confusion,
+        problems=diverged(summary, "run") + check_problems(differences),
     )

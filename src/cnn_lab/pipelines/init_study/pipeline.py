@@ -16,6 +16,7 @@ from cnn_lab.study.reporting import (
     claims_pipeline,
     confusion_pipeline,
     model_analysis,
+    report_inputs,
 )
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
@@ -100,18 +101,7 @@ FRAME = Frame(
     plot=nodes.plot_study,
     figures=nodes.FIGURES,
     report=nodes.write_report,
-    report_inputs=(
-        "params:init_study",
-        "config",
-        "dataset",
-        "split",
-        "summary",
-        "initial_differences",
-        "analysis.section",
-        "figures.kernels",
-        "claims",
-        "figures.confusion_matrix_best",
-    ),
+    report_inputs=report_inputs(nodes.STUDY, "initial_differences", "figures.kernels"),
     analysis=analysis,
     extra=initialisation,
 )

@@ -10,10 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from cnn_lab.evaluation.claims import Claims
-from cnn_lab.pipelines.cnn_depth.schema import TrainingParams
 from cnn_lab.study.params import StrictModel
-from cnn_lab.study.training_params import StudyRunParams
+from cnn_lab.study.training_params import IterationTrainingParams, StudyRunParams
 
 
 class InitDataParams(StrictModel):
@@ -32,5 +30,4 @@ class InitStudyParams(StudyRunParams):
     seed: int = Field(0, description="the data split's seed, and the training seed without seeds")
     probe_batch_size: int = Field(256, ge=1)
     data: InitDataParams = InitDataParams()
-    training: TrainingParams = TrainingParams()
-    claims: Claims = Field(default_factory=dict)  # the lab's claims: docs/claims.md
+    training: IterationTrainingParams = IterationTrainingParams()
