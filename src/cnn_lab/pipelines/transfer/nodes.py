@@ -487,44 +487,37 @@ def target_analysis_model(config: dict[str, Any], *variants: Any) -> dict[str, A
     return {"model": model, "input_size": None, "label": f"fine-tuned: {result['approach']}"}
 
 
+@reporting.report_node
 def write_report(
-    raw_params: dict[str, Any],
-    config: dict[str, Any],
+    run: reporting.RunInputs,
     source: DatasetBundle,
     source_split: dict[str, Any],
-    target: DatasetBundle,
-    target_split: dict[str, Any],
-    summary: pd.DataFrame,
     source_result: dict[str, Any],
     trials: pd.DataFrame,
     source_analysis: dict[str, Any],
-    target_analysis: dict[str, Any],
-    claims: pd.DataFrame,
-    confusion: str,
     *figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: every approach on the
     test set, the best baseline against the best fine-tuning preset, the study's and the
     search's figures (``figures`` in the order of SEARCH_FIGURES then STUDY_FIGURES), the
-    best fine-tuning run's confusion matrix and both tasks' dataset analyses."""
+    best fine-tuning run's confusion matrix and both tasks' dataset analyses (``run``
+    holds the target's)."""
+    summary, target = run.summary, run.bundle
     sizes = {
         **reporting.split_sizes(source, source_split, "source "),
-        **reporting.split_sizes(target, target_split, "target "),
+        **reporting.split_sizes(target, run.split, "target "),
     }
     drawn = dict(zip((*SEARCH_FIGURES, *STUDY_FIGURES), figures, strict=True))
-    return reporting.write_report(
+    return reporting.report_of(
         STUDY,
-        raw_params,
+        run,
         dataset=f"{source.name} → {target.name}",
-        split_sizes=sizes,
-        **reporting.what_ran(config, summary),
+        sizes=sizes,
         tables=compare.report_tables(
             summary, source_result, trials, TRANSFER_KEYS, TRANSFER_STATISTICS
         ),
         figures={name: drawn[name] for name in (*STUDY_FIGURES, *SEARCH_FIGURES)},
         findings=transfer_findings(summary, source_result, trials),
         problems=transfer_problems(summary),
-        sections=(source_analysis, target_analysis),
-        claims=claims,
-        confusion=confusion,
+        sections=(source_analysis,),
     )
