@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
-from cnn_lab.models import count_parameters
+from cnn_lab.data.sources import DatasetBundle
+from cnn_lab.models import Head, build_model, count_parameters
+from cnn_lab.models.factory import Weights
 from cnn_lab.models.resnet import head_parameter_groups
 from cnn_lab.runtime import tracking
 from cnn_lab.study.spec import Variant
@@ -25,6 +28,7 @@ from cnn_lab.training.callbacks import Callback, EarlyStopping
 from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 from cnn_lab.training.search import PruningCallback
+from cnn_lab.training.threads import use_threads
 
 # What one fine-tuning variant chooses; the rest of its recipe is the ``finetune`` block.
 CHOICES = ("preset", "optimizer", "lr", "batch_size", "dropout")
@@ -37,6 +41,119 @@ FINETUNE_METRICS = {
 }
 # The run's parameters that its summary row repeats.
 ROW_PARAMS = ("preset", "optimizer", "lr", "backbone_lr", "batch_size", "dropout")
+
+
+@dataclass(frozen=True)
+class TransferNetworks:
+    """A source network and the networks fine-tuned from it: one ``family`` built with the
+    same factory ``options`` (the source task's classes); a target gets a fresh head of
+    ``target_classes`` behind dropout and a freezing preset (``freeze_bn_stats``: the
+    frozen layers' BatchNorm statistics too). ``weights_key`` names the source weights'
+    parameter in errors; ``settings`` are logged with the source network."""
+
+    family: str
+    options: Mapping[str, Any]
+    target_classes: int
+    freeze_bn_stats: bool
+    weights_key: str
+    settings: Mapping[str, Any]
+
+    def source(self, weights: Weights = "none") -> nn.Module:
+        return build_model(
+            self.family, weights=weights, weights_key=self.weights_key, **self.options
+        )
+
+    def target(
+        self, preset: str, dropout: float, source_state: Mapping[str, Tensor] | None = None
+    ) -> nn.Module:
+        """The source architecture (with ``source_state`` when given), a fresh target head
+        with dropout before it, and ``preset``'s layers frozen."""
+        return build_model(
+            self.family,
+            weights=source_state,
+            weights_key="source",
+            head=Head(self.target_classes, dropout),
+            freeze=preset,
+            freeze_bn_stats=self.freeze_bn_stats,
+            **self.options,
+        )
+
+    def trained_source(self, state: Mapping[str, Tensor]) -> nn.Module:
+        model = self.source()
+        model.load_state_dict(state)
+        return model
+
+    def trained_target(self, result: Mapping[str, Any], state: Mapping[str, Tensor]) -> nn.Module:
+        """A fine-tuned network again, from its summary row (preset, dropout) and weights."""
+        model = self.target(result["preset"], result["dropout"])
+        model.load_state_dict(state)
+        return model
+
+
+def source_network(
+    variant: Variant,
+    networks: TransferNetworks,
+    weights: str,
+    bundle: DatasetBundle,
+    split: dict[str, Any],
+    config: Mapping[str, Any],
+    training: Mapping[str, Any],
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The source network, trained on ``bundle`` as ``variant`` with the ``training``
+    block when ``weights`` is ``train``, else loaded (``imagenet`` or a checkpoint path)
+    in a run of its own. Its row says which, and for a trained one how well it did."""
+    study = variant.study
+    params = {"study": study, "dataset": bundle.name, "weights": weights, **networks.settings}
+    if weights != "train":
+        use_threads(config["threads"])
+        tags = {"study": study, "variant": variant.name}
+        with tracking.child_run(variant.name, params, tags) as run_id:
+            model = networks.source(weights)
+            return model, {"weights": weights, "trained": False, "mlflow_run_id": run_id}
+    recipe = block_recipe(config, training, variant.seed)
+    job = Job(networks.source, SplitData.from_bundle(bundle, split), recipe, params, key=(split,))
+
+    def describe(trained: TrainedModel) -> dict[str, Any]:
+        row = outcome(trained)
+        return {
+            "weights": "train",
+            "trained": True,
+            "dataset": bundle.name,
+            "val_accuracy": row["final_val_accuracy"],
+            **{k: row[k] for k in ("test_accuracy", "train_seconds")},
+            "parameters": count_parameters(trained.model),
+        }
+
+    metrics = {f"{variant.name}_test_accuracy": "test_accuracy"}
+    result, model = train_variant(variant, job, config, describe, metrics=metrics)
+    return model, {k: v for k, v in result.items() if k != "history"}
+
+
+def finetune_choice(
+    config: Mapping[str, Any], variant: Variant, best: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """What ``variant`` fine-tunes with (:data:`CHOICES`): a preset (group ``finetune``)
+    with the shared ``finetune`` settings, an optimizer and learning rate (``optimizers``)
+    on ``optimizers.preset``, or the search's ``best`` configuration."""
+    ft = config["finetune"]
+    shared = {k: ft[k] for k in ("optimizer", "lr", "batch_size", "dropout")}
+    if variant.group == "finetune":
+        return {"preset": variant["preset"], **shared}
+    if variant.group == "optimizers":
+        preset = config["optimizers"]["preset"]
+        return {**shared, "preset": preset, "optimizer": variant["optimizer"], "lr": variant["lr"]}
+    (tuned,) = best
+    return searched_choice(config, tuned)
+
+
+def searched_choice(config: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """A point of the search space (a trial's or the best) as a fine-tuning choice: on
+    ``search.preset``, with ``finetune.optimizer`` unless the search picks optimizers."""
+    return {
+        "preset": config["search"]["preset"],
+        "optimizer": point.get("optimizer", config["finetune"]["optimizer"]),
+        **{k: point[k] for k in ("lr", "batch_size", "dropout")},
+    }
 
 
 def block_recipe(
