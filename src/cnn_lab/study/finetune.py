@@ -10,8 +10,9 @@ and how to build that network.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from torch import Tensor, nn
@@ -21,10 +22,10 @@ from cnn_lab.models import Head, build_model, count_parameters
 from cnn_lab.models.factory import Weights
 from cnn_lab.models.resnet import head_parameter_groups
 from cnn_lab.runtime import tracking
-from cnn_lab.study.spec import Variant
+from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
 from cnn_lab.study.train import Job, outcome, study_recipe, train_variant
 from cnn_lab.study.training_params import TrainingParams
-from cnn_lab.training.callbacks import Callback, EarlyStopping
+from cnn_lab.training.callbacks import EarlyStopping
 from cnn_lab.training.checkpoint import fingerprint
 from cnn_lab.training.recipe import Recipe, SplitData, TrainedModel
 from cnn_lab.training.search import PruningCallback
@@ -129,6 +130,28 @@ def source_network(
     return model, {k: v for k, v in result.items() if k != "history"}
 
 
+def optimizer_variant(name: str, lr: float) -> str:
+    """``adam_lr1e-03``: no dots, so the name can be a Kedro namespace."""
+    return f"{name}_lr{lr:.0e}"
+
+
+def finetune_variants(study: str, config: Mapping[str, Any]) -> list[Variant]:
+    """Every fine-tuning preset (``finetune.presets``), every (optimizer, lr) of the
+    ``optimizers`` grid and the tuned model, once per training seed, seed by seed (the
+    summary lists them so)."""
+    entries = [("finetune", p, {"preset": p}) for p in config["finetune"]["presets"]]
+    grid = config["optimizers"]
+    entries += [
+        ("optimizers", optimizer_variant(name, lr), {"optimizer": name, "lr": lr})
+        for name in grid["names"]
+        for lr in grid["lrs"]
+    ]
+    entries.append(("search", "tuned", {}))
+    unique = {(g, n): (g, n, o) for g, n, o in entries}.values()
+    seeds = training_seeds(config)
+    return sorted(repeat_over_seeds(study, config, unique), key=lambda v: seeds.index(v.seed))
+
+
 def finetune_choice(
     config: Mapping[str, Any], variant: Variant, best: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:
@@ -170,18 +193,19 @@ def finetune_job(
     config: Mapping[str, Any],
     variant: Variant,
     chosen: Mapping[str, Any],
-    build: Callable[[], nn.Module],
+    networks: TransferNetworks,
     data: SplitData,
-    source: Any,
-    callbacks: Sequence[Callback] = (),
-    checkpointed: bool = True,
+    source_state: Mapping[str, Tensor],
+    pruning: PruningCallback | None = None,
 ) -> Job:
-    """A fine-tuning run of ``build()`` with early stopping on validation accuracy (first
-    of the job's callbacks; the best epoch's weights restored) and a backbone learning rate
-    ``finetune.backbone_lr_multiplier`` times the head's. Its checkpoint is keyed by its
-    params, the training and validation split and ``source`` (the weights it starts from).
-    ``checkpointed``: saved each epoch and resumed after a kill (search trials are not:
-    Optuna reruns them)."""
+    """``chosen``'s fine-tuning of the source network (``source_state``) with early
+    stopping on validation accuracy (first of the job's callbacks; the best epoch's
+    weights restored) and a backbone learning rate ``finetune.backbone_lr_multiplier``
+    times the head's. Its checkpoint is keyed by its params, the training and validation
+    split and the source weights; it is saved each epoch and resumed after a kill, except
+    for a search trial (with its ``pruning`` callback): Optuna reruns that."""
+    build = partial(networks.target, chosen["preset"], chosen["dropout"], source_state)
+    callbacks, checkpointed = ([pruning], False) if pruning is not None else ([], True)
     ft, stop = config["finetune"], config["early_stopping"]
     multiplier, lr = ft["backbone_lr_multiplier"], chosen["lr"]
     recipe = block_recipe(config, ft, variant.seed, **{k: chosen[k] for k in CHOICES[1:4]})
@@ -203,7 +227,7 @@ def finetune_job(
         data,
         recipe,
         params,
-        key=(fingerprint(*splits, source),),
+        key=(fingerprint(*splits, source_state),),
         tags={"group": variant.group},
         callbacks=[EarlyStopping("val_accuracy", stop["patience"], stop["min_delta"]), *callbacks],
         parameter_groups=lambda m: head_parameter_groups(

@@ -38,15 +38,15 @@ from cnn_lab.study.finetune import (
     TransferNetworks,
     finetune_choice,
     finetune_job,
+    finetune_variants,
     searched_choice,
     source_network,
     train_finetune,
     trial_value,
 )
 from cnn_lab.study.params import ParameterError, check_batch_sizes
-from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
+from cnn_lab.study.spec import Variant, training_seeds
 from cnn_lab.study.summary import best_confusion_figure, summary_row
-from cnn_lab.study.train import Job
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.device import resolve_device
 from cnn_lab.training.recipe import SplitData
@@ -67,28 +67,12 @@ STUDY_FIGURES = ("finetune_curves", "optimizer_curves", "accuracy_by_approach")
 logger = logging.getLogger(__name__)
 
 
-def optimizer_variant(name: str, lr: float) -> str:
-    """``adam_lr1e-03``: no dots, so the name can be a Kedro namespace."""
-    return f"{name}_lr{lr:.0e}"
-
-
 # --- parameters and data -------------------------------------------------------------
 
 
 def variants(config: dict[str, Any]) -> list[Variant]:
-    """Every fine-tuning preset, every (optimizer, lr) and the tuned model, once per
-    training seed, seed by seed (the summary lists them so)."""
-    entries = [("finetune", p, {"preset": p}) for p in config["finetune"]["presets"]]
-    grid = config["optimizers"]
-    entries += [
-        ("optimizers", optimizer_variant(name, lr), {"optimizer": name, "lr": lr})
-        for name in grid["names"]
-        for lr in grid["lrs"]
-    ]
-    entries.append(("search", "tuned", {}))
-    unique = {(g, n): (g, n, o) for g, n, o in entries}.values()
-    seeds = training_seeds(config)
-    return sorted(repeat_over_seeds(STUDY, config, unique), key=lambda v: seeds.index(v.seed))
+    """The study's fine-tuning variants, seed by seed (see :func:`finetune_variants`)."""
+    return finetune_variants(STUDY, config)
 
 
 def check_config(config: dict[str, Any], raw: Any) -> None:
@@ -233,26 +217,9 @@ def finetune(
     variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one fine-tuning variant (preset, optimizer run or the tuned model)."""
-    job = _job(source_state, data, config, variant, finetune_choice(config, variant, best))
+    chosen = finetune_choice(config, variant, best)
+    job = finetune_job(config, variant, chosen, networks(config), data, source_state)
     return train_finetune(variant, job, config)
-
-
-def _job(
-    source_state: dict[str, torch.Tensor],
-    data: SplitData,
-    config: dict[str, Any],
-    variant: Variant,
-    chosen: dict[str, Any],
-    pruning: PruningCallback | None = None,
-) -> Job:
-    """``chosen``'s fine-tuning of the source network; a search trial (with its
-    ``pruning``) is not checkpointed, Optuna reruns it."""
-
-    def build() -> nn.Module:
-        return networks(config).target(chosen["preset"], chosen["dropout"], source_state)
-
-    trial = [pruning] if pruning is not None else []
-    return finetune_job(config, variant, chosen, build, data, source_state, trial, not trial)
 
 
 # --- hyper-parameter search -----------------------------------------------------------
@@ -276,9 +243,8 @@ def search(
         def train(trial: Any, sampled: dict[str, Any], pruning: PruningCallback) -> float:
             """One trial: the sampled settings fine-tuned with the study's seed."""
             variant = Variant(STUDY, f"trial_{trial.number:03d}", config["seed"], "search")
-            job = _job(
-                source_state, data, config, variant, searched_choice(config, sampled), pruning
-            )
+            chosen, built = searched_choice(config, sampled), networks(config)
+            job = finetune_job(config, variant, chosen, built, data, source_state, pruning)
             return trial_value(variant, job, config, trial, pruning)
 
         trials = run_search(study, space, train, n_trials=s["n_trials"])
