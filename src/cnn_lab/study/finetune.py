@@ -3,8 +3,8 @@
 A fine-tuning run stops early on validation accuracy (the best epoch's weights restored)
 and trains the backbone at a fraction of the fresh head's learning rate; its summary row
 says what it chose and how far it went. The study supplies its validated configuration
-(the ``finetune`` and ``early_stopping`` blocks), what the variant chose (:data:`CHOICES`)
-and how to build that network.
+(the ``finetune``, ``optimizers``, ``search`` and ``early_stopping`` blocks, from which
+each variant's choice, :data:`CHOICES`, follows) and its :class:`TransferNetworks`.
 """
 
 from __future__ import annotations
