@@ -28,6 +28,9 @@ def test_report_node_hands_the_leading_inputs_over_as_one_run() -> None:
     inputs = report_inputs("toy", "history")
     assert inputs[:2] == ["params:toy", "config"] and inputs[-1] == "history"
     node(write, [*inputs, "figure"], ["html", "md"])  # every input binds
+    two = report_inputs("toy", "source_data", part="target")
+    assert two[2:4] == ["target_data", "target_split"] and two[-1] == "source_data"
+    assert two[5] == "analysis.target.section" and len(two) == len(inputs)
     with pytest.raises(TypeError, match=r"expected \['raw_params', 'config', 'bundle'"):
         node(write, inputs[:3], ["html", "md"])  # the run's inputs are required
 

@@ -49,6 +49,17 @@ def stratified_split(
     return split
 
 
+def split_bundle(bundle: Any, *, val_ratio: float, seed: int, test_ratio: float) -> dict[str, Any]:
+    """:func:`stratified_split` of a DatasetBundle's training images; ``test_ratio`` carves
+    a test part only when the source has no official test set (``bundle.test`` None)."""
+    return stratified_split(
+        bundle.train.labels,
+        val_ratio=val_ratio,
+        seed=seed,
+        test_ratio=None if bundle.test is not None else test_ratio,
+    )
+
+
 def _check_sizes(
     train: int, val: int, test: int | None, val_ratio: float, test_ratio: float | None
 ) -> None:

@@ -22,6 +22,19 @@ class ParameterError(ValueError):
     """Raised with every problem of a parameter block, one per line."""
 
 
+def check_batch_sizes(sizes: Mapping[str, int], train_size: int, split: str) -> None:
+    """Refuse batch sizes (``sizes``: parameter key -> size) over the ``split`` training
+    split's ``train_size`` images, before any training: a batch cannot hold more images
+    than the split has."""
+    too_big = [f"{key}: {size}" for key, size in sizes.items() if size > train_size]
+    if too_big:
+        raise ParameterError(
+            f"batch size(s) larger than the {split} training split ({train_size} samples): "
+            + "; ".join(too_big)
+            + ". Lower them, or give the task more images."
+        )
+
+
 def key_error(key: str, message: str, **context: Any) -> PydanticCustomError:
     """An error of one key of a block, raised by a check of the whole block: the message
     names that key (``training.milestones``), not the block with all its values."""

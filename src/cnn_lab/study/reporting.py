@@ -406,10 +406,17 @@ class RunInputs:
     confusion: str | None = None
 
 
-def report_inputs(study: str, *own: str) -> list[str]:
+def report_inputs(study: str, *own: str, part: str | None = None) -> list[str]:
     """A report node's inputs for :func:`report_node`: ``params:<study>``, then
-    :data:`REPORT_INPUTS`, then the study's ``own`` (short names, as a Frame takes them)."""
-    return [f"params:{study}", *REPORT_INPUTS, *own]
+    :data:`REPORT_INPUTS`, then the study's ``own`` (short names, as a Frame takes them).
+    ``part``: the one of several datasets :class:`RunInputs` holds, named as
+    :func:`analysis_pipeline` names them (``<part>_data``, ``<part>_split``)."""
+    leading = list(REPORT_INPUTS)
+    if part:
+        named = {"dataset": f"{part}_data", "split": f"{part}_split"}
+        named["analysis.section"] = f"analysis.{part}.section"
+        leading = [named.get(name, name) for name in leading]
+    return [f"params:{study}", *leading, *own]
 
 
 def report_node(write: Callable[..., tuple[str, str]]) -> Callable[..., tuple[str, str]]:
@@ -439,21 +446,25 @@ def report_of(
     findings: list[str],
     problems: list[str],
     settings: dict[str, str] | None = None,
+    sizes: dict[str, int] | None = None,
+    sections: tuple[dict[str, Any] | None, ...] = (),
 ) -> tuple[str, str]:
     """:func:`write_report` for a study with one dataset: the context, split sizes, device,
     precision, analysis section, claims and confusion matrix come from ``run``, the rest
-    from the study; ``dataset`` describes the data (by default the bundle's name)."""
+    from the study; ``dataset`` describes the data (by default the bundle's name). A study
+    with several datasets gives every one's split ``sizes`` and the other datasets'
+    analysis ``sections`` (placed before ``run``'s)."""
     return write_report(
         study,
         run.raw_params,
         dataset=dataset or run.bundle.name,
-        split_sizes=split_sizes(run.bundle, run.split),
+        split_sizes=sizes if sizes is not None else split_sizes(run.bundle, run.split),
         **what_ran(run.config, run.summary),
         tables=tables,
         figures=figures,
         findings=findings,
         problems=problems,
-        sections=(run.analysis,),
+        sections=(*sections, run.analysis),
         settings=settings,
         claims=run.claims,
         confusion=run.confusion,

@@ -9,7 +9,7 @@ from typing import Any
 from kedro.pipeline import Node, Pipeline
 
 from cnn_lab.data.sources import DatasetBundle
-from cnn_lab.data.splits import stratified_split
+from cnn_lab.data.splits import split_bundle
 
 
 class _WideNode(Node):
@@ -65,9 +65,6 @@ def split_dataset(bundle: DatasetBundle, config: dict[str, Any]) -> dict[str, An
     """Stratified split from a validated study config (``seed``, ``data.val_ratio`` and,
     for sources without an official test set, ``data.test_ratio``)."""
     data = config["data"]
-    return stratified_split(
-        bundle.train.labels,
-        val_ratio=data["val_ratio"],
-        seed=config["seed"],
-        test_ratio=None if bundle.test is not None else data["test_ratio"],
+    return split_bundle(
+        bundle, val_ratio=data["val_ratio"], seed=config["seed"], test_ratio=data["test_ratio"]
     )

@@ -8,7 +8,6 @@ the search train with the study's ``seed``; every fine-tuning variant with its o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,14 +17,13 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.data.sources import DatasetBundle, LabelledImages, load_named_images
-from cnn_lab.data.splits import stratified_split
+from cnn_lab.data.splits import split_bundle
 from cnn_lab.data.tasks import class_subset
 from cnn_lab.evaluation import compare
 from cnn_lab.evaluation.baselines import BaselineFit, fit_on_features
 from cnn_lab.evaluation.features import split_features
 from cnn_lab.evaluation.findings import with_seed_statistics
 from cnn_lab.evaluation.metrics import model_scores
-from cnn_lab.models import Head, build_model, count_parameters
 from cnn_lab.models.resnet import feature_extractor
 from cnn_lab.pipelines.transfer.findings import (
     TRANSFER_KEYS,
@@ -36,14 +34,22 @@ from cnn_lab.pipelines.transfer.findings import (
 from cnn_lab.pipelines.transfer.schema import DATASET_CHANNELS, TaskParams
 from cnn_lab.runtime import tracking
 from cnn_lab.study import reporting
-from cnn_lab.study.finetune import block_recipe, finetune_job, train_finetune, trial_value
-from cnn_lab.study.params import ParameterError
-from cnn_lab.study.spec import Variant, repeat_over_seeds, training_seeds
+from cnn_lab.study.finetune import (
+    TransferNetworks,
+    finetune_choice,
+    finetune_job,
+    finetune_variants,
+    searched_choice,
+    source_network,
+    train_finetune,
+    trial_value,
+)
+from cnn_lab.study.params import ParameterError, check_batch_sizes
+from cnn_lab.study.spec import Variant, training_seeds
 from cnn_lab.study.summary import best_confusion_figure, summary_row
-from cnn_lab.study.train import Job, outcome, train_variant
 from cnn_lab.training.batching import DeviceBatches
 from cnn_lab.training.device import resolve_device
-from cnn_lab.training.recipe import SplitData, TrainedModel
+from cnn_lab.training.recipe import SplitData
 from cnn_lab.training.search import (
     PruningCallback,
     best_params,
@@ -61,28 +67,12 @@ STUDY_FIGURES = ("finetune_curves", "optimizer_curves", "accuracy_by_approach")
 logger = logging.getLogger(__name__)
 
 
-def optimizer_variant(name: str, lr: float) -> str:
-    """``adam_lr1e-03``: no dots, so the name can be a Kedro namespace."""
-    return f"{name}_lr{lr:.0e}"
-
-
 # --- parameters and data -------------------------------------------------------------
 
 
 def variants(config: dict[str, Any]) -> list[Variant]:
-    """Every fine-tuning preset, every (optimizer, lr) and the tuned model, once per
-    training seed, seed by seed (the summary lists them so)."""
-    entries = [("finetune", p, {"preset": p}) for p in config["finetune"]["presets"]]
-    grid = config["optimizers"]
-    entries += [
-        ("optimizers", optimizer_variant(name, lr), {"optimizer": name, "lr": lr})
-        for name in grid["names"]
-        for lr in grid["lrs"]
-    ]
-    entries.append(("search", "tuned", {}))
-    unique = {(g, n): (g, n, o) for g, n, o in entries}.values()
-    seeds = training_seeds(config)
-    return sorted(repeat_over_seeds(STUDY, config, unique), key=lambda v: seeds.index(v.seed))
+    """The study's fine-tuning variants, seed by seed (see :func:`finetune_variants`)."""
+    return finetune_variants(STUDY, config)
 
 
 def check_config(config: dict[str, Any], raw: Any) -> None:
@@ -92,7 +82,7 @@ def check_config(config: dict[str, Any], raw: Any) -> None:
     if weights in ("train", "imagenet"):
         return
     try:
-        build_source_model(config, weights)
+        networks(config).source(weights)
     except (FileNotFoundError, ValueError) as err:
         raise ParameterError(f"{STUDY}.source.weights: {err}") from err
 
@@ -112,24 +102,6 @@ def prepare_data(config: dict[str, Any]) -> tuple[DatasetBundle, DatasetBundle]:
     return _load(config["source"]["task"], config, cache), _load(config["target"], config, cache)
 
 
-def _split(bundle: DatasetBundle, task: dict[str, Any], seed: int) -> dict[str, Any]:
-    return stratified_split(
-        bundle.train.labels,
-        val_ratio=task["val_ratio"],
-        seed=seed,
-        test_ratio=None if bundle.test is not None else task["test_ratio"],
-    )
-
-
-def _check_batch_sizes(sizes: dict[str, int], train_size: int, task: str) -> None:
-    too_big = [f"{STUDY}.{key}: {size}" for key, size in sizes.items() if size > train_size]
-    if too_big:
-        raise ParameterError(
-            f"batch size(s) larger than the {task} training split ({train_size} samples): "
-            + "; ".join(too_big)
-        )
-
-
 def split_data(
     source: DatasetBundle, target: DatasetBundle, config: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], SplitData, LabelledImages]:
@@ -139,60 +111,35 @@ def split_data(
     source_split = _split(source, config["source"]["task"], seed)
     target_split = _split(target, config["target"], seed)
     if config["source"]["weights"] == "train":
-        _check_batch_sizes(
-            {"source.training.batch_size": config["source"]["training"]["batch_size"]},
-            len(source_split["train"]),
-            "source",
-        )
-    sizes = {
-        "finetune.batch_size": config["finetune"]["batch_size"],
-        **{f"search.batch_sizes[{i}]": b for i, b in enumerate(config["search"]["batch_sizes"])},
-    }
-    _check_batch_sizes(sizes, len(target_split["train"]), "target")
+        size = config["source"]["training"]["batch_size"]
+        sizes = {f"{STUDY}.source.training.batch_size": size}
+        check_batch_sizes(sizes, len(source_split["train"]), "source")
+    searched = enumerate(config["search"]["batch_sizes"])
+    sizes = {f"{STUDY}.search.batch_sizes[{i}]": size for i, size in searched}
+    sizes = {f"{STUDY}.finetune.batch_size": config["finetune"]["batch_size"], **sizes}
+    check_batch_sizes(sizes, len(target_split["train"]), "target")
     full = SplitData.from_bundle(target, target_split)
     trainval = SplitData(full.train, full.val, None, full.normalisation)
     return source_split, target_split, trainval, full.test
 
 
+def _split(bundle: DatasetBundle, task: dict[str, Any], seed: int) -> dict[str, Any]:
+    return split_bundle(
+        bundle, val_ratio=task["val_ratio"], seed=seed, test_ratio=task["test_ratio"]
+    )
+
+
 # --- models ---------------------------------------------------------------------------
 
 
-def _resnet_options(config: dict[str, Any]) -> dict[str, Any]:
-    """The source architecture's factory arguments: the target model shares them."""
-    model = config["model"]
-    task = TaskParams(**config["source"]["task"])
-    return {
-        "in_shape": (DATASET_CHANNELS[task.dataset], 0, 0),
-        "num_classes": task.num_classes,
-        "arch": model["arch"],
-        "cifar_stem": model["cifar_stem"],
-        "width": model["width"],
-    }
-
-
-def build_source_model(config: dict[str, Any], weights: str = "none") -> nn.Module:
-    return build_model(
-        "resnet", weights=weights, weights_key=f"{STUDY}.source.weights", **_resnet_options(config)
-    )
-
-
-def build_target_model(
-    config: dict[str, Any],
-    preset: str,
-    dropout: float,
-    source_state: dict[str, torch.Tensor] | None = None,
-) -> nn.Module:
-    """The source architecture (with the source weights when given), a fresh target head
-    with dropout before it, and the preset's layers frozen."""
-    return build_model(
-        "resnet",
-        weights=source_state,
-        weights_key="source",
-        head=Head(TaskParams(**config["target"]).num_classes, dropout),
-        freeze=preset,
-        freeze_bn_stats=config["model"]["freeze_bn_stats"],
-        **_resnet_options(config),
-    )
+def networks(config: dict[str, Any]) -> TransferNetworks:
+    """The source architecture (the source task's classes) and the targets tuned from it."""
+    model, task = config["model"], TaskParams(**config["source"]["task"])
+    options = {"in_shape": (DATASET_CHANNELS[task.dataset], 0, 0), "num_classes": task.num_classes}
+    options |= {k: model[k] for k in ("arch", "cifar_stem", "width")}
+    target_classes = TaskParams(**config["target"]).num_classes
+    key = f"{STUDY}.source.weights"
+    return TransferNetworks("resnet", options, target_classes, model["freeze_bn_stats"], key, model)
 
 
 def train_source(
@@ -200,36 +147,10 @@ def train_source(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the source network, or load it (``imagenet`` or a checkpoint path). The
     catalog saves its state_dict; later nodes receive that state_dict."""
-    weights = config["source"]["weights"]
-    params = {"study": STUDY, "dataset": source.name, "weights": weights, **config["model"]}
-    if weights != "train":
-        use_threads(config["threads"])
-        with tracking.child_run("source", params, {"study": STUDY, "variant": "source"}) as run:
-            model = build_source_model(config, weights)
-            return model, {"weights": weights, "trained": False, "mlflow_run_id": run}
-    job = Job(
-        lambda: build_source_model(config),
-        SplitData.from_bundle(source, split),
-        block_recipe(config, config["source"]["training"], config["seed"]),
-        params,
-        key=(split,),
-    )
-
-    def describe(trained: TrainedModel) -> dict[str, Any]:
-        row = outcome(trained)
-        return {
-            "weights": "train",
-            "trained": True,
-            "dataset": source.name,
-            "val_accuracy": row["final_val_accuracy"],
-            **{k: row[k] for k in ("test_accuracy", "train_seconds")},
-            "parameters": count_parameters(trained.model),
-        }
-
-    variant = Variant(STUDY, "source", config["seed"])
-    metrics = {"source_test_accuracy": "test_accuracy"}
-    result, model = train_variant(variant, job, config, describe, metrics=metrics)
-    return model, {k: v for k, v in result.items() if k != "history"}
+    source_config = config["source"]
+    variant, weights = Variant(STUDY, "source", config["seed"]), source_config["weights"]
+    built = networks(config)
+    return source_network(variant, built, weights, source, split, config, source_config["training"])
 
 
 # --- feature baselines ----------------------------------------------------------------
@@ -255,8 +176,7 @@ def _features(
     config: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """The frozen source network's pooled features of ``parts``, normalised as ``data``."""
-    model = build_source_model(config)
-    model.load_state_dict(source_state)
+    model = networks(config).trained_source(source_state)
     extractor = feature_extractor(model).to(resolve_device(config["device"]))
     size = config["baselines"]["feature_batch_size"]
     return split_features(extractor, parts, data.normalisation, batch_size=size)
@@ -289,32 +209,6 @@ def _fit_baseline(
 # --- fine-tuning ----------------------------------------------------------------------
 
 
-def choice(
-    config: dict[str, Any], variant: Variant, best: Sequence[dict[str, Any]] = ()
-) -> dict[str, Any]:
-    """What ``variant`` fine-tunes with: a preset with the shared settings, an optimizer
-    and learning rate on ``optimizers.preset``, or the search's ``best`` configuration."""
-    ft = config["finetune"]
-    shared = {k: ft[k] for k in ("optimizer", "lr", "batch_size", "dropout")}
-    if variant.group == "finetune":
-        return {"preset": variant["preset"], **shared}
-    if variant.group == "optimizers":
-        preset = config["optimizers"]["preset"]
-        return {**shared, "preset": preset, "optimizer": variant["optimizer"], "lr": variant["lr"]}
-    (tuned,) = best
-    return searched(config, tuned)
-
-
-def searched(config: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
-    """A point of the search space (a trial's or the best) as a fine-tuning choice: on
-    ``search.preset``, with ``finetune.optimizer`` unless the search picks optimizers."""
-    return {
-        "preset": config["search"]["preset"],
-        "optimizer": point.get("optimizer", config["finetune"]["optimizer"]),
-        **{k: point[k] for k in ("lr", "batch_size", "dropout")},
-    }
-
-
 def finetune(
     source_state: dict[str, torch.Tensor],
     data: SplitData,
@@ -323,26 +217,9 @@ def finetune(
     variant: Variant,
 ) -> tuple[dict[str, Any], nn.Module]:
     """Train one fine-tuning variant (preset, optimizer run or the tuned model)."""
-    job = _job(source_state, data, config, variant, choice(config, variant, best))
+    chosen = finetune_choice(config, variant, best)
+    job = finetune_job(config, variant, chosen, networks(config), data, source_state)
     return train_finetune(variant, job, config)
-
-
-def _job(
-    source_state: dict[str, torch.Tensor],
-    data: SplitData,
-    config: dict[str, Any],
-    variant: Variant,
-    chosen: dict[str, Any],
-    pruning: PruningCallback | None = None,
-) -> Job:
-    """``chosen``'s fine-tuning of the source network; a search trial (with its
-    ``pruning``) is not checkpointed, Optuna reruns it."""
-
-    def build() -> nn.Module:
-        return build_target_model(config, chosen["preset"], chosen["dropout"], source_state)
-
-    trial = [pruning] if pruning is not None else []
-    return finetune_job(config, variant, chosen, build, data, source_state, trial, not trial)
 
 
 # --- hyper-parameter search -----------------------------------------------------------
@@ -366,7 +243,8 @@ def search(
         def train(trial: Any, sampled: dict[str, Any], pruning: PruningCallback) -> float:
             """One trial: the sampled settings fine-tuned with the study's seed."""
             variant = Variant(STUDY, f"trial_{trial.number:03d}", config["seed"], "search")
-            job = _job(source_state, data, config, variant, searched(config, sampled), pruning)
+            chosen, built = searched_choice(config, sampled), networks(config)
+            job = finetune_job(config, variant, chosen, built, data, source_state, pruning)
             return trial_value(variant, job, config, trial, pruning)
 
         trials = run_search(study, space, train, n_trials=s["n_trials"])
@@ -406,10 +284,9 @@ def evaluate_on_test(
     batches = DeviceBatches(
         test.images, test.labels, batch_size=size, device=device, normalisation=data.normalisation
     )
-    scored = []
+    scored, built = [], networks(config)
     for result, state in zip(variants[::2], variants[1::2], strict=True):
-        model = build_target_model(config, result["preset"], result["dropout"])
-        model.load_state_dict(state)
+        model = built.trained_target(result, state)
         scores, labels = model_scores(model.to(device), batches, test.class_names)
         rows.append(summary_row(result) | {f"test_{m}": v for m, v in scores.items()})
         name = f"{result['approach']}_s{result['seed']}" if seeded else result["approach"]
@@ -469,8 +346,7 @@ def source_analysis_model(
 ) -> dict[str, Any]:
     """The source network, whose penultimate (pooled) features the source task's dataset
     analysis maps beside the raw pixels: the features the baselines are fitted on."""
-    model = build_source_model(config)
-    model.load_state_dict(source_state)
+    model = networks(config).trained_source(source_state)
     return {"model": model, "input_size": None, "label": "source network"}
 
 
@@ -482,49 +358,41 @@ def target_analysis_model(config: dict[str, Any], *variants: Any) -> dict[str, A
     if best is None:
         return {"model": None}
     result, state = best
-    model = build_target_model(config, result["preset"], result["dropout"])
-    model.load_state_dict(state)
+    model = networks(config).trained_target(result, state)
     return {"model": model, "input_size": None, "label": f"fine-tuned: {result['approach']}"}
 
 
+@reporting.report_node
 def write_report(
-    raw_params: dict[str, Any],
-    config: dict[str, Any],
+    run: reporting.RunInputs,
     source: DatasetBundle,
     source_split: dict[str, Any],
-    target: DatasetBundle,
-    target_split: dict[str, Any],
-    summary: pd.DataFrame,
     source_result: dict[str, Any],
     trials: pd.DataFrame,
     source_analysis: dict[str, Any],
-    target_analysis: dict[str, Any],
-    claims: pd.DataFrame,
-    confusion: str,
     *figures: str,
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: every approach on the
     test set, the best baseline against the best fine-tuning preset, the study's and the
     search's figures (``figures`` in the order of SEARCH_FIGURES then STUDY_FIGURES), the
-    best fine-tuning run's confusion matrix and both tasks' dataset analyses."""
+    best fine-tuning run's confusion matrix and both tasks' dataset analyses (``run``
+    holds the target's)."""
+    summary, target = run.summary, run.bundle
     sizes = {
         **reporting.split_sizes(source, source_split, "source "),
-        **reporting.split_sizes(target, target_split, "target "),
+        **reporting.split_sizes(target, run.split, "target "),
     }
     drawn = dict(zip((*SEARCH_FIGURES, *STUDY_FIGURES), figures, strict=True))
-    return reporting.write_report(
+    return reporting.report_of(
         STUDY,
-        raw_params,
+        run,
         dataset=f"{source.name} → {target.name}",
-        split_sizes=sizes,
-        **reporting.what_ran(config, summary),
+        sizes=sizes,
         tables=compare.report_tables(
             summary, source_result, trials, TRANSFER_KEYS, TRANSFER_STATISTICS
         ),
         figures={name: drawn[name] for name in (*STUDY_FIGURES, *SEARCH_FIGURES)},
         findings=transfer_findings(summary, source_result, trials),
         problems=transfer_problems(summary),
-        sections=(source_analysis, target_analysis),
-        claims=claims,
-        confusion=confusion,
+        sections=(source_analysis,),
     )

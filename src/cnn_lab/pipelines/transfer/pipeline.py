@@ -14,7 +14,7 @@ from cnn_lab.pipelines.transfer import nodes
 from cnn_lab.pipelines.transfer.nodes import SEARCH_FIGURES, STUDY_FIGURES
 from cnn_lab.pipelines.transfer.schema import TransferParams
 from cnn_lab.study.frame import Frame, declare, names
-from cnn_lab.study.reporting import ClaimSource, claims_pipeline, model_analysis
+from cnn_lab.study.reporting import ClaimSource, claims_pipeline, model_analysis, report_inputs
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
 from cnn_lab.study.summary import BEST_CONFUSION
@@ -133,21 +133,15 @@ FRAME = Frame(
     plot=nodes.plot,
     figures=STUDY_FIGURES,
     report=nodes.write_report,
-    report_inputs=(
-        f"params:{S}",
-        "config",
+    report_inputs=report_inputs(
+        S,
         "source_data",
         "source_split",
-        "target_data",
-        "target_split",
-        "summary",
         "source_result",
         "search.trials",
         "analysis.source.section",
-        "analysis.target.section",
-        "claims",
-        f"figures.{BEST_CONFUSION}",
         *(f"figures.{f}" for f in SEARCH_FIGURES),
+        part="target",
     ),
     analysis=analysis,
     extra=extra,
