@@ -57,14 +57,7 @@ def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
 def decode_images(index: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Decode (and cache) every image once; unreadable files are listed and skipped."""
     images, report = decode_index(index, config["data"])
-    unreadable = report["unreadable"]
-    if unreadable:
-        logger.warning(
-            "artworks: %d unreadable image(s) skipped: %s",
-            len(unreadable),
-            "; ".join(f"{p} ({e})" for p, e in unreadable.items()),
-        )
-    log_metrics({"unreadable_images": len(unreadable)})
+    log_metrics({"unreadable_images": len(report["unreadable"])})
     log_dict(report, "data/decode_report.json")
     return images, report
 
