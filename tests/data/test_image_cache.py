@@ -114,3 +114,21 @@ def test_loader_batches_cover_the_split_normalised_on_the_device(tmp_path: Path)
             normalisation=norm,
             workers=-1,
         )
+
+
+def test_decode_index_keeps_readable_rows_and_warns_about_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pandas as pd
+
+    from cnn_lab.data.artworks import decode_index
+
+    paths = _files(tmp_path / "img")
+    index = pd.DataFrame({"path": [p.relative_to(tmp_path).as_posix() for p in paths]})
+    data = {"root": str(tmp_path), "image_size": 16, "cache": False, "cache_dir": "", "workers": 1}
+    with caplog.at_level("WARNING", logger="cnn_lab.data.artworks"):
+        images, report = decode_index(index, data)
+    assert list(images["path"]) == [index["path"][i] for i in (0, 1, 3, 4)]
+    assert (images["cache_row"] == -1).all()
+    assert (report["readable"], report["unreadable_count"]) == (4, 2)
+    assert "2 unreadable image(s) skipped" in caplog.text and "img_2.jpg" in caplog.text

@@ -8,7 +8,7 @@ from cnn_lab.models import build_model, count_parameters
 from cnn_lab.models.blocks import CBAM, ChannelAttention, SpatialAttention, residual_blocks
 from cnn_lab.models.resnet import freeze_resnet
 from cnn_lab.models.resnet_modern import build_modern_resnet
-from cnn_lab.pipelines.artworks.variants import build_variant
+from cnn_lab.models.resnet_variants import build_variant
 
 TINY_MODEL = {
     "arch": "resnet18",

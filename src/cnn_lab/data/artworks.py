@@ -286,7 +286,8 @@ def split_artworks(
 def decode_index(index: pd.DataFrame, data: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Decode (and, with ``data.cache``, cache) every indexed image once: the readable
     images' rows with their ``cache_row`` (-1 without a cache), and what happened (the
-    size, the cache file, the unreadable files with their errors)."""
+    size, the cache file, the unreadable files with their errors, also logged as a
+    warning)."""
     root = Path(data["root"])
     store, kept, unreadable = decode_all(
         [root / p for p in index["path"]],
@@ -294,6 +295,12 @@ def decode_index(index: pd.DataFrame, data: dict[str, Any]) -> tuple[pd.DataFram
         cache_dir=data["cache_dir"] if data["cache"] else None,
         workers=data["workers"],
     )
+    if unreadable:
+        logger.warning(
+            "artworks: %d unreadable image(s) skipped: %s",
+            len(unreadable),
+            "; ".join(f"{p} ({e})" for p, e in unreadable.items()),
+        )
     images = index.iloc[kept].reset_index(drop=True)
     images["cache_row"] = store.cache_rows if store.cache_rows is not None else -1
     report = {

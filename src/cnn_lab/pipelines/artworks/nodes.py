@@ -10,36 +10,28 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from cnn_lab.data.artworks import (
-    SPLITS,
     decode_index,
     index_artworks,
     open_store,
     split_artworks,
     split_counts,
 )
-from cnn_lab.data.image_cache import BatchedImages, channel_statistics
+from cnn_lab.data.image_cache import channel_statistics
 from cnn_lab.evaluation import class_plots, class_report
 from cnn_lab.evaluation.dataset_analysis import ImageSplits, store_splits
 from cnn_lab.evaluation.findings import across_seeds, statistic_columns, with_seed_statistics
-from cnn_lab.models import count_parameters
+from cnn_lab.models.resnet_variants import build_variant
 from cnn_lab.pipelines.artworks.findings import (
     ARTWORKS_STATISTICS,
     artworks_findings,
     artworks_problems,
 )
-from cnn_lab.pipelines.artworks.variants import VARIANTS, build_variant
 from cnn_lab.runtime.tracking import log_dict, log_figures, log_metrics, log_table
-from cnn_lab.study import reporting
+from cnn_lab.study import reporting, store_jobs
 from cnn_lab.study.spec import Variant, repeat_over_seeds
 from cnn_lab.study.summary import PER_SAMPLE
-from cnn_lab.study.train import Job, outcome, study_recipe
 from cnn_lab.study.train import train_variant as train_in_run
-from cnn_lab.training.augment import BatchAugment
-from cnn_lab.training.batching import Normalisation
-from cnn_lab.training.device import resolve_device
-from cnn_lab.training.loader import LoaderBatches
-from cnn_lab.training.loss import balanced_class_weights
-from cnn_lab.training.recipe import Batches, Recipe, TrainedModel
+from cnn_lab.training.recipe import TrainedModel
 
 STUDY = "artworks"
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
@@ -65,14 +57,7 @@ def index_images(config: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
 def decode_images(index: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Decode (and cache) every image once; unreadable files are listed and skipped."""
     images, report = decode_index(index, config["data"])
-    unreadable = report["unreadable"]
-    if unreadable:
-        logger.warning(
-            "artworks: %d unreadable image(s) skipped: %s",
-            len(unreadable),
-            "; ".join(f"{p} ({e})" for p, e in unreadable.items()),
-        )
-    log_metrics({"unreadable_images": len(unreadable)})
+    log_metrics({"unreadable_images": len(report["unreadable"])})
     log_dict(report, "data/decode_report.json")
     return images, report
 
@@ -105,68 +90,6 @@ def variants(config: dict[str, Any]) -> list[Variant]:
     return repeat_over_seeds(STUDY, config, [(None, name, {}) for name in config["run"]])
 
 
-def _batches(store, images, split, normalisation, config, part: str, seed: int) -> LoaderBatches:
-    """One split's DataLoader-fed batches on the run's device (training ones shuffled and
-    augmented); the training run lays them out as the model is."""
-    rows = split[part]
-    training = part == "train"
-    aug = config["augmentation"]
-    augment = BatchAugment(**{**aug, "crop_scale": tuple(aug["crop_scale"])})
-    return LoaderBatches(
-        BatchedImages(store, rows, images["label"].to_numpy()[rows]),
-        batch_size=config["training"]["batch_size" if training else "eval_batch_size"],
-        device=resolve_device(config["device"]),
-        normalisation=Normalisation(tuple(normalisation["mean"]), tuple(normalisation["std"])),
-        shuffle=training,
-        seed=seed,
-        augment=augment if training and augment.active else None,
-        workers=config["data"]["workers"],
-    )
-
-
-def recipe(config: dict[str, Any], variant: Variant) -> Recipe:
-    """The variant's training recipe: the shared ``training`` block at its own ``lr``."""
-    training = {k: v for k, v in config["training"].items() if k != "class_weights"}
-    lr = config["variants"][variant.name]["lr"]
-    # Frozen stages have no gradients to probe.
-    return study_recipe(config, training | {"lr": lr}, variant.seed, probe_gradients=False)
-
-
-def trainable(model: nn.Module) -> list[dict[str, Any]]:
-    """The optimizer's one group: the parameters the variant does not freeze."""
-    return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-
-
-def variant_info(variant: Variant, config: dict[str, Any], model: nn.Module, size: int) -> dict:
-    """What the variant is: its summary row's first columns."""
-    kind, settings = VARIANTS[variant.name], config["variants"][variant.name]
-    return {
-        "variant": variant.name,
-        "description": kind.description,
-        "arch": config["model"]["arch"],
-        "family": kind.family,
-        "weights": settings["weights"] or "none",
-        "freeze": kind.freeze,
-        "lr": settings["lr"],
-        "image_size": size,
-        "parameters": count_parameters(model),
-        "trainable_parameters": count_parameters(model, trainable_only=True),
-    }
-
-
-def run_params(info: dict[str, Any], variant: Variant, config: dict[str, Any]) -> dict:
-    """What the variant's MLflow run records (and its checkpoint is keyed by)."""
-    return {
-        **info,
-        **{f"training.{k}": v for k, v in config["training"].items()},
-        **{f"augmentation.{k}": v for k, v in config["augmentation"].items()},
-        "seed": variant.seed,
-        "device": str(resolve_device(config["device"])),
-    }
-
-
-OUTCOME = ("status", "diverged_epoch", "precision", "epochs_run")
-VALIDATION = ("best_val_accuracy", "final_val_accuracy")
 VARIANT_FIGURES = ("confusion_matrix", "misclassified")
 
 
@@ -182,53 +105,9 @@ def train_variant(
 ) -> tuple[dict[str, Any], nn.Module, Figure, Figure]:
     """Train one variant with its seed in its own nested MLflow run, from the decoded-image
     store with a class-weighted loss, and score it on the test split."""
-    class_names = index_report["class_names"]
-    weights = config["variants"][variant.name]["weights"]
-
-    def build() -> nn.Module:
-        return build_variant(
-            variant.name, num_classes=len(class_names), model=config["model"], weights=weights
-        )
-
-    store = open_store(images, decoded, config["data"]["root"])
-    train, val, test = (
-        _batches(store, images, split, normalisation, config, part, variant.seed) for part in SPLITS
+    job, describe, store = store_jobs.variant_job(
+        variant, config, images, decoded, split, normalisation, index_report
     )
-    size = int(decoded["image_size"])
-    info = variant_info(variant, config, build(), size)
-    labels = images["label"].to_numpy()[split["train"]]
-    # Cross-entropy weighted N / (K * n_k) by the training split when asked.
-    balanced = config["training"]["class_weights"]
-    weight = balanced_class_weights(labels, len(class_names)) if balanced else None
-    job = Job(
-        build,
-        Batches(train, val, None, in_shape=(3, size, size)),
-        recipe(config, variant),
-        run_params(info, variant, config),
-        key=(split, index_report),
-        parameter_groups=trainable,
-        loss=nn.CrossEntropyLoss(weight=weight),
-    )
-
-    top_k = config["report"]["top_k"]
-
-    def describe(trained: TrainedModel) -> dict[str, Any]:
-        """What the variant is, how training went, its test scores and, for the per-class
-        report and the figures, its test predictions."""
-        test.memory_format = train.memory_format  # as the training run laid out the model
-        row = outcome(trained)
-        scores, predictions = class_report.test_report(
-            trained.model, test, split["test"], class_names, top_k
-        )
-        return {
-            **info,
-            "seed": variant.seed,
-            **{k: row[k] for k in (*OUTCOME, *VALIDATION)},
-            **scores,
-            "train_seconds": row["train_seconds"],
-            **predictions,
-        }
-
     drawn: dict[str, Figure] = {}
     count, title = config["report"]["misclassified"], f"{STUDY}: {variant.label}"
 
@@ -239,6 +118,7 @@ def train_variant(
         drawn.update(class_report.mistake_figures(store.read, result, title, count, variant.seed))
         return drawn
 
+    top_k = config["report"]["top_k"]
     metrics = (*(f"test_{m}" for m in HEADLINE), f"test_top{top_k}_accuracy", "train_seconds")
     result, model = train_in_run(variant, job, config, describe, metrics=metrics, figures=figures)
     # A reused variant logged its figures when it finished: draw them again for the report.

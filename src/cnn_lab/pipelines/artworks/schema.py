@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from cnn_lab.pipelines.artworks.variants import VARIANTS
+from cnn_lab.models.resnet_variants import VARIANTS
 from cnn_lab.study.params import StrictModel, as_list
 from cnn_lab.study.training_params import StudyRunParams
 from cnn_lab.training.optim import OPTIMIZERS, SCHEDULERS

@@ -26,6 +26,7 @@ from cnn_lab.training.batching import Normalisation
 from cnn_lab.training.device import resolve_device
 
 STUDY = "cam"
+FIGURES = ("cam_grid", "cam_top_k", "cam_methods")
 logger = logging.getLogger(__name__)
 
 
@@ -184,7 +185,7 @@ def render(
     style = {k: config["render"][k] for k in ("colormap", "alpha")}
     figures = localisation.figures(bundle, split, boxes, examples, explained, **style)
     log_figures(figures)
-    return figures["cam_grid"], figures["cam_top_k"], figures["cam_methods"]
+    return tuple(figures[name] for name in FIGURES)
 
 
 # --- what people read: the dataset analysis's model and the report ------------------------
@@ -235,32 +236,21 @@ def summarise(*results: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("seed", kind="stable", ignore_index=True)
 
 
+@reporting.report_node
 def write_report(
-    raw_params: dict[str, Any],
-    config: dict[str, Any],
-    bundle: DatasetBundle,
-    split: dict[str, Any],
-    summary: pd.DataFrame,
-    localisation: pd.DataFrame,
-    analysis: dict[str, Any],
-    cam_grid: str,
-    cam_top_k: str,
-    cam_methods: str,
-    claims: pd.DataFrame,
-    confusion: str,
+    run: reporting.RunInputs, localisation: pd.DataFrame, *figures: str
 ) -> tuple[str, str]:
     """The run's report (HTML and Markdown), also logged to MLflow: localisation against
-    chance, each model's training, the CAM figures and the dataset analysis."""
+    chance, each model's training, the CAM figures (in the order of :data:`FIGURES`) and
+    the dataset analysis."""
+    config, summary = run.config, run.summary
     seeded = len(training_seeds(config)) > 1
     models = summary[[*MODEL_COLUMNS, "seed"] if seeded else MODEL_COLUMNS]
     first = summary.drop_duplicates("model")  # what a model starts from is the same each seed
     seed_table = {"localisation across seeds": localisation_seeds(localisation)} if seeded else {}
-    return reporting.write_report(
+    return reporting.report_of(
         STUDY,
-        raw_params,
-        dataset=bundle.name,
-        split_sizes=reporting.split_sizes(bundle, split),
-        **reporting.what_ran(config, summary),
+        run,
         tables={
             "saliency methods (localisation, faithfulness, time)": reporting.with_integers(
                 localisation, ("images", "seed")
@@ -268,13 +258,10 @@ def write_report(
             **seed_table,
             "models": models,
         },
-        figures={"cam_grid": cam_grid, "cam_top_k": cam_top_k, "cam_methods": cam_methods},
+        figures=dict(zip(FIGURES, figures, strict=True)),
         findings=cam_findings(localisation, models, config["iou"]),
         problems=diverged(models, "model") + model_jobs.weights_problems(STUDY, config, first),
-        sections=(analysis,),
         settings={
             f"{r['model']} weights": model_jobs.weights_statement(r) for _, r in first.iterrows()
         },
-        claims=claims,
-        confusion=confusion,
     )

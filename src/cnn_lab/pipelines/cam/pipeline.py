@@ -12,12 +12,13 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from cnn_lab.pipelines.cam import nodes
 from cnn_lab.pipelines.cam.schema import CamParams
-from cnn_lab.study.frame import Frame, bind, declare
+from cnn_lab.study.frame import Frame, bind, declare, names, training_inputs
 from cnn_lab.study.reporting import (
     ClaimSource,
     claims_pipeline,
     confusion_pipeline,
     model_analysis,
+    report_inputs,
 )
 from cnn_lab.study.shared_nodes import combine, wide_node
 from cnn_lab.study.spec import Study, Variant
@@ -59,11 +60,11 @@ CLAIM_TABLES = {
 def explanations(variants: list[Variant]) -> Pipeline:
     """The examples to draw, each model's CAMs and saliency methods (chance maps among
     them), the localisation table and the figures (of the first seed's models)."""
+    drawn = [*DATA, "examples", "config"]  # what explaining and rendering a model read
     explain = [
         node(
             bind(nodes.explain_variant, variant=v),
-            [v.dataset("model"), v.dataset("result"), *(f"cam.{d}" for d in DATA)]
-            + ["cam.examples", "cam.config"],
+            training_inputs(v, [".model", ".result", *drawn]),
             v.dataset("explained"),
             name="explain",
             tags=["cam"],
@@ -71,11 +72,11 @@ def explanations(variants: list[Variant]) -> Pipeline:
         )
         for v in variants
     ]
+    explained = [v.dataset("explained") for v in variants]
     first = [v.dataset("explained") for v in variants if v.seed == variants[0].seed]
-    data = [f"cam.{d}" for d in DATA]
     examples = node(
         nodes.choose_examples,
-        ["cam.dataset", "cam.split", "cam.config"],
+        names("cam", ["dataset", "split", "config"]),
         "cam.examples",
         name="choose_examples",
         namespace="cam",
@@ -83,15 +84,15 @@ def explanations(variants: list[Variant]) -> Pipeline:
     report = [
         wide_node(
             nodes.localisation_table,
-            ["cam.config", *(v.dataset("explained") for v in variants)],
+            ["cam.config", *explained],
             "cam.localisation",
             name="localisation_table",
             namespace="cam",
         ),
         node(
             nodes.render,
-            [*data, "cam.examples", "cam.config", *first],
-            ["cam.figures.cam_grid", "cam.figures.cam_top_k", "cam.figures.cam_methods"],
+            [*names("cam", drawn), *first],
+            [f"cam.figures.{f}" for f in nodes.FIGURES],
             name="render",
             namespace="cam",
         ),
@@ -123,20 +124,8 @@ FRAME = Frame(
     summarise=nodes.summarise,
     summary_outputs=("summary",),
     report=nodes.write_report,
-    report_inputs=(
-        "params:cam",
-        "config",
-        "dataset",
-        "split",
-        "summary",
-        "localisation",
-        "analysis.section",
-        "figures.cam_grid",
-        "figures.cam_top_k",
-        "figures.cam_methods",
-        "claims",
-        "figures.confusion_matrix_best",
-    ),
+    figures=nodes.FIGURES,
+    report_inputs=report_inputs(nodes.STUDY, "localisation"),
     analysis=analysis,
     extra=explanations,
 )

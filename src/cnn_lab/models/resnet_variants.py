@@ -1,7 +1,8 @@
 """The five ways the artworks study trains a ResNet, and how each is built.
 
-Plain Python (no Kedro): the variant table is the study's design, the builders are the
-shared factory (:func:`build_model`), which also applies the freezing preset.
+The variant table is the study's design (its parameters name these variants); the
+builder is the shared factory (:func:`build_model`), which also applies the freezing
+preset, so the table lives beside the models it builds.
 """
 
 from __future__ import annotations
