@@ -88,33 +88,25 @@ def training_node(frame: Frame, variant: Variant) -> Node:
 
 
 def study_pipeline(study: Study, frame: Frame, raw: Mapping[str, Any] | None) -> Pipeline:
-    """The whole study for the run's parameters ``raw`` (``params:<study>``)."""
+    """The whole study for the run's parameters ``raw`` (``params:<study>``). Every
+    study-level step sits in the study's namespace, so kedro-viz folds the whole study
+    into one box and keeps the variants' outputs inside it."""
     name = study.name
     variants = study.variants(raw)
+    step = partial(node, namespace=name)
     steps = [
-        node(
-            study.validate,
-            f"params:{name}",
-            f"{name}.config",
-            name="validate_parameters",
-            namespace=name,
-        ),
-        node(
+        step(study.validate, f"params:{name}", f"{name}.config", name="validate_parameters"),
+        step(
             frame.prepare,
             f"{name}.config",
-            _one_or_many(names(name, frame.prepare_outputs)),
+            _short(name, frame.prepare_outputs),
             name="prepare_dataset",
-            namespace=name,
         ),
     ]
     if frame.split is not None:
         steps.append(
-            node(
-                frame.split,
-                names(name, frame.split_inputs),
-                f"{name}.split",
-                name="split_dataset",
-                namespace=name,
+            step(
+                frame.split, names(name, frame.split_inputs), f"{name}.split", name="split_dataset"
             )
         )
     opening = pipeline(steps, tags=["data"])
@@ -129,41 +121,30 @@ def study_pipeline(study: Study, frame: Frame, raw: Mapping[str, Any] | None) ->
 
 def _report_nodes(name: str, frame: Frame, variants: list[Variant]) -> list[Node]:
     figures = [f"{name}.figures.{f}" for f in frame.figures]
+    results = [v.dataset("result") for v in variants]
+    step = partial(node, namespace=name)
     nodes = [
         wide_node(
             frame.summarise,
-            [v.dataset("result") for v in variants],
-            _one_or_many(names(name, frame.summary_outputs)),
+            results,
+            _short(name, frame.summary_outputs),
             name="summarise",
             namespace=name,
         )
     ]
     if frame.plot is not None:
-        nodes.append(
-            node(
-                frame.plot,
-                names(name, frame.plot_inputs),
-                figures,
-                name="plot",
-                namespace=name,
-            )
-        )
+        nodes.append(step(frame.plot, names(name, frame.plot_inputs), figures, name="plot"))
     inputs = frame.report_inputs
     inputs = inputs(variants) if callable(inputs) else names(name, inputs)
-    nodes.append(
-        node(
-            frame.report,
-            [*inputs, *figures],
-            [f"{name}.report.html", f"{name}.report.md"],
-            name="write_report",
-            namespace=name,
-        )
-    )
+    report = [f"{name}.report.html", f"{name}.report.md"]
+    nodes.append(step(frame.report, [*inputs, *figures], report, name="write_report"))
     return nodes
 
 
-def _one_or_many(outputs: list[str]) -> str | list[str]:
-    return outputs[0] if len(outputs) == 1 else outputs
+def _short(study: str, outputs: Sequence[str]) -> str | list[str]:
+    """:func:`names` of ``outputs``, one name alone as a string (a node's single output)."""
+    full = names(study, outputs)
+    return full[0] if len(full) == 1 else full
 
 
 def declare(study: Study, frame: Frame) -> Callable[..., Pipeline]:
