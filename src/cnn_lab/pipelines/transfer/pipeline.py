@@ -78,9 +78,7 @@ def extra(variants: list[Variant]) -> Pipeline:
                 "best_confusion",
                 "report",
             ),
-            claims_pipeline(
-                S, {"summary": ClaimSource("summary", nodes.TRANSFER_KEYS)}, "target_data"
-            ),
+            claims_pipeline(S, CLAIM_TABLES, "target_data"),
         ]
     )
 
