@@ -173,9 +173,6 @@ def class_activation_maps(
     return CamOutput(normalise_maps(maps), chosen, logits.float(), name)
 
 
-# --- localisation -------------------------------------------------------------------------
-
-
 def box_from_map(cam: np.ndarray, threshold: float = 0.2) -> Box:
     """Bounding box of the largest 8-connected region where ``cam >= threshold * max``,
     as in Zhou et al.; a map without positive values gives the whole image."""

@@ -209,9 +209,6 @@ def parse_claims(raw: Mapping[str, Any] | None) -> Claims:
     return _Container.model_validate({"claims": dict(raw or {})}).claims
 
 
-# --- evaluation ---------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Table:
     """A table claims can query: one row per variant and seed. ``by`` are the columns
@@ -225,9 +222,6 @@ class Table:
 
 class NotMeasured(Exception):
     """The run lacks what a claim is about; the message says what is missing."""
-
-
-# --- verdicts: a gap judged against the seed-to-seed spread -------------------------------
 
 
 def worst(*verdicts: str) -> str:

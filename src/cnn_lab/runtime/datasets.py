@@ -41,9 +41,6 @@ from kedro.io.core import (
 TAG = "__cnn_lab__"  # key of an object that encodes a value JSON or torch has no form for
 
 
-# --- encoding shared by both formats ------------------------------------------------
-
-
 def _encode(value: Any, leaf: Callable[[Any, str], Any], where: str) -> Any:
     """``value`` with tuples and dicts JSON cannot key tagged; anything else goes to
     ``leaf``, which encodes it or raises TypeError naming ``where``."""
@@ -90,9 +87,6 @@ def _cannot_store(value: Any, where: str, form: str) -> TypeError:
         f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which cannot be "
         f"stored as {form}; return plain data (dicts, lists, numbers, str, arrays) from the node"
     )
-
-
-# --- JSON ----------------------------------------------------------------------------
 
 
 def _index_form(index: Any, where: str) -> dict[str, Any]:
@@ -159,9 +153,6 @@ def to_json(value: Any) -> bytes:
 
 def from_json(raw: bytes) -> Any:
     return _decode(json.loads(raw.decode("utf-8")), _json_decode_leaf)
-
-
-# --- torch files ---------------------------------------------------------------------
 
 
 @dataclass
@@ -305,9 +296,6 @@ def _reason(err: Exception) -> str:
     """The first sentence of a load error: torch's and numpy's go on to suggest loading
     the file unsafely, which is the one thing not to do with a file nobody can vouch for."""
     return str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else repr(err)
-
-
-# --- the datasets --------------------------------------------------------------------
 
 
 class _FileDataset(AbstractVersionedDataset[Any, Any]):

@@ -344,8 +344,6 @@ def tag_run(run_id: str | None, tags: Mapping[str, Any]) -> None:
         client.set_tag(run_id, key, str(value))
 
 
-# --- trained weights and the model registry -----------------------------------------
-
 MODEL_FOLDER = "model"  # a variant run's artifacts: model.pt, build_spec.json, inputs.json
 MODEL_FILE = "model.pt"
 REGISTERED_PREFIX = "cnn_lab."  # registered model of a study: cnn_lab.<study>

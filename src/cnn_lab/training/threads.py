@@ -143,9 +143,6 @@ def choose_threads(
     return ThreadChoice(AUTO, count, f"{count} of {cap} free core(s) ({where}; step {measured})")
 
 
-# --- measuring: the machine, the probe, the cache -------------------------------------
-
-
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:

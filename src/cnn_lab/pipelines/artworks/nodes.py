@@ -144,9 +144,6 @@ def summarise(*results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, Fig
     return summary, per_class, figure
 
 
-# --- what people read: the dataset analysis and the report --------------------------------
-
-
 def analysis_data(
     images: pd.DataFrame,
     decoded: dict[str, Any],

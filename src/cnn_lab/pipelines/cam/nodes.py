@@ -188,8 +188,6 @@ def render(
     return tuple(figures[name] for name in FIGURES)
 
 
-# --- what people read: the dataset analysis's model and the report ------------------------
-
 MODEL_COLUMNS = [
     "model",
     "family",

@@ -243,9 +243,6 @@ def plot_kernels(*states: dict[str, Tensor], variants: Sequence[Variant]) -> Fig
     return figure
 
 
-# --- what people read: the dataset analysis's model and the report ------------------------
-
-
 def analysis_model(bundle: DatasetBundle, state: dict[str, Tensor]) -> dict[str, Any]:
     """The trained default-init NetA1 (first seed), whose penultimate features the dataset
     analysis maps beside the raw pixels."""

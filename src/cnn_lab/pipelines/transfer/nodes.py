@@ -67,9 +67,6 @@ STUDY_FIGURES = ("finetune_curves", "optimizer_curves", "accuracy_by_approach")
 logger = logging.getLogger(__name__)
 
 
-# --- parameters and data -------------------------------------------------------------
-
-
 def variants(config: dict[str, Any]) -> list[Variant]:
     """The study's fine-tuning variants, seed by seed (see :func:`finetune_variants`)."""
     return finetune_variants(STUDY, config)
@@ -129,9 +126,6 @@ def _split(bundle: DatasetBundle, task: dict[str, Any], seed: int) -> dict[str, 
     )
 
 
-# --- models ---------------------------------------------------------------------------
-
-
 def networks(config: dict[str, Any]) -> TransferNetworks:
     """The source architecture (the source task's classes) and the targets tuned from it."""
     model, task = config["model"], TaskParams(**config["source"]["task"])
@@ -151,9 +145,6 @@ def train_source(
     variant, weights = Variant(STUDY, "source", config["seed"]), source_config["weights"]
     built = networks(config)
     return source_network(variant, built, weights, source, split, config, source_config["training"])
-
-
-# --- feature baselines ----------------------------------------------------------------
 
 
 def extract_features(
@@ -206,9 +197,6 @@ def _fit_baseline(
     return fitted, {**row, **fitted.costs(), "mlflow_run_id": run_id}
 
 
-# --- fine-tuning ----------------------------------------------------------------------
-
-
 def finetune(
     source_state: dict[str, torch.Tensor],
     data: SplitData,
@@ -220,9 +208,6 @@ def finetune(
     chosen = finetune_choice(config, variant, best)
     job = finetune_job(config, variant, chosen, networks(config), data, source_state)
     return train_finetune(variant, job, config)
-
-
-# --- hyper-parameter search -----------------------------------------------------------
 
 
 def search(
@@ -253,9 +238,6 @@ def search(
         tracking.log_table(table, "tables/trials.csv")
     logger.info("[%s.search] %s", STUDY, search_line(study, trials, best))
     return (table, best, *(figures[name] for name in SEARCH_FIGURES))
-
-
-# --- the one test evaluation and the figures ------------------------------------------
 
 
 def evaluate_on_test(
@@ -336,9 +318,6 @@ def plot(summary: pd.DataFrame, history: pd.DataFrame) -> tuple[Any, ...]:
     }
     tracking.log_figures(figures)
     return tuple(figures[name] for name in STUDY_FIGURES)
-
-
-# --- what people read: the dataset analyses' models and the report ------------------------
 
 
 def source_analysis_model(
